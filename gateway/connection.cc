@@ -1,0 +1,398 @@
+#include "gateway/connection.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "gateway/frame_codec.h"
+#include "gateway/reactor.h"
+
+namespace gateway {
+
+Connection::Connection(Reactor* reactor, int fd, uint64_t id, const SocketAddress& peer, int64_t now_ns)
+    : reactor_(reactor), fd_(fd), id_(id), peer_(peer), opened_ns_(now_ns), last_active_ns_(now_ns) {}
+
+Connection::~Connection() {
+  in_.Release(&reactor_->pool());
+  out_.Release(&reactor_->pool());
+  close(fd_);
+}
+
+absl::Status Connection::Start() {
+  registered_interest_ = DesiredInterest();
+  absl::Status status = reactor_->poller().Add(fd_, this, registered_interest_);
+  if (!status.ok()) return status;
+  // Both modes report the first bytes as an event; that drives the first read.
+  SetState(ConnectionState::kRead);
+  return absl::OkStatus();
+}
+
+void Connection::OnReady(uint32_t ready) {
+  if (ready & Poller::kReadable) readable_ = true;
+  if (ready & Poller::kWritable) writable_ = true;
+  Service();
+}
+
+void Connection::Service() {
+  if (closed_) return;
+  if (lingering_) {
+    DiscardInput();
+    return;
+  }
+  if (writable_ && !out_.empty() && !FlushOutput()) return;
+  int budget = reactor_->options().read_budget;
+  while (readable_ && !read_eof_ && !paused_ && !closing_) {
+    if (budget-- == 0) {
+      // Edge mode will not report these bytes again: come back to them after
+      // the other connections of this wakeup had their turn.
+      if (reactor_->poller().mode() == TriggerMode::kEdge) reactor_->Owe(this);
+      break;
+    }
+    if (!ReadOnce()) return;
+  }
+  if (read_eof_ && !closing_) {
+    closing_ = true;
+    close_reason_ = CloseReason::kPeerClosed;
+  }
+  if (closing_ && out_.empty()) {
+    FinishClosing();
+    return;
+  }
+  UpdateState();
+  UpdateInterest();
+}
+
+bool Connection::ReadOnce() {
+  BufferPool* pool = &reactor_->pool();
+  // A partial frame is completed in place; otherwise read into the scratch
+  // buffer and keep only what is left over.
+  const bool into_input = !in_.empty();
+  char* dst;
+  size_t room;
+  if (into_input) {
+    const size_t missing = pending_frame_size_ > in_.size() ? pending_frame_size_ - in_.size() : kHeaderSize;
+    in_.EnsureWritable(missing, pool);
+    dst = in_.write_ptr();
+    room = in_.writable();
+  } else {
+    dst = reactor_->scratch();
+    room = Reactor::kScratchSize;
+  }
+  ssize_t n;
+  do {
+    n = recv(fd_, dst, room, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n == 0) {
+    read_eof_ = true;
+    return true;
+  }
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      readable_ = false;
+      return true;
+    }
+    CloseForErrno(errno);
+    return false;
+  }
+
+  const size_t got = static_cast<size_t>(n);
+  bytes_in_ += got;
+  reactor_->mutable_stats().bytes_in.Add(got);
+  Touch();
+  char* data = dst;
+  size_t len = got;
+  if (into_input) {
+    in_.Produce(got);
+    data = in_.data();
+    len = in_.size();
+  }
+  size_t consumed = 0;
+  uint64_t frames = 0;
+  bool bad_header = false;
+  const size_t response_bytes = AnswerFrames(data, len, &consumed, &frames, &bad_header);
+  if (frames > 0 && !SendResponses(data, response_bytes, frames)) return false;
+  if (into_input) {
+    in_.Consume(consumed);
+  } else if (consumed < len) {
+    in_.Append(data + consumed, len - consumed, pool);
+  }
+  in_.ReleaseIfEmpty(pool);
+  if (bad_header) {
+    reactor_->mutable_stats().protocol_errors.Add();
+    in_.Release(pool);
+    pending_frame_size_ = 0;
+    closing_ = true;
+    close_reason_ = CloseReason::kProtocolError;
+  }
+  return true;
+}
+
+size_t Connection::AnswerFrames(char* data, size_t len, size_t* consumed, uint64_t* frames, bool* bad_header) {
+  size_t read_pos = 0;
+  size_t write_pos = 0;
+  FrameHandler& handler = reactor_->handler();
+  for (;;) {
+    const FrameScan scan = ScanFrame(absl::string_view(data + read_pos, len - read_pos));
+    read_pos += scan.skip;
+    if (scan.status != FrameScan::Status::kFrame) {
+      pending_frame_size_ = static_cast<uint32_t>(scan.frame_size);
+      *bad_header = scan.status == FrameScan::Status::kError;
+      break;
+    }
+    if (*frames == 0) SetState(ConnectionState::kProcess);
+    char* frame = data + read_pos;
+    handler.HandleInPlace(absl::Span<char>(frame + kHeaderSize, scan.frame_size - kHeaderSize));
+    // Responses are packed at the front so they leave in one send(); frames
+    // only move when CR/LF bytes were skipped between them.
+    if (write_pos != read_pos) std::memmove(data + write_pos, frame, scan.frame_size);
+    write_pos += scan.frame_size;
+    read_pos += scan.frame_size;
+    ++*frames;
+  }
+  *consumed = read_pos;
+  if (*frames > 0) {
+    frames_in_ += *frames;
+    reactor_->mutable_stats().frames_in.Add(*frames);
+  }
+  return write_pos;
+}
+
+bool Connection::SendResponses(const char* data, size_t len, uint64_t frames) {
+  SetState(ConnectionState::kWrite);
+  if (!out_.empty() || !writable_) {
+    QueueOutput(data, len, frames);
+    return true;
+  }
+  size_t sent = 0;
+  while (sent < len) {
+    const ssize_t n = send(fd_, data + sent, len - sent, MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      writable_ = false;
+      break;
+    } else {
+      CloseForErrno(n == 0 ? EPIPE : errno);
+      return false;
+    }
+  }
+  bytes_out_ += sent;
+  reactor_->mutable_stats().bytes_out.Add(sent);
+  if (sent < len) {
+    out_started_at_ = bytes_out_;
+    QueueOutput(data + sent, len - sent, frames);
+    return true;
+  }
+  frames_out_ += frames;
+  ReactorStats& stats = reactor_->mutable_stats();
+  stats.frames_out.Add(frames);
+  if (reactor_->options().measure_latency) {
+    stats.request_duration.Observe(static_cast<double>(MonotonicNowNs() - reactor_->now_ns()) * 1e-9, frames);
+  }
+  SetState(ConnectionState::kRead);
+  return true;
+}
+
+void Connection::QueueOutput(const char* data, size_t len, uint64_t frames) {
+  if (out_.empty()) out_started_at_ = bytes_out_;
+  out_.Append(data, len, &reactor_->pool());
+  pending_.push_back(PendingBatch{bytes_out_ + out_.size(), frames, reactor_->now_ns()});
+  if (out_.size() >= reactor_->options().high_water) paused_ = true;
+}
+
+bool Connection::FlushOutput() {
+  while (!out_.empty()) {
+    const ssize_t n = send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      out_.Consume(static_cast<size_t>(n));
+      bytes_out_ += static_cast<uint64_t>(n);
+      reactor_->mutable_stats().bytes_out.Add(static_cast<uint64_t>(n));
+      Touch();
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      writable_ = false;
+      break;
+    } else {
+      CloseForErrno(n == 0 ? EPIPE : errno);
+      return false;
+    }
+  }
+  CompleteWrites();
+  if (out_.empty()) {
+    out_.Release(&reactor_->pool());
+    std::vector<PendingBatch>().swap(pending_);
+  }
+  if (paused_ && out_.size() <= reactor_->options().low_water) paused_ = false;
+  return true;
+}
+
+void Connection::CompleteWrites() {
+  size_t done = 0;
+  ReactorStats& stats = reactor_->mutable_stats();
+  const int64_t now = reactor_->options().measure_latency ? MonotonicNowNs() : 0;
+  while (done < pending_.size() && pending_[done].end <= bytes_out_) {
+    const PendingBatch& batch = pending_[done++];
+    frames_out_ += batch.frames;
+    stats.frames_out.Add(batch.frames);
+    if (reactor_->options().measure_latency) {
+      stats.request_duration.Observe(static_cast<double>(now - batch.read_ns) * 1e-9, batch.frames);
+    }
+  }
+  if (done > 0) pending_.erase(pending_.begin(), pending_.begin() + static_cast<ptrdiff_t>(done));
+}
+
+void Connection::FinishClosing() {
+  if (read_eof_) {  // nothing unread: a plain close sends FIN, never RST
+    Close(close_reason_);
+    return;
+  }
+  // Unread input would turn close() into an RST that can destroy responses
+  // still in flight; send FIN and wait (bounded) for the peer's.
+  if (shutdown(fd_, SHUT_WR) != 0) {
+    Close(close_reason_);
+    return;
+  }
+  lingering_ = true;
+  in_.Release(&reactor_->pool());
+  SetState(ConnectionState::kClosing);
+  reactor_->StartLinger(this);
+  UpdateInterest();
+  DiscardInput();
+}
+
+void Connection::DiscardInput() {
+  char* scratch = reactor_->scratch();
+  for (int budget = reactor_->options().read_budget; budget > 0; --budget) {
+    const ssize_t n = recv(fd_, scratch, Reactor::kScratchSize, 0);
+    if (n > 0) continue;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      readable_ = false;
+      return;
+    }
+    Close(close_reason_);  // EOF or error: the peer is gone either way
+    return;
+  }
+  if (reactor_->poller().mode() == TriggerMode::kEdge) reactor_->Owe(this);
+}
+
+void Connection::RequestClose(CloseReason reason, bool force) {
+  if (closed_) return;
+  if (force) {
+    Close(reason);
+    return;
+  }
+  if (!closing_ || close_reason_ == CloseReason::kPeerClosed) close_reason_ = reason;
+  closing_ = true;
+  if (lingering_) return;
+  if (out_.empty()) {
+    FinishClosing();
+    return;
+  }
+  UpdateState();
+  UpdateInterest();
+}
+
+void Connection::BeginDrain() {
+  if (closed_ || closing_) return;  // already on its way out, with its own reason
+  readable_ = true;  // answer whatever the kernel already holds
+  Service();
+  if (!closed_) RequestClose(CloseReason::kShutdown, /*force=*/false);
+}
+
+void Connection::OnTriggerModeChanged() {
+  if (closed_) return;
+  const uint32_t interest = DesiredInterest();
+  if (!reactor_->poller().Modify(fd_, this, interest).ok()) {
+    Close(CloseReason::kError);
+    return;
+  }
+  registered_interest_ = interest;
+  // Bytes that arrived before the switch raise no new edge: look for them.
+  readable_ = true;
+  writable_ = true;
+  reactor_->Owe(this);
+}
+
+void Connection::Close(CloseReason reason) {
+  if (closed_) return;
+  closed_ = true;
+  SetState(ConnectionState::kClosing);
+  reactor_->OnClosed(this, reason);
+}
+
+void Connection::CloseForErrno(int err) {
+  Close(err == ECONNRESET || err == EPIPE ? CloseReason::kReset : CloseReason::kError);
+}
+
+void Connection::Touch() {
+  last_active_ns_ = reactor_->now_ns();
+  reactor_->Touched(this);
+}
+
+void Connection::SetState(ConnectionState state) {
+  if (state == state_) return;
+  const ConnectionState old_state = state_;
+  state_ = state;
+  reactor_->OnStateChanged(this, old_state);
+}
+
+void Connection::UpdateState() {
+  if (closing_ || lingering_) {
+    SetState(ConnectionState::kClosing);
+  } else if (!out_.empty()) {
+    SetState(ConnectionState::kWrite);
+  } else {
+    SetState(ConnectionState::kRead);
+  }
+}
+
+uint32_t Connection::DesiredInterest() const {
+  if (reactor_->poller().mode() == TriggerMode::kEdge) {
+    // Registered once for both directions: no epoll_ctl as output comes and goes.
+    return Poller::kReadable | Poller::kWritable;
+  }
+  uint32_t interest = 0;
+  if (lingering_ || (!read_eof_ && !paused_ && !closing_)) interest |= Poller::kReadable;
+  if (!out_.empty()) interest |= Poller::kWritable;
+  return interest;
+}
+
+void Connection::UpdateInterest() {
+  const uint32_t interest = DesiredInterest();
+  if (interest == registered_interest_) return;
+  if (!reactor_->poller().Modify(fd_, this, interest).ok()) {
+    Close(CloseReason::kError);
+    return;
+  }
+  registered_interest_ = interest;
+}
+
+ConnectionInfo Connection::Snapshot(absl::Time wall_now, int64_t mono_now_ns) const {
+  ConnectionInfo info;
+  info.fd = fd_;
+  info.id = id_;
+  info.peer = FormatAddress(peer_);
+  info.state = state_;
+  info.trigger_mode = reactor_->poller().mode();
+  info.reactor = reactor_->index();
+  info.have_read = in_.size();
+  const size_t frame = pending_frame_size_ != 0 ? pending_frame_size_ : kHeaderSize;
+  info.need_read = frame > in_.size() ? frame - in_.size() : 0;
+  info.have_write = out_.empty() ? 0 : bytes_out_ - out_started_at_;
+  info.need_write = out_.size();
+  info.bytes_in = bytes_in_;
+  info.bytes_out = bytes_out_;
+  info.frames_in = frames_in_;
+  info.frames_out = frames_out_;
+  info.opened_at = wall_now - absl::Nanoseconds(mono_now_ns - opened_ns_);
+  info.last_active_at = wall_now - absl::Nanoseconds(mono_now_ns - last_active_ns_);
+  return info;
+}
+
+}  // namespace gateway

@@ -1,0 +1,86 @@
+#include "gateway/event_loop.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace gateway {
+
+EventLoop::EventLoop(TriggerMode mode)
+    : poller_(std::make_unique<EpollPoller>(mode)), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  if (wake_fd_ < 0) {
+    std::fprintf(stderr, "gateway: eventfd: %s\n", std::strerror(errno));
+    std::abort();
+  }
+  // The eventfd stays level-triggered in both modes: it is drained on each
+  // wakeup anyway, and re-registering it on a mode switch buys nothing.
+  const absl::Status added = poller_->Add(wake_fd_, this, Poller::kReadable);
+  if (!added.ok()) {
+    std::fprintf(stderr, "gateway: %s\n", std::string(added.message()).c_str());
+    std::abort();
+  }
+}
+
+EventLoop::~EventLoop() { close(wake_fd_); }
+
+bool EventLoop::Post(Task task) {
+  bool was_empty;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return false;
+    was_empty = queue_.empty();
+    queue_.push_back(std::move(task));
+  }
+  if (was_empty) {
+    const uint64_t one = 1;
+    // EAGAIN means the counter is saturated: the loop is already due to wake.
+    while (write(wake_fd_, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+  }
+  return true;
+}
+
+int EventLoop::Wait(int timeout_ms) { return poller_->Wait(timeout_ms, &events_); }
+
+void EventLoop::Dispatch() {
+  for (const Poller::Event& event : events_) event.handler->OnReady(event.ready);
+  if (wake_pending_) {
+    wake_pending_ = false;
+    RunTasks();
+  }
+}
+
+void EventLoop::OnReady(uint32_t /*ready*/) {
+  uint64_t count;
+  while (read(wake_fd_, &count, sizeof count) < 0 && errno == EINTR) {
+  }
+  wake_pending_ = true;
+}
+
+void EventLoop::RunTasks() {
+  {
+    absl::MutexLock lock(&mu_);
+    running_.swap(queue_);
+  }
+  for (Task& task : running_) std::move(task)();
+  running_.clear();
+}
+
+void EventLoop::Close() {
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (queue_.empty()) {
+        closed_ = true;
+        return;
+      }
+    }
+    RunTasks();
+  }
+}
+
+}  // namespace gateway

@@ -1,0 +1,65 @@
+// One event loop per reactor thread: a Poller plus a task queue woken through
+// an eventfd. Post() is the only way other threads reach a reactor.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/synchronization/mutex.h"
+#include "gateway/poller.h"
+
+namespace gateway {
+
+// Post() is safe from any thread; everything else must be called in the loop
+// thread (the thread that called BindToCurrentThread()).
+class EventLoop : private PollHandler {
+ public:
+  using Task = absl::AnyInvocable<void() &&>;
+
+  explicit EventLoop(TriggerMode mode);
+  ~EventLoop() override;
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // Queues `task` to run on the loop thread. Returns false (and drops the
+  // task) once the loop has been closed. The eventfd is written only when the
+  // queue goes from empty to non-empty, so bursts of posts cost one wakeup.
+  bool Post(Task task);
+
+  // Marks the calling thread as the loop thread.
+  void BindToCurrentThread() { owner_ = std::this_thread::get_id(); }
+  bool IsInLoopThread() const { return owner_ == std::this_thread::get_id(); }
+
+  Poller& poller() { return *poller_; }
+  const Poller& poller() const { return *poller_; }
+
+
+  // Waits for events, at most `timeout_ms` (-1: no limit). Returns how many.
+  int Wait(int timeout_ms);
+  // Dispatches the events of the last Wait(), then the posted tasks.
+  void Dispatch();
+
+  // Runs queued tasks and refuses new ones. Called by the loop thread on exit.
+  void Close();
+
+ private:
+  void OnReady(uint32_t ready) override;  // the eventfd
+  void RunTasks();
+
+  std::unique_ptr<Poller> poller_;
+  int wake_fd_;
+  bool wake_pending_ = false;
+  std::thread::id owner_;
+  std::vector<Poller::Event> events_;
+  std::vector<Task> running_;
+
+  absl::Mutex mu_;
+  std::vector<Task> queue_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace gateway

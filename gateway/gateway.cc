@@ -1,0 +1,177 @@
+#include "gateway/gateway.h"
+
+#include <algorithm>
+#include <optional>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gateway/socket_util.h"
+
+namespace gateway {
+namespace {
+
+// Replies from reactors are gathered here; the waiting thread and the
+// reactors share it, so a late reply after a timeout writes into live memory.
+struct FanIn {
+  absl::Mutex mu;
+  int pending ABSL_GUARDED_BY(mu) = 0;
+};
+
+constexpr absl::Duration kReactorReplyTimeout = absl::Seconds(30);
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options) {
+  if (options.reactors <= 0) options.reactors = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (options.reactor.low_water > options.reactor.high_water) {
+    return absl::InvalidArgumentError("low-water mark is above the high-water mark");
+  }
+  if (options.reactor.read_budget <= 0 || options.reactor.accept_budget <= 0) {
+    return absl::InvalidArgumentError("budgets must be positive");
+  }
+  if (!options.handler_factory) options.handler_factory = std::make_shared<ReverseHandlerFactory>();
+  absl::StatusOr<SocketAddress> address = ParseListenAddress(options.listen_address);
+  if (!address.ok()) return address.status();
+  absl::StatusOr<std::vector<int>> fds = OpenReusePortListeners(*address, options.reactors, options.backlog);
+  if (!fds.ok()) return fds.status();
+
+  std::unique_ptr<Gateway> gateway(new Gateway(std::move(options)));
+  gateway->port_ = LocalPort(fds->front());
+  gateway->mode_.store(gateway->options_.reactor.trigger_mode);
+  for (int i = 0; i < gateway->options_.reactors; ++i) {
+    gateway->reactors_.push_back(std::make_unique<Reactor>(i, (*fds)[i], gateway->options_.reactor, &gateway->shared_,
+                                                           gateway->options_.handler_factory->Create()));
+  }
+  return gateway;
+}
+
+Gateway::~Gateway() { Shutdown(absl::ZeroDuration()); }
+
+void Gateway::Start() {
+  absl::MutexLock lock(&lifecycle_mu_);
+  if (started_) return;
+  started_ = true;
+  started_at_ = absl::Now();
+  for (auto& reactor : reactors_) reactor->Start();
+}
+
+void Gateway::Shutdown(absl::Duration drain_timeout) {
+  absl::MutexLock lock(&lifecycle_mu_);
+  if (stopped_) return;
+  stopped_ = true;
+  if (!started_) return;  // reactors never ran; their destructors close the listeners
+  const absl::Time deadline = absl::Now() + drain_timeout;
+  for (auto& reactor : reactors_) {
+    Reactor* r = reactor.get();
+    r->Post([r, deadline] { r->BeginShutdown(deadline); });
+  }
+  for (auto& reactor : reactors_) reactor->Join();
+}
+
+absl::Status Gateway::RunOnAllReactors(absl::AnyInvocable<void(Reactor&)> fn) {
+  auto fan_in = std::make_shared<FanIn>();
+  auto shared_fn = std::make_shared<absl::AnyInvocable<void(Reactor&)>>(std::move(fn));
+  int posted = 0;
+  {
+    absl::MutexLock lock(&fan_in->mu);
+    fan_in->pending = static_cast<int>(reactors_.size());
+  }
+  for (auto& reactor : reactors_) {
+    Reactor* r = reactor.get();
+    const bool ok = r->Post([r, fan_in, shared_fn] {
+      (*shared_fn)(*r);
+      absl::MutexLock lock(&fan_in->mu);
+      --fan_in->pending;
+    });
+    if (!ok) {
+      absl::MutexLock lock(&fan_in->mu);
+      --fan_in->pending;
+    } else {
+      ++posted;
+    }
+  }
+  absl::MutexLock lock(&fan_in->mu);
+  auto done = [fan_in]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fan_in->mu) { return fan_in->pending == 0; };
+  if (!fan_in->mu.AwaitWithTimeout(absl::Condition(&done), kReactorReplyTimeout)) {
+    return absl::DeadlineExceededError("a reactor did not answer in time");
+  }
+  if (posted < static_cast<int>(reactors_.size())) return absl::UnavailableError("the gateway is shutting down");
+  return absl::OkStatus();
+}
+
+absl::Status Gateway::SetTriggerMode(TriggerMode mode) {
+  absl::MutexLock lock(&switch_mu_);
+  const TriggerMode old_mode = mode_.load();
+  absl::Status status = RunOnAllReactors([mode](Reactor& r) { r.SetTriggerMode(mode); });
+  if (!status.ok()) return status;
+  mode_.store(mode, std::memory_order_release);
+  if (old_mode != mode) switches_.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ConnectionPage> Gateway::ListConnections(const ListQuery& query) {
+  struct Reply {
+    absl::Mutex mu;
+    std::vector<ConnectionInfo> infos;
+    size_t total = 0;
+  };
+  auto reply = std::make_shared<Reply>();
+  absl::Status status = RunOnAllReactors([query, reply](Reactor& r) {
+    size_t total = 0;
+    std::vector<ConnectionInfo> infos = r.ListConnections(query, &total);
+    absl::MutexLock lock(&reply->mu);
+    reply->total += total;
+    std::move(infos.begin(), infos.end(), std::back_inserter(reply->infos));
+  });
+  if (!status.ok()) return status;
+  absl::MutexLock lock(&reply->mu);
+  ConnectionPage page;
+  page.total_matching = reply->total;
+  page.connections = std::move(reply->infos);
+  std::sort(page.connections.begin(), page.connections.end(),
+            [](const ConnectionInfo& a, const ConnectionInfo& b) { return a.fd < b.fd; });
+  if (query.limit > 0 && page.connections.size() > query.limit) {
+    page.connections.resize(query.limit);
+    page.next_after_fd = page.connections.back().fd;
+  }
+  return page;
+}
+
+absl::StatusOr<ConnectionInfo> Gateway::GetConnection(int fd) {
+  struct Reply {
+    absl::Mutex mu;
+    std::optional<ConnectionInfo> info;
+  };
+  auto reply = std::make_shared<Reply>();
+  absl::Status status = RunOnAllReactors([fd, reply](Reactor& r) {
+    std::optional<ConnectionInfo> info = r.GetConnection(fd);
+    if (!info.has_value()) return;
+    absl::MutexLock lock(&reply->mu);
+    reply->info = std::move(info);
+  });
+  if (!status.ok()) return status;
+  absl::MutexLock lock(&reply->mu);
+  if (!reply->info.has_value()) return absl::NotFoundError(absl::StrCat("no connection with fd ", fd));
+  return *std::move(reply->info);
+}
+
+absl::Status Gateway::CloseConnection(int fd, bool force) {
+  auto found = std::make_shared<std::atomic<bool>>(false);
+  absl::Status status = RunOnAllReactors([fd, force, found](Reactor& r) {
+    if (r.CloseConnection(fd, force)) found->store(true);
+  });
+  if (!status.ok()) return status;
+  if (!found->load()) return absl::NotFoundError(absl::StrCat("no connection with fd ", fd));
+  return absl::OkStatus();
+}
+
+absl::Status Gateway::AddObserver(std::shared_ptr<ConnectionObserver> observer) {
+  return RunOnAllReactors([observer](Reactor& r) { r.AddObserver(observer); });
+}
+
+void Gateway::RemoveObserver(const ConnectionObserver* observer) {
+  // Best effort: a gateway that has shut down holds no observers any more.
+  (void)RunOnAllReactors([observer](Reactor& r) { r.RemoveObserver(observer); });
+}
+
+}  // namespace gateway

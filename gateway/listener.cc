@@ -1,0 +1,71 @@
+#include "gateway/listener.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "gateway/reactor.h"
+#include "gateway/socket_util.h"
+
+namespace gateway {
+
+Listener::Listener(Reactor* reactor, int listen_fd)
+    : reactor_(reactor), fd_(listen_fd), spare_fd_(open("/dev/null", O_RDONLY | O_CLOEXEC)) {}
+
+Listener::~Listener() {
+  close(fd_);
+  if (spare_fd_ >= 0) close(spare_fd_);
+}
+
+absl::Status Listener::Register() { return reactor_->poller().Add(fd_, this, Poller::kReadable); }
+
+absl::Status Listener::Reregister() { return reactor_->poller().Modify(fd_, this, Poller::kReadable); }
+
+void Listener::AcceptSome() {
+  for (int budget = reactor_->options().accept_budget; budget > 0; --budget) {
+    SocketAddress peer{};
+    socklen_t len = sizeof peer;
+    const int fd = accept4(fd_, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      reactor_->OnAccepted(fd, peer);
+      continue;
+    }
+    switch (errno) {
+      case EAGAIN:
+        return;  // drained: in edge mode the next connection brings a new edge
+      case EINTR:
+      case ECONNABORTED:
+      case EPROTO:
+        continue;
+      case EMFILE:
+      case ENFILE:
+        reactor_->mutable_stats().accept_errors.Add();
+        ShedOne();
+        continue;
+      default:  // ENOBUFS, ENOMEM: try again on the next wakeup
+        reactor_->mutable_stats().accept_errors.Add();
+        reactor_->OweAccept();
+        return;
+    }
+  }
+  reactor_->OweAccept();  // budget spent with connections maybe still queued
+}
+
+void Listener::ShedOne() {
+  if (spare_fd_ < 0) {
+    reactor_->OweAccept();
+    return;
+  }
+  close(spare_fd_);
+  const int fd = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd >= 0) {
+    close(fd);
+    reactor_->mutable_stats().rejected.Add();
+  }
+  spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+}  // namespace gateway

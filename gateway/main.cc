@@ -1,0 +1,117 @@
+// The gateway binary: flags -> data plane -> wait for SIGTERM/SIGINT -> drain.
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gateway/gateway.h"
+
+ABSL_FLAG(std::string, listen, "0.0.0.0:6789", "Data-plane address, host:port ([v6]:port for IPv6; port 0 picks one)");
+ABSL_FLAG(int, reactors, 0, "Event-loop threads; 0 = one per core");
+ABSL_FLAG(gateway::TriggerMode, trigger_mode, gateway::TriggerMode::kEdge,
+          "epoll trigger mode at start: edge or level (switchable at runtime from the control plane)");
+ABSL_FLAG(int64_t, max_connections, 0,
+          "Open connections allowed across all reactors; beyond it new ones are accepted and closed at once. "
+          "0 = no limit but the fd limit");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::ZeroDuration(),
+          "Close connections with no traffic for this long, e.g. 30s; 0 = never");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
+          "On SIGTERM/SIGINT, how long to let connections flush before closing them");
+ABSL_FLAG(int64_t, high_water_bytes, 256 * 1024, "Per-connection queued output above which reading pauses");
+ABSL_FLAG(int64_t, low_water_bytes, 64 * 1024, "Queued output below which a paused connection reads again");
+ABSL_FLAG(int, read_budget, 16, "recv() calls per connection per wakeup, so one client cannot starve the rest");
+ABSL_FLAG(int, backlog, 4096, "listen() backlog per reactor");
+
+namespace {
+
+[[noreturn]] void Fail(absl::string_view message) {
+  std::fprintf(stderr, "gateway: %s\n", std::string(message).c_str());
+  std::exit(1);
+}
+
+void RaiseFdLimit() {
+  rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+absl::StatusOr<gateway::GatewayOptions> OptionsFromFlags() {
+  gateway::GatewayOptions options;
+  options.listen_address = absl::GetFlag(FLAGS_listen);
+  options.reactors = absl::GetFlag(FLAGS_reactors);
+  options.backlog = absl::GetFlag(FLAGS_backlog);
+  gateway::ReactorOptions& r = options.reactor;
+  r.trigger_mode = absl::GetFlag(FLAGS_trigger_mode);
+  r.max_connections = absl::GetFlag(FLAGS_max_connections);
+  r.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  const int64_t high = absl::GetFlag(FLAGS_high_water_bytes);
+  const int64_t low = absl::GetFlag(FLAGS_low_water_bytes);
+  r.read_budget = absl::GetFlag(FLAGS_read_budget);
+  if (options.reactors < 0 || options.reactors > 1024) return absl::InvalidArgumentError("--reactors must be 0..1024");
+  if (r.max_connections < 0) return absl::InvalidArgumentError("--max_connections must be >= 0");
+  if (r.idle_timeout < absl::ZeroDuration()) return absl::InvalidArgumentError("--idle_timeout must be >= 0");
+  if (absl::GetFlag(FLAGS_drain_timeout) < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--drain_timeout must be >= 0");
+  }
+  if (high < 1024 || high > (1 << 30)) return absl::InvalidArgumentError("--high_water_bytes must be 1024..1073741824");
+  if (low < 0 || low > high) return absl::InvalidArgumentError("--low_water_bytes must be 0..--high_water_bytes");
+  if (r.read_budget < 1) return absl::InvalidArgumentError("--read_budget must be >= 1");
+  if (options.backlog < 1) return absl::InvalidArgumentError("--backlog must be >= 1");
+  r.high_water = static_cast<size_t>(high);
+  r.low_water = static_cast<size_t>(low);
+  return options;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "A connection gateway for the 5-byte length-header protocol.\n"
+      "Usage: gateway [--listen=0.0.0.0:6789] [--trigger_mode=edge|level] [--reactors=N] ...\n"
+      "Try: printf '00003abc' | nc -q1 localhost 6789   # -> 00003cba");
+  absl::FlagsUsageConfig usage_config;
+  usage_config.contains_help_flags = [](absl::string_view path) {
+    return absl::StrContains(path, "gateway/main.cc") || absl::StrContains(path, "control/");
+  };
+  absl::SetFlagsUsageConfig(usage_config);
+  absl::ParseCommandLine(argc, argv);
+
+  absl::StatusOr<gateway::GatewayOptions> options = OptionsFromFlags();
+  if (!options.ok()) Fail(options.status().message());
+
+  // SIGPIPE must never kill us (sends use MSG_NOSIGNAL too); SIGTERM/SIGINT are
+  // taken synchronously by this thread, so every thread started below
+  // inherits a mask with them blocked.
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  RaiseFdLimit();
+
+  absl::StatusOr<std::unique_ptr<gateway::Gateway>> gw = gateway::Gateway::Create(*std::move(options));
+  if (!gw.ok()) Fail(gw.status().message());
+  (*gw)->Start();
+  std::fprintf(stderr, "gateway: serving %s (port %d) with %d reactor(s), %s-triggered\n",
+               absl::GetFlag(FLAGS_listen).c_str(), (*gw)->port(), (*gw)->num_reactors(),
+               std::string(gateway::TriggerModeName((*gw)->trigger_mode())).c_str());
+
+  int signo = 0;
+  while (sigwait(&stop_signals, &signo) != 0) {
+  }
+  std::fprintf(stderr, "gateway: %s received, draining\n", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+  (*gw)->Shutdown(absl::GetFlag(FLAGS_drain_timeout));
+  std::fprintf(stderr, "gateway: stopped\n");
+  return 0;
+}

@@ -1,0 +1,74 @@
+#include "gateway/poller.h"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace gateway {
+namespace {
+
+constexpr int kMaxEventsPerWait = 1024;
+
+}  // namespace
+
+EpollPoller::EpollPoller(TriggerMode mode) : epfd_(epoll_create1(EPOLL_CLOEXEC)), mode_(mode) {
+  if (epfd_ < 0) {
+    std::fprintf(stderr, "gateway: epoll_create1: %s\n", std::strerror(errno));
+    std::abort();
+  }
+  raw_.resize(kMaxEventsPerWait);
+}
+
+EpollPoller::~EpollPoller() { close(epfd_); }
+
+absl::Status EpollPoller::Control(int op, int fd, PollHandler* handler, uint32_t interest) {
+  struct epoll_event ev {};
+  ev.events = EPOLLRDHUP;
+  if (interest & kReadable) ev.events |= EPOLLIN;
+  if (interest & kWritable) ev.events |= EPOLLOUT;
+  if (mode_ == TriggerMode::kEdge) ev.events |= EPOLLET;
+  ev.data.ptr = handler;
+  if (epoll_ctl(epfd_, op, fd, &ev) != 0) {
+    return absl::InternalError(absl::StrCat("epoll_ctl(fd ", fd, "): ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EpollPoller::Add(int fd, PollHandler* handler, uint32_t interest) {
+  return Control(EPOLL_CTL_ADD, fd, handler, interest);
+}
+
+absl::Status EpollPoller::Modify(int fd, PollHandler* handler, uint32_t interest) {
+  return Control(EPOLL_CTL_MOD, fd, handler, interest);
+}
+
+void EpollPoller::Remove(int fd) {
+  // Closing the fd removes it too; this is for fds that stay open.
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+int EpollPoller::Wait(int timeout_ms, std::vector<Event>* events) {
+  events->clear();
+  const int n = epoll_wait(epfd_, raw_.data(), static_cast<int>(raw_.size()), timeout_ms);
+  if (n < 0) {
+    if (errno == EINTR) return 0;
+    std::fprintf(stderr, "gateway: epoll_wait: %s\n", std::strerror(errno));
+    std::abort();  // EBADF/EFAULT/EINVAL: a bug, not a runtime condition
+  }
+  for (int i = 0; i < n; ++i) {
+    const uint32_t e = raw_[i].events;
+    uint32_t ready = 0;
+    if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ready |= kReadable;
+    if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ready |= kWritable;
+    events->push_back(Event{static_cast<PollHandler*>(raw_[i].data.ptr), ready});
+  }
+  return n;
+}
+
+}  // namespace gateway

@@ -1,0 +1,303 @@
+#include "gateway/reactor.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+
+namespace gateway {
+
+int64_t MonotonicNowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+namespace {
+
+int64_t ToNs(absl::Duration d) {
+  if (d <= absl::ZeroDuration() || d == absl::InfiniteDuration()) return 0;
+  return absl::ToInt64Nanoseconds(d);
+}
+
+}  // namespace
+
+Reactor::Reactor(int index, int listen_fd, const ReactorOptions& options, SharedCounters* shared,
+                 std::unique_ptr<FrameHandler> handler)
+    : index_(index),
+      options_(options),
+      shared_(shared),
+      handler_(std::move(handler)),
+      loop_(options.trigger_mode),
+      scratch_(new char[kScratchSize]),
+      listener_(std::make_unique<Listener>(this, listen_fd)),
+      idle_timeout_ns_(ToNs(options.idle_timeout)) {
+  // Deadlines are checked in list order, which may be off by this much: a
+  // connection is relinked at most once per granule, not on every read.
+  idle_granularity_ns_ = std::clamp<int64_t>(idle_timeout_ns_ / 64, 1'000'000, 250'000'000);
+}
+
+Reactor::~Reactor() { Join(); }
+
+void Reactor::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Reactor::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Reactor::Run() {
+  loop_.BindToCurrentThread();
+  now_ns_ = MonotonicNowNs();
+  if (absl::Status status = listener_->Register(); !status.ok()) {
+    std::fprintf(stderr, "gateway: reactor %d: %s\n", index_, std::string(status.message()).c_str());
+    std::abort();
+  }
+  running_ = true;
+  while (running_) {
+    const int n = loop_.Wait(NextTimeoutMs());
+    now_ns_ = MonotonicNowNs();
+    stats_.wakeups.Add();
+    if (n > 0) stats_.epoll_events.Observe(n);
+    loop_.Dispatch();
+    ServiceOwed();
+    ExpireTimers();
+    closed_.clear();
+    if (shutting_down_ && connections_.empty()) running_ = false;
+  }
+  loop_.Close();
+  closed_.clear();
+}
+
+int Reactor::NextTimeoutMs() const {
+  if (!owed_.empty() || accept_owed_) return 0;
+  int64_t deadline = INT64_MAX;
+  if (!idle_list_.empty()) deadline = idle_list_.front()->last_active_ns() + idle_timeout_ns_;
+  if (!linger_list_.empty()) {
+    deadline = std::min(deadline, linger_list_.front()->timer_pos_ns + absl::ToInt64Nanoseconds(options_.linger));
+  }
+  if (shutting_down_) deadline = std::min(deadline, shutdown_deadline_ns_);
+  if (deadline == INT64_MAX) return -1;
+  const int64_t wait_ns = deadline - MonotonicNowNs();
+  if (wait_ns <= 0) return 0;
+  return static_cast<int>(std::min<int64_t>((wait_ns + 999'999) / 1'000'000, 60'000));
+}
+
+void Reactor::ServiceOwed() {
+  if (accept_owed_) {
+    accept_owed_ = false;
+    if (listener_) listener_->AcceptSome();
+  }
+  owed_running_.swap(owed_);
+  for (Connection* connection : owed_running_) {
+    connection->owed = false;
+    connection->Service();
+  }
+  owed_running_.clear();
+}
+
+void Reactor::ExpireTimers() {
+  while (!idle_list_.empty() && idle_list_.front()->last_active_ns() + idle_timeout_ns_ <= now_ns_) {
+    idle_list_.front()->Close(CloseReason::kIdleTimeout);
+  }
+  const int64_t linger_ns = absl::ToInt64Nanoseconds(options_.linger);
+  while (!linger_list_.empty() && linger_list_.front()->timer_pos_ns + linger_ns <= now_ns_) {
+    linger_list_.front()->LingerExpired();
+  }
+  if (shutting_down_ && now_ns_ >= shutdown_deadline_ns_ && !connections_.empty()) {
+    std::vector<Connection*> left;
+    for (auto& [fd, connection] : connections_) left.push_back(connection.get());
+    for (Connection* connection : left) connection->Close(CloseReason::kShutdown);
+  }
+}
+
+void Reactor::Owe(Connection* connection) {
+  if (connection->owed) return;
+  connection->owed = true;
+  owed_.push_back(connection);
+}
+
+void Reactor::Touched(Connection* connection) {
+  if (!connection->in_idle_list || now_ns_ - connection->timer_pos_ns < idle_granularity_ns_) return;
+  idle_list_.splice(idle_list_.end(), idle_list_, connection->timer_pos);
+  connection->timer_pos_ns = now_ns_;
+}
+
+void Reactor::StartLinger(Connection* connection) {
+  if (connection->in_idle_list) {
+    idle_list_.erase(connection->timer_pos);
+    connection->in_idle_list = false;
+  }
+  connection->timer_pos = linger_list_.insert(linger_list_.end(), connection);
+  connection->timer_pos_ns = now_ns_;
+  connection->in_linger_list = true;
+}
+
+void Reactor::Unlink(Connection* connection) {
+  if (connection->in_idle_list) idle_list_.erase(connection->timer_pos);
+  if (connection->in_linger_list) linger_list_.erase(connection->timer_pos);
+  connection->in_idle_list = connection->in_linger_list = false;
+  if (connection->owed) {
+    owed_.erase(std::find(owed_.begin(), owed_.end(), connection));
+    connection->owed = false;
+  }
+}
+
+void Reactor::OnAccepted(int fd, const SocketAddress& peer) {
+  stats_.accepted.Add();
+  const int64_t active = shared_->active.fetch_add(1, std::memory_order_relaxed);
+  if (shutting_down_ || (options_.max_connections > 0 && active >= options_.max_connections)) {
+    shared_->active.fetch_sub(1, std::memory_order_relaxed);
+    close(fd);
+    stats_.rejected.Add();
+    stats_.closed[static_cast<int>(shutting_down_ ? CloseReason::kShutdown : CloseReason::kMaxConnections)].Add();
+    return;
+  }
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // responses are small and latency-bound
+  const uint64_t id = shared_->next_id.fetch_add(1, std::memory_order_relaxed);
+  auto owned = std::make_unique<Connection>(this, fd, id, peer, now_ns_);
+  Connection* connection = owned.get();
+  connections_.emplace(fd, std::move(owned));
+  stats_.active.Add(1);
+  stats_.by_state[static_cast<int>(ConnectionState::kAccept)].Add(1);
+  if (idle_timeout_ns_ > 0) {
+    connection->timer_pos = idle_list_.insert(idle_list_.end(), connection);
+    connection->timer_pos_ns = now_ns_;
+    connection->in_idle_list = true;
+  }
+  if (!observers_.empty()) {
+    ConnectionEvent event;
+    event.type = ConnectionEvent::Type::kOpened;
+    event.connection = SnapshotOf(*connection);
+    event.time = absl::Now();
+    Publish(event);
+  }
+  if (!connection->Start().ok()) connection->Close(CloseReason::kError);
+}
+
+void Reactor::OnStateChanged(Connection* connection, ConnectionState old_state) {
+  stats_.by_state[static_cast<int>(old_state)].Add(-1);
+  stats_.by_state[static_cast<int>(connection->state())].Add(1);
+  if (state_observers_ == 0) return;
+  ConnectionEvent event;
+  event.type = ConnectionEvent::Type::kStateChanged;
+  event.connection = SnapshotOf(*connection);
+  event.old_state = old_state;
+  event.time = absl::Now();
+  Publish(event);
+}
+
+void Reactor::OnClosed(Connection* connection, CloseReason reason) {
+  Unlink(connection);
+  stats_.closed[static_cast<int>(reason)].Add();
+  stats_.active.Add(-1);
+  stats_.by_state[static_cast<int>(connection->state())].Add(-1);
+  shared_->active.fetch_sub(1, std::memory_order_relaxed);
+  if (!observers_.empty()) {
+    ConnectionEvent event;
+    event.type = ConnectionEvent::Type::kClosed;
+    event.connection = SnapshotOf(*connection);
+    event.reason = reason;
+    event.time = absl::Now();
+    Publish(event);
+  }
+  // The fd stays open (and so cannot be reused by accept) until the object is
+  // destroyed at the end of this wakeup.
+  auto it = connections_.find(connection->fd());
+  closed_.push_back(std::move(it->second));
+  connections_.erase(it);
+}
+
+void Reactor::Publish(const ConnectionEvent& event) {
+  for (const auto& observer : observers_) {
+    if (event.type == ConnectionEvent::Type::kStateChanged && !observer->WantsStateChanges()) continue;
+    observer->OnEvent(event);
+  }
+}
+
+ConnectionInfo Reactor::SnapshotOf(const Connection& connection) const {
+  return connection.Snapshot(absl::Now(), MonotonicNowNs());
+}
+
+void Reactor::SetTriggerMode(TriggerMode mode) {
+  if (loop_.poller().mode() == mode) return;
+  loop_.poller().set_mode(mode);
+  if (listener_) {
+    if (!listener_->Reregister().ok()) std::fprintf(stderr, "gateway: reactor %d: cannot re-arm listener\n", index_);
+    accept_owed_ = true;  // connections already queued raise no new edge
+  }
+  std::vector<Connection*> all;
+  all.reserve(connections_.size());
+  for (auto& [fd, connection] : connections_) all.push_back(connection.get());
+  for (Connection* connection : all) connection->OnTriggerModeChanged();
+}
+
+std::vector<ConnectionInfo> Reactor::ListConnections(const ListQuery& query, size_t* total) {
+  std::vector<Connection*> page;
+  size_t matching = 0;
+  for (auto& [fd, connection] : connections_) {
+    if (query.state.has_value() && connection->state() != *query.state) continue;
+    ++matching;
+    if (fd > query.after_fd) page.push_back(connection.get());
+  }
+  *total = matching;
+  auto by_fd = [](const Connection* a, const Connection* b) { return a->fd() < b->fd(); };
+  if (query.limit > 0 && page.size() > query.limit) {
+    std::partial_sort(page.begin(), page.begin() + static_cast<ptrdiff_t>(query.limit), page.end(), by_fd);
+    page.resize(query.limit);
+  } else {
+    std::sort(page.begin(), page.end(), by_fd);
+  }
+  const absl::Time wall_now = absl::Now();
+  const int64_t mono_now = MonotonicNowNs();
+  std::vector<ConnectionInfo> infos;
+  infos.reserve(page.size());
+  for (const Connection* connection : page) infos.push_back(connection->Snapshot(wall_now, mono_now));
+  return infos;
+}
+
+std::optional<ConnectionInfo> Reactor::GetConnection(int fd) {
+  auto it = connections_.find(fd);
+  if (it == connections_.end()) return std::nullopt;
+  return SnapshotOf(*it->second);
+}
+
+bool Reactor::CloseConnection(int fd, bool force) {
+  auto it = connections_.find(fd);
+  if (it == connections_.end()) return false;
+  it->second->RequestClose(CloseReason::kControlPlane, force);
+  return true;
+}
+
+void Reactor::AddObserver(std::shared_ptr<ConnectionObserver> observer) {
+  if (observer->WantsStateChanges()) ++state_observers_;
+  observers_.push_back(std::move(observer));
+}
+
+void Reactor::RemoveObserver(const ConnectionObserver* observer) {
+  auto it = std::find_if(observers_.begin(), observers_.end(),
+                         [observer](const auto& o) { return o.get() == observer; });
+  if (it == observers_.end()) return;
+  if ((*it)->WantsStateChanges()) --state_observers_;
+  observers_.erase(it);
+}
+
+void Reactor::BeginShutdown(absl::Time deadline) {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  shutdown_deadline_ns_ = now_ns_ + absl::ToInt64Nanoseconds(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+  listener_.reset();  // closing the fd removes it from epoll
+  accept_owed_ = false;
+  std::vector<Connection*> all;
+  all.reserve(connections_.size());
+  for (auto& [fd, connection] : connections_) all.push_back(connection.get());
+  for (Connection* connection : all) connection->BeginDrain();
+}
+
+}  // namespace gateway

@@ -1,0 +1,66 @@
+// Small value types shared by the data plane and the control plane: trigger
+// mode, connection state, close reasons, and the per-connection snapshot.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace gateway {
+
+enum class TriggerMode : uint8_t { kLevel, kEdge };
+
+absl::string_view TriggerModeName(TriggerMode mode);  // "level" / "edge"
+
+// Flag support, so --trigger_mode=edge|level parses with absl::Flag.
+bool AbslParseFlag(absl::string_view text, TriggerMode* mode, std::string* error);
+std::string AbslUnparseFlag(TriggerMode mode);
+
+// The per-connection state machine: accept -> read -> process -> write -> read,
+// and closing. WRITE also covers a connection paused by backpressure.
+enum class ConnectionState : uint8_t { kAccept, kRead, kProcess, kWrite, kClosing };
+inline constexpr int kNumConnectionStates = 5;
+
+absl::string_view ConnectionStateName(ConnectionState state);  // "read", ...
+
+// Why a connection was closed; each has a metrics label.
+enum class CloseReason : uint8_t {
+  kPeerClosed,      // FIN from the client, all responses delivered
+  kProtocolError,   // malformed header, earlier responses delivered first
+  kIdleTimeout,     // no traffic for --idle_timeout
+  kControlPlane,    // CloseConnection RPC
+  kReset,           // ECONNRESET / EPIPE / EPOLLERR from the peer
+  kMaxConnections,  // accepted over --max_connections and closed at once
+  kShutdown,        // gateway draining on SIGTERM
+  kError,           // any other socket error, or out of memory
+};
+inline constexpr int kNumCloseReasons = 8;
+
+absl::string_view CloseReasonName(CloseReason reason);  // "peer_closed", ...
+
+// A copy of one connection's state, taken on its reactor's thread.
+struct ConnectionInfo {
+  int fd = -1;
+  uint64_t id = 0;  // unique for the process lifetime, unlike fd
+  std::string peer;  // "ip:port"
+  ConnectionState state = ConnectionState::kAccept;
+  TriggerMode trigger_mode = TriggerMode::kEdge;
+  int reactor = 0;
+  // The frame being read: bytes of it buffered, and bytes still needed.
+  uint64_t have_read = 0;
+  uint64_t need_read = 0;
+  // The output queued since the connection was last fully flushed: bytes of it
+  // written, and bytes still to write.
+  uint64_t have_write = 0;
+  uint64_t need_write = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  uint64_t frames_in = 0;
+  uint64_t frames_out = 0;
+  absl::Time opened_at;
+  absl::Time last_active_at;
+};
+
+}  // namespace gateway
