@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what building (and, with --test, testing) the gateway needs on
+# Debian 12. Idempotent: installs only what is missing.
+#   deploy/setup.sh           build dependencies
+#   deploy/setup.sh --test    plus the test tools (Prometheus, Podman, buf, ...)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD_PACKAGES=(
+  cmake g++ make pkgconf
+  libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev grpc-proto
+  libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev
+)
+TEST_PACKAGES=(
+  netcat-openbsd curl ca-certificates nodejs npm
+  prometheus docker-compose
+  podman buildah podman-compose debootstrap catatonit uidmap slirp4netns fuse-overlayfs
+)
+
+want=("${BUILD_PACKAGES[@]}")
+if [[ "${1:-}" == "--test" ]]; then want+=("${TEST_PACKAGES[@]}"); fi
+
+missing=()
+for pkg in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ "${1:-}" == "--test" ]]; then
+  # buf (for `buf curl`, a reflection-only gRPC client) comes from the npm
+  # registry into a local, git-ignored folder.
+  if [[ ! -x .deps/node/node_modules/.bin/buf ]]; then
+    echo "setup: installing @bufbuild/buf into .deps/node"
+    mkdir -p .deps/node
+    npm install --silent --no-audit --no-fund --prefix .deps/node @bufbuild/buf@1 >/dev/null
+  fi
+fi
