@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -32,6 +33,7 @@ absl::Status Connection::Start() {
 void Connection::OnReady(uint32_t ready) {
   if (ready & Poller::kReadable) readable_ = true;
   if (ready & Poller::kWritable) writable_ = true;
+  if (ready & Poller::kHangup) hangup_seen_ = true;
   Service();
 }
 
@@ -98,6 +100,10 @@ bool Connection::ReadOnce() {
   }
 
   const size_t got = static_cast<size_t>(n);
+  // A short read emptied the socket: bytes arriving later raise a new event
+  // in either mode, so the recv() that would only say EAGAIN is skipped. Not
+  // after a hang-up, whose event has been consumed: read on to the EOF.
+  if (got < room && !hangup_seen_) readable_ = false;
   bytes_in_ += got;
   reactor_->mutable_stats().bytes_in.Add(got);
   Touch();
@@ -116,6 +122,8 @@ bool Connection::ReadOnce() {
   if (into_input) {
     in_.Consume(consumed);
   } else if (consumed < len) {
+    // Room for the whole pending frame at once, so completing it never moves it.
+    in_.EnsureWritable(std::max<size_t>(pending_frame_size_, len - consumed), pool);
     in_.Append(data + consumed, len - consumed, pool);
   }
   in_.ReleaseIfEmpty(pool);

@@ -124,6 +124,7 @@ class Connection final : public PollHandler {
   bool readable_ = false;      // no EAGAIN on read since the last readiness
   bool writable_ = true;       // no EAGAIN on write since the last readiness
   bool read_eof_ = false;      // the peer sent FIN
+  bool hangup_seen_ = false;   // FIN or error reported: read on to the end
   bool paused_ = false;        // output above the high-water mark
   bool closing_ = false;       // no more requests; close once output drains
   bool lingering_ = false;     // EOF sent; draining input until the peer closes

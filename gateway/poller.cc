@@ -66,6 +66,7 @@ int EpollPoller::Wait(int timeout_ms, std::vector<Event>* events) {
     uint32_t ready = 0;
     if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ready |= kReadable;
     if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ready |= kWritable;
+    if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ready |= kHangup;
     events->push_back(Event{static_cast<PollHandler*>(raw_[i].data.ptr), ready});
   }
   return n;

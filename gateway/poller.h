@@ -17,8 +17,9 @@ namespace gateway {
 class PollHandler {
  public:
   virtual ~PollHandler() = default;
-  // `ready` is a mask of Poller::kReadable / kWritable. Hang-ups and errors
-  // are reported as both, so the next read or write surfaces the cause.
+  // `ready` is a mask of Poller::kReadable / kWritable / kHangup. Hang-ups and
+  // errors also set both of the others, so the next read or write surfaces
+  // the cause.
   virtual void OnReady(uint32_t ready) = 0;
 };
 
@@ -27,6 +28,7 @@ class Poller {
  public:
   static constexpr uint32_t kReadable = 1;
   static constexpr uint32_t kWritable = 2;
+  static constexpr uint32_t kHangup = 4;  // the peer shut down its side, or an error
 
   struct Event {
     PollHandler* handler;
