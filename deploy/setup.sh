@@ -22,6 +22,9 @@ if [[ "${1:-}" == "--test" ]]; then want+=("${TEST_PACKAGES[@]}"); fi
 
 missing=()
 for pkg in "${want[@]}"; do
+  # A node/npm from elsewhere (e.g. NodeSource's nodejs, which bundles npm and
+  # conflicts with Debian's npm package) is as good as Debian's.
+  if [[ $pkg == nodejs || $pkg == npm ]] && command -v "${pkg/nodejs/node}" >/dev/null; then continue; fi
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 SUDO=""
