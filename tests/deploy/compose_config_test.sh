@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Validates docker-compose.yml with docker-compose itself (no engine needed),
+# alone and with the deployment test's override, and checks the services and
+# published ports a user relies on.
+#   tests/deploy/compose_config_test.sh [SOURCE_DIR]
+set -euo pipefail
+cd "${1:-$(dirname "$0")/../..}"
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+# Defaults only: no host environment or .env file may change what is checked.
+unset GATEWAY_DATA_PORT GATEWAY_CONTROL_PORT GATEWAY_METRICS_PORT PROMETHEUS_PORT GRAFANA_PORT
+export COMPOSE_PROJECT_NAME=gwconfigtest
+
+docker-compose -f docker-compose.yml config -q || fail "docker-compose.yml is invalid"
+docker-compose -f docker-compose.yml -f deploy/container/compose.test.yml config -q ||
+  fail "docker-compose.yml + deploy/container/compose.test.yml is invalid"
+
+services=$(docker-compose -f docker-compose.yml config --services | sort | tr '\n' ' ')
+[[ $services == "gateway grafana prometheus " ]] || fail "services are '$services'"
+
+# The resolved file, as docker-compose will use it.
+config=$(docker-compose -f docker-compose.yml config)
+/usr/bin/python3 - "$config" <<'PY' || fail "resolved docker-compose.yml does not match expectations"
+import os
+import sys
+
+import yaml
+
+c = yaml.safe_load(sys.argv[1])["services"]
+
+
+def published(service):
+    out = set()
+    for p in c[service].get("ports", []):
+        if isinstance(p, dict):
+            out.add((p.get("host_ip", ""), int(p["published"]), int(p["target"])))
+        else:  # "ip:published:target/proto"
+            parts = p.split("/")[0].split(":")
+            ip = parts[0] if len(parts) == 3 else ""
+            out.add((ip, int(parts[-2]), int(parts[-1])))
+    return out
+
+
+def expect(what, got, want):
+    if got != want:
+        print(f"{what}: got {got!r}, want {want!r}")
+        sys.exit(1)
+
+
+expect("gateway ports", published("gateway"),
+       {("", 6789, 6789), ("127.0.0.1", 50051, 50051), ("", 9464, 9464)})
+expect("prometheus ports", published("prometheus"), {("", 9090, 9090)})
+expect("grafana ports", published("grafana"), {("", 3000, 3000)})
+cmd = c["gateway"]["command"]
+for flag in ("--listen=0.0.0.0:6789", "--control_listen=0.0.0.0:50051", "--metrics_listen=0.0.0.0:9464"):
+    if flag not in cmd:
+        print(f"gateway command {cmd} lacks {flag}")
+        sys.exit(1)
+mounts = {v.split(":")[1] for v in c["prometheus"]["volumes"]}
+expect("prometheus config mounted", "/etc/prometheus/prometheus.yml" in mounts, True)
+mounts = {v.split(":")[1] for v in c["grafana"]["volumes"]}
+expect("grafana provisioning mounted", "/etc/grafana/provisioning" in mounts, True)
+# A missing bind-mount source would be created empty by the engine.
+for name, service in c.items():
+    for v in service.get("volumes", []):
+        source = v.split(":")[0]
+        if source.startswith("/") and not os.path.exists(source):
+            print(f"{name}: bind-mount source {source} does not exist")
+            sys.exit(1)
+PY
+echo "docker-compose.yml: valid"
