@@ -12,6 +12,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "control/metrics.h"
 #include "gateway/gateway.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:6789", "Data-plane address, host:port ([v6]:port for IPv6; port 0 picks one)");
@@ -29,6 +30,10 @@ ABSL_FLAG(int64_t, high_water_bytes, 256 * 1024, "Per-connection queued output a
 ABSL_FLAG(int64_t, low_water_bytes, 64 * 1024, "Queued output below which a paused connection reads again");
 ABSL_FLAG(int, read_budget, 16, "recv() calls per connection per wakeup, so one client cannot starve the rest");
 ABSL_FLAG(int, backlog, 4096, "listen() backlog per reactor");
+ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464",
+          "Prometheus metrics address (GET /metrics), IPv4-address:port or hostname:port; empty = no metrics server");
+ABSL_FLAG(bool, metrics_latency, true,
+          "Time every request for gateway_request_duration_seconds (two clock reads per response batch)");
 
 namespace {
 
@@ -57,6 +62,7 @@ absl::StatusOr<gateway::GatewayOptions> OptionsFromFlags() {
   const int64_t high = absl::GetFlag(FLAGS_high_water_bytes);
   const int64_t low = absl::GetFlag(FLAGS_low_water_bytes);
   r.read_budget = absl::GetFlag(FLAGS_read_budget);
+  r.measure_latency = absl::GetFlag(FLAGS_metrics_latency);
   if (options.reactors < 0 || options.reactors > 1024) return absl::InvalidArgumentError("--reactors must be 0..1024");
   if (r.max_connections < 0) return absl::InvalidArgumentError("--max_connections must be >= 0");
   if (r.idle_timeout < absl::ZeroDuration()) return absl::InvalidArgumentError("--idle_timeout must be >= 0");
@@ -102,6 +108,13 @@ int main(int argc, char** argv) {
 
   absl::StatusOr<std::unique_ptr<gateway::Gateway>> gw = gateway::Gateway::Create(*std::move(options));
   if (!gw.ok()) Fail(gw.status().message());
+  std::unique_ptr<gateway::MetricsServer> metrics;
+  if (const std::string address = absl::GetFlag(FLAGS_metrics_listen); !address.empty()) {
+    absl::StatusOr<std::unique_ptr<gateway::MetricsServer>> started = gateway::MetricsServer::Start(address, gw->get());
+    if (!started.ok()) Fail(started.status().message());
+    metrics = *std::move(started);
+    std::fprintf(stderr, "gateway: metrics on http://%s/metrics (port %d)\n", address.c_str(), metrics->port());
+  }
   (*gw)->Start();
   std::fprintf(stderr, "gateway: serving %s (port %d) with %d reactor(s), %s-triggered\n",
                absl::GetFlag(FLAGS_listen).c_str(), (*gw)->port(), (*gw)->num_reactors(),
@@ -112,6 +125,7 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "gateway: %s received, draining\n", signo == SIGTERM ? "SIGTERM" : "SIGINT");
   (*gw)->Shutdown(absl::GetFlag(FLAGS_drain_timeout));
+  metrics.reset();  // before the gateway it reads
   std::fprintf(stderr, "gateway: stopped\n");
   return 0;
 }

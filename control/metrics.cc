@@ -1,0 +1,262 @@
+// Scrape-time aggregation: every family is built fresh from the reactors'
+// relaxed atomics on each Collect(), so nothing here is shared with the data
+// plane's hot path. Per-reactor series carry a `reactor` label; dashboards
+// aggregate them with sum().
+#include "control/metrics.h"
+
+#include <CivetServer.h>
+
+#include <exception>
+#include <limits>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "control/metrics_process.h"
+#include "prometheus/exposer.h"
+
+#ifndef GATEWAY_VERSION
+#define GATEWAY_VERSION "unknown"
+#endif
+#ifndef GATEWAY_REVISION
+#define GATEWAY_REVISION "unknown"
+#endif
+#ifndef GATEWAY_BUILD_TYPE
+#define GATEWAY_BUILD_TYPE "unknown"
+#endif
+
+namespace gateway {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+MetricFamily Family(const char* name, const char* help, MetricType type) { return MetricFamily{name, help, type, {}}; }
+
+ClientMetric::Label ReactorLabel(int reactor) { return {"reactor", absl::StrCat(reactor)}; }
+
+void AddGauge(MetricFamily* family, std::vector<ClientMetric::Label> labels, double value) {
+  ClientMetric metric;
+  metric.label = std::move(labels);
+  metric.gauge.value = value;
+  family->metric.push_back(std::move(metric));
+}
+
+void AddCounter(MetricFamily* family, std::vector<ClientMetric::Label> labels, double value) {
+  ClientMetric metric;
+  metric.label = std::move(labels);
+  metric.counter.value = value;
+  family->metric.push_back(std::move(metric));
+}
+
+// Converts the data plane's non-cumulative buckets (the last one is +Inf) to
+// Prometheus's cumulative ones; the count is the +Inf bucket, so the sample is
+// self-consistent even while the reactor keeps observing.
+template <size_t N>
+void AddHistogram(MetricFamily* family, std::vector<ClientMetric::Label> labels, const RelaxedHistogram<N>& h) {
+  ClientMetric metric;
+  metric.label = std::move(labels);
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < N; ++i) {
+    cumulative += h.bucket(i);
+    metric.histogram.bucket.push_back({cumulative, h.bounds()[i]});
+  }
+  cumulative += h.bucket(N);
+  metric.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
+  metric.histogram.sample_count = cumulative;
+  metric.histogram.sample_sum = h.sum();
+  family->metric.push_back(std::move(metric));
+}
+
+// A per-reactor counter family: one sample per reactor, read by `get`.
+template <typename Get>
+MetricFamily PerReactorCounter(const Gateway& gw, const char* name, const char* help, Get get) {
+  MetricFamily family = Family(name, help, MetricType::Counter);
+  for (int r = 0; r < gw.num_reactors(); ++r) {
+    AddCounter(&family, {ReactorLabel(r)}, static_cast<double>(get(gw.reactor_stats(r))));
+  }
+  return family;
+}
+
+// civetweb reports why it could not start only through this callback; the
+// Exposer is built on the calling thread, so a thread_local carries the
+// message to Start(). Later (runtime) messages are dropped, as civetweb's
+// default does without an error log file.
+thread_local std::string* startup_error = nullptr;
+
+int CaptureCivetwebLog(const mg_connection*, const char* message) {
+  if (startup_error != nullptr && startup_error->empty()) *startup_error = message;
+  return 1;
+}
+
+// Checks "host:port" the way civetweb will read it, so a typo gets a clear
+// message instead of civetweb's.
+absl::Status ValidateListenAddress(absl::string_view address) {
+  const size_t colon = address.rfind(':');
+  int port = -1;
+  if (colon == absl::string_view::npos || colon == 0 || address.front() == '[' ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--metrics_listen: expected IPv4-address:port or hostname:port (IPv6 is not supported), got '", address,
+        "'"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+BuildInfo CurrentBuildInfo() {
+  return BuildInfo{GATEWAY_VERSION, GATEWAY_REVISION, GATEWAY_BUILD_TYPE, absl::StrCat("gcc-", __VERSION__)};
+}
+
+GatewayCollector::GatewayCollector(const Gateway* gateway, BuildInfo build_info)
+    : gateway_(gateway), build_info_(std::move(build_info)) {}
+
+std::vector<MetricFamily> GatewayCollector::Collect() const {
+  std::vector<MetricFamily> out;
+  out.reserve(20);
+  MetricFamily build = Family("gateway_build_info", "Always 1; labels say what the running binary was built from.",
+                              MetricType::Gauge);
+  AddGauge(&build,
+           {{"version", build_info_.version},
+            {"revision", build_info_.revision},
+            {"build_type", build_info_.build_type},
+            {"compiler", build_info_.compiler}},
+           1);
+  out.push_back(std::move(build));
+  CollectConnections(&out);
+  CollectTraffic(&out);
+  CollectLoop(&out);
+  CollectTriggerMode(&out);
+  return out;
+}
+
+void GatewayCollector::CollectConnections(std::vector<MetricFamily>* out) const {
+  const Gateway& gw = *gateway_;
+  MetricFamily active = Family("gateway_connections_active", "Open data-plane connections.", MetricType::Gauge);
+  AddGauge(&active, {}, static_cast<double>(gw.active_connections()));
+  out->push_back(std::move(active));
+
+  MetricFamily by_state = Family("gateway_connections",
+                                 "Open data-plane connections by reactor and state (accept, read, process, write "
+                                 "(also paused by backpressure), closing).",
+                                 MetricType::Gauge);
+  for (int r = 0; r < gw.num_reactors(); ++r) {
+    const ReactorStats& stats = gw.reactor_stats(r);
+    for (int s = 0; s < kNumConnectionStates; ++s) {
+      const std::string state(ConnectionStateName(static_cast<ConnectionState>(s)));
+      AddGauge(&by_state, {ReactorLabel(r), {"state", state}}, static_cast<double>(stats.by_state[s].Get()));
+    }
+  }
+  out->push_back(std::move(by_state));
+
+  out->push_back(PerReactorCounter(gw, "gateway_connections_accepted_total", "Connections accepted by the reactor.",
+                                   [](const ReactorStats& s) { return s.accepted.Get(); }));
+  out->push_back(PerReactorCounter(gw, "gateway_connections_rejected_total",
+                                   "Connections closed at once on accept: over --max_connections, during shutdown, "
+                                   "or shed when out of file descriptors.",
+                                   [](const ReactorStats& s) { return s.rejected.Get(); }));
+
+  MetricFamily closed = Family("gateway_connections_closed_total", "Connections closed, by reactor and reason.",
+                               MetricType::Counter);
+  for (int r = 0; r < gw.num_reactors(); ++r) {
+    const ReactorStats& stats = gw.reactor_stats(r);
+    for (int c = 0; c < kNumCloseReasons; ++c) {
+      const std::string reason(CloseReasonName(static_cast<CloseReason>(c)));
+      AddCounter(&closed, {ReactorLabel(r), {"reason", reason}}, static_cast<double>(stats.closed[c].Get()));
+    }
+  }
+  out->push_back(std::move(closed));
+}
+
+void GatewayCollector::CollectTraffic(std::vector<MetricFamily>* out) const {
+  const Gateway& gw = *gateway_;
+  out->push_back(PerReactorCounter(gw, "gateway_frames_received_total", "Complete request frames received.",
+                                   [](const ReactorStats& s) { return s.frames_in.Get(); }));
+  out->push_back(PerReactorCounter(gw, "gateway_frames_sent_total", "Response frames written in full.",
+                                   [](const ReactorStats& s) { return s.frames_out.Get(); }));
+  out->push_back(PerReactorCounter(gw, "gateway_bytes_received_total", "Bytes read from clients.",
+                                   [](const ReactorStats& s) { return s.bytes_in.Get(); }));
+  out->push_back(PerReactorCounter(gw, "gateway_bytes_sent_total", "Bytes written to clients.",
+                                   [](const ReactorStats& s) { return s.bytes_out.Get(); }));
+  out->push_back(PerReactorCounter(gw, "gateway_protocol_errors_total",
+                                   "Malformed frame headers (each closes its connection).",
+                                   [](const ReactorStats& s) { return s.protocol_errors.Get(); }));
+  if (!gw.options().reactor.measure_latency) return;  // no data: leave it out rather than report zeros
+  MetricFamily duration = Family("gateway_request_duration_seconds",
+                                 "Time from a request frame's last byte read to its response's last byte written.",
+                                 MetricType::Histogram);
+  for (int r = 0; r < gw.num_reactors(); ++r) {
+    AddHistogram(&duration, {ReactorLabel(r)}, gw.reactor_stats(r).request_duration);
+  }
+  out->push_back(std::move(duration));
+}
+
+void GatewayCollector::CollectLoop(std::vector<MetricFamily>* out) const {
+  const Gateway& gw = *gateway_;
+  out->push_back(PerReactorCounter(gw, "gateway_accept_errors_total",
+                                   "accept() failures other than EAGAIN (EMFILE, ENFILE, ENOBUFS, ...).",
+                                   [](const ReactorStats& s) { return s.accept_errors.Get(); }));
+  out->push_back(PerReactorCounter(gw, "gateway_epoll_wakeups_total", "epoll_wait() returns.",
+                                   [](const ReactorStats& s) { return s.wakeups.Get(); }));
+  MetricFamily events = Family("gateway_epoll_wait_events",
+                               "Events returned by one epoll_wait() (wakeups with no event are not observed).",
+                               MetricType::Histogram);
+  for (int r = 0; r < gw.num_reactors(); ++r) {
+    AddHistogram(&events, {ReactorLabel(r)}, gw.reactor_stats(r).epoll_events);
+  }
+  out->push_back(std::move(events));
+}
+
+void GatewayCollector::CollectTriggerMode(std::vector<MetricFamily>* out) const {
+  const TriggerMode mode = gateway_->trigger_mode();
+  MetricFamily current = Family("gateway_trigger_mode", "1 for the epoll trigger mode in use, 0 for the other.",
+                                MetricType::Gauge);
+  for (TriggerMode m : {TriggerMode::kEdge, TriggerMode::kLevel}) {
+    AddGauge(&current, {{"mode", std::string(TriggerModeName(m))}}, m == mode ? 1 : 0);
+  }
+  out->push_back(std::move(current));
+  MetricFamily switches = Family("gateway_trigger_mode_switches_total",
+                                 "Trigger-mode switches made at runtime (requests that change nothing are not "
+                                 "counted).",
+                                 MetricType::Counter);
+  AddCounter(&switches, {}, static_cast<double>(gateway_->trigger_mode_switches()));
+  out->push_back(std::move(switches));
+}
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(absl::string_view listen_address,
+                                                                    const Gateway* gateway) {
+  if (absl::Status valid = ValidateListenAddress(listen_address); !valid.ok()) return valid;
+  std::unique_ptr<MetricsServer> server(new MetricsServer());
+  server->gateway_collector_ = std::make_shared<GatewayCollector>(gateway, CurrentBuildInfo());
+  server->process_collector_ = std::make_shared<ProcessCollector>();
+
+  CivetCallbacks callbacks;
+  callbacks.log_message = &CaptureCivetwebLog;
+  std::string error;
+  startup_error = &error;
+  try {
+    // prometheus-cpp reports a failed bind by throwing; this is the edge
+    // where that becomes a status.
+    server->exposer_ = std::make_unique<prometheus::Exposer>(std::string(listen_address), 2, &callbacks);
+  } catch (const std::exception& e) {
+    startup_error = nullptr;
+    if (error.empty()) error = absl::StrCat("cannot serve metrics on ", listen_address, ": ", e.what());
+    return absl::UnavailableError(absl::StrCat("--metrics_listen: ", error));
+  }
+  startup_error = nullptr;
+  const std::vector<int> ports = server->exposer_->GetListeningPorts();
+  server->port_ = ports.empty() ? 0 : ports.front();
+  server->exposer_->RegisterCollectable(server->gateway_collector_);
+  server->exposer_->RegisterCollectable(server->process_collector_);
+  return server;
+}
+
+MetricsServer::~MetricsServer() {
+  exposer_.reset();  // joins the HTTP threads before the collectors go
+}
+
+}  // namespace gateway
