@@ -12,6 +12,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "control/control_server.h"
 #include "control/metrics.h"
 #include "gateway/gateway.h"
 
@@ -30,6 +31,12 @@ ABSL_FLAG(int64_t, high_water_bytes, 256 * 1024, "Per-connection queued output a
 ABSL_FLAG(int64_t, low_water_bytes, 64 * 1024, "Queued output below which a paused connection reads again");
 ABSL_FLAG(int, read_budget, 16, "recv() calls per connection per wakeup, so one client cannot starve the rest");
 ABSL_FLAG(int, backlog, 4096, "listen() backlog per reactor");
+ABSL_FLAG(std::string, control_listen, "127.0.0.1:50051",
+          "gRPC control-plane address, host:port ([v6]:port for IPv6); empty = no control plane");
+ABSL_FLAG(std::string, control_tls_cert, "", "PEM certificate chain: serve the control plane over TLS only");
+ABSL_FLAG(std::string, control_tls_key, "", "PEM private key for --control_tls_cert");
+ABSL_FLAG(std::string, control_tls_client_ca, "",
+          "PEM CA bundle: control-plane clients must present a certificate signed by it");
 ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464",
           "Prometheus metrics address (GET /metrics), IPv4-address:port or hostname:port; empty = no metrics server");
 ABSL_FLAG(bool, metrics_latency, true,
@@ -119,12 +126,31 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "gateway: serving %s (port %d) with %d reactor(s), %s-triggered\n",
                absl::GetFlag(FLAGS_listen).c_str(), (*gw)->port(), (*gw)->num_reactors(),
                std::string(gateway::TriggerModeName((*gw)->trigger_mode())).c_str());
+  std::unique_ptr<gateway::control::ControlServer> control;
+  if (const std::string address = absl::GetFlag(FLAGS_control_listen); !address.empty()) {
+    gateway::control::ControlServerOptions control_options;
+    control_options.listen_address = address;
+    control_options.tls_cert_file = absl::GetFlag(FLAGS_control_tls_cert);
+    control_options.tls_key_file = absl::GetFlag(FLAGS_control_tls_key);
+    control_options.tls_client_ca_file = absl::GetFlag(FLAGS_control_tls_client_ca);
+    absl::StatusOr<std::unique_ptr<gateway::control::ControlServer>> started =
+        gateway::control::StartControlServer(gw->get(), control_options);
+    if (!started.ok()) {
+      (*gw)->Shutdown(absl::ZeroDuration());
+      metrics.reset();
+      Fail(started.status().message());
+    }
+    control = *std::move(started);
+    std::fprintf(stderr, "gateway: control plane on %s (port %d, %s)\n", address.c_str(), control->port(),
+                 control_options.tls_cert_file.empty() ? "plaintext" : "TLS");
+  }
 
   int signo = 0;
   while (sigwait(&stop_signals, &signo) != 0) {
   }
   std::fprintf(stderr, "gateway: %s received, draining\n", signo == SIGTERM ? "SIGTERM" : "SIGINT");
   (*gw)->Shutdown(absl::GetFlag(FLAGS_drain_timeout));
+  if (control) control->Shutdown(absl::Seconds(1));  // watchers get the drain's close events, then OK
   metrics.reset();  // before the gateway it reads
   std::fprintf(stderr, "gateway: stopped\n");
   return 0;

@@ -1,0 +1,60 @@
+// The control-plane gRPC server: GatewayControl, server reflection and the
+// standard grpc.health.v1.Health service on one port, in plaintext or TLS
+// (optionally verifying client certificates).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "gateway/gateway.h"
+#include "grpcpp/server.h"
+
+namespace gateway::control {
+
+struct ControlServerOptions {
+  std::string listen_address = "127.0.0.1:50051";  // host:port; port 0 picks a free one
+  // PEM files. With cert and key the server speaks TLS only; with a client CA
+  // too, clients must present a certificate signed by it.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  size_t watch_queue_capacity = 4096;  // events buffered per watcher before dropping
+};
+
+class GatewayControlService;
+
+// Thread-safe. Does not own the gateway, which must outlive it.
+class ControlServer {
+ public:
+  ~ControlServer();  // Shutdown(zero)
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+
+  int port() const { return port_; }
+  // Reports NOT_SERVING to health checks, ends watch streams cleanly (the
+  // events already queued, then OK), and stops the server; calls still
+  // running at `deadline` are cancelled. Idempotent; blocks until done.
+  void Shutdown(absl::Duration deadline);
+
+ private:
+  friend absl::StatusOr<std::unique_ptr<ControlServer>> StartControlServer(Gateway* gateway,
+                                                                           const ControlServerOptions& options);
+  ControlServer() = default;
+
+  int port_ = 0;
+  std::unique_ptr<GatewayControlService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  absl::Mutex mu_;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// Starts serving `gateway` (which must have been started). Fails with a
+// one-line status if the address is bad or busy or a TLS file is unusable.
+absl::StatusOr<std::unique_ptr<ControlServer>> StartControlServer(Gateway* gateway,
+                                                                  const ControlServerOptions& options);
+
+}  // namespace gateway::control

@@ -1,0 +1,167 @@
+#include "control/control_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "control/proto_convert.h"
+
+namespace gateway::control {
+namespace {
+
+grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context, const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+absl::Status CheckFd(int fd) {
+  if (fd < 0) return absl::InvalidArgumentError(absl::StrCat("fd must be >= 0, got ", fd));
+  return absl::OkStatus();
+}
+
+// Adds one reactor's counters into `out` (so totals are sums over reactors).
+void AddCounters(const ReactorStats& s, v1::Counters* out) {
+  out->set_active_connections(out->active_connections() + s.active.Get());
+  v1::StateCounts* by_state = out->mutable_by_state();
+  using S = ConnectionState;
+  auto state = [&s](S st) { return s.by_state[static_cast<int>(st)].Get(); };
+  by_state->set_accept(by_state->accept() + state(S::kAccept));
+  by_state->set_read(by_state->read() + state(S::kRead));
+  by_state->set_process(by_state->process() + state(S::kProcess));
+  by_state->set_write(by_state->write() + state(S::kWrite));
+  by_state->set_closing(by_state->closing() + state(S::kClosing));
+  out->set_accepted(out->accepted() + s.accepted.Get());
+  out->set_rejected(out->rejected() + s.rejected.Get());
+  using R = CloseReason;
+  auto closed = [&s](R r) { return s.closed[static_cast<int>(r)].Get(); };
+  v1::CloseCounts* c = out->mutable_closed();
+  c->set_peer_closed(c->peer_closed() + closed(R::kPeerClosed));
+  c->set_protocol_error(c->protocol_error() + closed(R::kProtocolError));
+  c->set_idle_timeout(c->idle_timeout() + closed(R::kIdleTimeout));
+  c->set_control_plane(c->control_plane() + closed(R::kControlPlane));
+  c->set_reset(c->reset() + closed(R::kReset));
+  c->set_max_connections(c->max_connections() + closed(R::kMaxConnections));
+  c->set_shutdown(c->shutdown() + closed(R::kShutdown));
+  c->set_error(c->error() + closed(R::kError));
+  uint64_t closed_total = 0;
+  for (const auto& counter : s.closed) closed_total += counter.Get();
+  out->set_closed_total(out->closed_total() + closed_total);
+  out->set_frames_in(out->frames_in() + s.frames_in.Get());
+  out->set_frames_out(out->frames_out() + s.frames_out.Get());
+  out->set_bytes_in(out->bytes_in() + s.bytes_in.Get());
+  out->set_bytes_out(out->bytes_out() + s.bytes_out.Get());
+  out->set_protocol_errors(out->protocol_errors() + s.protocol_errors.Get());
+  out->set_accept_errors(out->accept_errors() + s.accept_errors.Get());
+  out->set_wakeups(out->wakeups() + s.wakeups.Get());
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* GatewayControlService::GetTriggerMode(grpc::CallbackServerContext* context,
+                                                                const v1::GetTriggerModeRequest* /*request*/,
+                                                                v1::TriggerModeStatus* response) {
+  response->set_mode(ToProto(gateway_->trigger_mode()));
+  response->set_switches(gateway_->trigger_mode_switches());
+  return FinishWith(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* GatewayControlService::SetTriggerMode(grpc::CallbackServerContext* context,
+                                                                const v1::SetTriggerModeRequest* request,
+                                                                v1::TriggerModeStatus* response) {
+  absl::StatusOr<TriggerMode> mode = FromProto(request->mode());
+  if (!mode.ok()) return FinishWith(context, mode.status());
+  absl::Status status = gateway_->SetTriggerMode(*mode);
+  if (status.ok()) {
+    response->set_mode(ToProto(gateway_->trigger_mode()));
+    response->set_switches(gateway_->trigger_mode_switches());
+  }
+  return FinishWith(context, status);
+}
+
+grpc::ServerUnaryReactor* GatewayControlService::ListConnections(grpc::CallbackServerContext* context,
+                                                                 const v1::ListConnectionsRequest* request,
+                                                                 v1::ListConnectionsResponse* response) {
+  return FinishWith(context, DoList(*request, response));
+}
+
+absl::Status GatewayControlService::DoList(const v1::ListConnectionsRequest& request,
+                                           v1::ListConnectionsResponse* response) {
+  if (request.page_size() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size must be >= 0, got ", request.page_size()));
+  }
+  const int page_size =
+      request.page_size() == 0 ? kDefaultPageSize : std::min(request.page_size(), kMaxPageSize);
+  absl::StatusOr<std::optional<ConnectionState>> state = StateFilterFromProto(request.state());
+  if (!state.ok()) return state.status();
+  ListQuery query;
+  query.state = *state;
+  if (!request.page_token().empty()) {
+    absl::StatusOr<PageCursor> cursor = DecodePageToken(request.page_token());
+    if (!cursor.ok()) return cursor.status();
+    if (cursor->state != query.state) {
+      return absl::InvalidArgumentError("page_token belongs to a listing with another state filter");
+    }
+    query.after_fd = cursor->after_fd;
+  }
+  // One more than a page tells whether another page follows.
+  query.limit = static_cast<size_t>(page_size) + 1;
+  absl::StatusOr<ConnectionPage> page = gateway_->ListConnections(query);
+  if (!page.ok()) return page.status();
+  const bool more = page->connections.size() > static_cast<size_t>(page_size);
+  if (more) page->connections.resize(page_size);
+  response->mutable_connections()->Reserve(static_cast<int>(page->connections.size()));
+  for (const ConnectionInfo& info : page->connections) ToProto(info, response->add_connections());
+  if (more) response->set_next_page_token(EncodePageToken({query.state, page->connections.back().fd}));
+  response->set_total_size(static_cast<int64_t>(page->total_matching));
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* GatewayControlService::GetConnection(grpc::CallbackServerContext* context,
+                                                               const v1::GetConnectionRequest* request,
+                                                               v1::Connection* response) {
+  if (absl::Status status = CheckFd(request->fd()); !status.ok()) return FinishWith(context, status);
+  absl::StatusOr<ConnectionInfo> info = gateway_->GetConnection(request->fd());
+  if (info.ok()) ToProto(*info, response);
+  return FinishWith(context, info.status());
+}
+
+grpc::ServerUnaryReactor* GatewayControlService::CloseConnection(grpc::CallbackServerContext* context,
+                                                                 const v1::CloseConnectionRequest* request,
+                                                                 v1::CloseConnectionResponse* /*response*/) {
+  if (absl::Status status = CheckFd(request->fd()); !status.ok()) return FinishWith(context, status);
+  return FinishWith(context, gateway_->CloseConnection(request->fd(), request->force()));
+}
+
+grpc::ServerWriteReactor<v1::ConnectionEvent>* GatewayControlService::WatchConnections(
+    grpc::CallbackServerContext* /*context*/, const v1::WatchConnectionsRequest* request) {
+  return new WatchStream(gateway_, &pump_, &watches_, *request, watch_queue_capacity_);
+}
+
+grpc::ServerUnaryReactor* GatewayControlService::GetStats(grpc::CallbackServerContext* context,
+                                                          const v1::GetStatsRequest* /*request*/,
+                                                          v1::Stats* response) {
+  FillStats(response);
+  return FinishWith(context, absl::OkStatus());
+}
+
+void GatewayControlService::FillStats(v1::Stats* response) {
+  const absl::Time now = absl::Now();
+  response->set_active_connections(gateway_->active_connections());
+  response->set_trigger_mode(ToProto(gateway_->trigger_mode()));
+  response->set_trigger_mode_switches(gateway_->trigger_mode_switches());
+  ToProto(gateway_->started_at(), response->mutable_started_at());
+  const absl::Duration uptime = now - gateway_->started_at();
+  const int64_t seconds = absl::ToInt64Seconds(uptime);  // truncates
+  response->mutable_uptime()->set_seconds(seconds);
+  response->mutable_uptime()->set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(uptime - absl::Seconds(seconds))));
+  response->set_data_port(gateway_->port());
+  v1::Counters* totals = response->mutable_totals();
+  for (int i = 0; i < gateway_->num_reactors(); ++i) {
+    const ReactorStats& stats = gateway_->reactor_stats(i);
+    v1::ReactorStats* reactor = response->add_reactors();
+    reactor->set_index(i);
+    AddCounters(stats, reactor->mutable_counters());
+    AddCounters(stats, totals);
+  }
+}
+
+}  // namespace gateway::control

@@ -1,0 +1,58 @@
+// GatewayControlService: the gateway.v1.GatewayControl gRPC service on the
+// callback API. Each method validates its request, calls the thread-safe
+// gateway::Gateway (which posts to the reactors and waits for their replies,
+// normally well under a millisecond), converts, and finishes.
+#pragma once
+
+#include <cstddef>
+
+#include "control/watch_stream.h"
+#include "gateway/gateway.h"
+#include "gateway/v1/control.grpc.pb.h"
+
+namespace gateway::control {
+
+inline constexpr int kDefaultPageSize = 1000;
+inline constexpr int kMaxPageSize = 10000;
+
+// Thread-safe (methods run on gRPC threads). Does not own the gateway, which
+// must outlive the server this service is registered with.
+class GatewayControlService final : public v1::GatewayControl::CallbackService {
+ public:
+  GatewayControlService(Gateway* gateway, size_t watch_queue_capacity)
+      : gateway_(gateway), watch_queue_capacity_(watch_queue_capacity) {}
+
+  // Ends every watch stream (after the events already queued) and refuses new
+  // ones. Call before shutting the server down.
+  void EndWatches() { watches_.EndAll(); }
+  // Stops the thread that feeds watch streams. Call after the server has shut down.
+  void StopPump() { pump_.Stop(); }
+
+  grpc::ServerUnaryReactor* GetTriggerMode(grpc::CallbackServerContext* context, const v1::GetTriggerModeRequest* request,
+                                           v1::TriggerModeStatus* response) override;
+  grpc::ServerUnaryReactor* SetTriggerMode(grpc::CallbackServerContext* context, const v1::SetTriggerModeRequest* request,
+                                           v1::TriggerModeStatus* response) override;
+  grpc::ServerUnaryReactor* ListConnections(grpc::CallbackServerContext* context,
+                                            const v1::ListConnectionsRequest* request,
+                                            v1::ListConnectionsResponse* response) override;
+  grpc::ServerUnaryReactor* GetConnection(grpc::CallbackServerContext* context, const v1::GetConnectionRequest* request,
+                                          v1::Connection* response) override;
+  grpc::ServerUnaryReactor* CloseConnection(grpc::CallbackServerContext* context,
+                                            const v1::CloseConnectionRequest* request,
+                                            v1::CloseConnectionResponse* response) override;
+  grpc::ServerWriteReactor<v1::ConnectionEvent>* WatchConnections(
+      grpc::CallbackServerContext* context, const v1::WatchConnectionsRequest* request) override;
+  grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* context, const v1::GetStatsRequest* request,
+                                     v1::Stats* response) override;
+
+ private:
+  absl::Status DoList(const v1::ListConnectionsRequest& request, v1::ListConnectionsResponse* response);
+  void FillStats(v1::Stats* response);
+
+  Gateway* const gateway_;
+  const size_t watch_queue_capacity_;
+  WatchPump pump_;
+  WatchRegistry watches_;
+};
+
+}  // namespace gateway::control
