@@ -14,6 +14,9 @@ WORKDIR /src
 # when deploy/setup.sh changes.
 COPY deploy/setup.sh deploy/setup.sh
 RUN deploy/setup.sh && rm -rf /var/lib/apt/lists/*
+# Marks the layers below (they change with every source change) so stale
+# copies can be pruned: podman image prune --filter label=io.connection-gateway.stage
+LABEL io.connection-gateway.stage=build
 # .dockerignore lets in only what the gateway binary is built from.
 COPY . .
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release >/dev/null \
@@ -37,6 +40,9 @@ COPY --from=build /out/gateway /usr/local/bin/gateway
 # Fails the build if a shared library is missing.
 RUN ! ldd /usr/local/bin/gateway | grep 'not found' && gateway --version >/dev/null
 
+LABEL org.opencontainers.image.title="connection-gateway" \
+      org.opencontainers.image.description="epoll connection gateway with a gRPC control plane and Prometheus metrics" \
+      io.connection-gateway.stage=runtime
 USER 10001:10001
 # 6789 data plane, 50051 gRPC control plane, 9464 Prometheus metrics.
 EXPOSE 6789 50051 9464

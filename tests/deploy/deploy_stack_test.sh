@@ -36,6 +36,7 @@ buf=$src/.deps/node/node_modules/.bin/buf
 [[ -x $buf ]] || fail "$buf not found (run deploy/setup.sh --test)"
 
 readonly gateway_image=localhost/connection-gateway:latest
+readonly gateway_build_cache=localhost/connection-gateway-build:cache
 readonly prometheus_image=localhost/connection-gateway-test/prometheus:debian
 project=gwdeploy$$
 work=$(mktemp -d /tmp/gateway-deploy-test.XXXXXX)
@@ -45,7 +46,7 @@ health_pid=""
 
 compose() {
   DOCKER_HOST=unix://$sock COMPOSE_PROJECT_NAME=$project \
-    docker-compose -f docker-compose.yml -f deploy/container/compose.test.yml ${DEV_EXTRA:+-f $DEV_EXTRA} "$@"
+    docker-compose -f docker-compose.yml -f deploy/container/compose.test.yml "$@"
 }
 
 cleanup() {
@@ -110,12 +111,13 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
 
 # Runs a command whose output is kept in a log, shown only if it fails.
 quietly() {  # quietly NAME COMMAND...
-  local name=$1
+  local name=$1 status=0
   shift
-  "$@" >"$work/$name.log" 2>&1 || {
+  "$@" >"$work/$name.log" 2>&1 || status=$?
+  if ((status != 0)); then
     tail -n 60 "$work/$name.log"
-    fail "$name: $* (status $?)"
-  }
+    fail "$name: $* (status $status)"
+  fi
 }
 
 reap_stale_runs
@@ -124,6 +126,10 @@ quietly podman-setup deploy/container/podman-setup.sh
 
 log "building $gateway_image from the Dockerfile"
 quietly build-gateway podman build --format docker --layers -t "$gateway_image" -f Dockerfile .
+# Name the build stage (cached, so this is quick) to keep it as the cache for
+# the next run, then drop the stages and images older sources left behind.
+quietly build-stage podman build --format docker --layers --target build -t "$gateway_build_cache" -f Dockerfile .
+podman image prune -f --filter label=io.connection-gateway.stage >/dev/null 2>&1 || true
 log "building $prometheus_image from Debian's prometheus package"
 quietly build-prometheus podman build --format docker --layers -t "$prometheus_image" \
   -f deploy/container/prometheus.Dockerfile deploy/container
@@ -180,7 +186,7 @@ reply=$(printf '00003abc' | timeout 20 nc -N -w 10 127.0.0.1 "$data_port") || tr
 [[ $reply == 00003cba ]] || fail "00003abc -> '$reply', want 00003cba"
 reply=$(printf '00005hello00001x00003abc' | timeout 20 nc -N -w 10 127.0.0.1 "$data_port") || true
 [[ $reply == 00005olleh00001x00003cba ]] || fail "pipelined frames -> '$reply'"
-frames_sent=4
+frames_sent=4  # 8 + 24 bytes each way, over 2 connections
 
 log "control plane through the published port (buf curl)"
 control=http://127.0.0.1:$control_port
@@ -192,7 +198,12 @@ done
 status=$(bufcurl "$control/grpc.health.v1.Health/Check") || fail "Health/Check failed: $status"
 grep -q '"SERVING"' <<<"$status" || fail "Health/Check -> $status"
 stats=$(bufcurl --emit-defaults "$control/gateway.v1.GatewayControl/GetStats") || fail "GetStats failed: $stats"
-log "GetStats: $(tr -d ' \n' <<<"$stats" | cut -c1-300)"
+# Exactly the traffic sent above: 2 connections, 4 frames, 32 bytes each way.
+/usr/bin/python3 -c 'import json, sys
+t = json.loads(sys.argv[1])["totals"]
+got = {k: int(t[k]) for k in ("accepted", "framesIn", "framesOut", "bytesIn", "bytesOut")}
+want = {"accepted": 2, "framesIn": 4, "framesOut": 4, "bytesIn": 32, "bytesOut": 32}
+sys.exit(0 if got == want else f"GetStats totals {got}, want {want}")' "$stats" || fail "GetStats: $stats"
 
 log "Prometheus reports the gateway target up and has its metrics"
 prometheus=http://127.0.0.1:$prometheus_port
@@ -210,6 +221,17 @@ scraped_traffic() {
   [[ -n $v ]] && /usr/bin/python3 -c "import sys; sys.exit(0 if float('$v') >= $frames_sent else 1)"
 }
 wait_for 120 "Prometheus to scrape sum(gateway_frames_received_total) >= $frames_sent" scraped_traffic
+frames=$(promql 'sum(gateway_frames_received_total)')
+[[ $frames == "$frames_sent" ]] || fail "Prometheus counts $frames frames received, want exactly $frames_sent"
+rules_ok() {  # the gateway alerting rules are loaded and evaluate cleanly
+  curl -fsS --max-time 5 "$prometheus/api/v1/rules" 2>/dev/null | /usr/bin/python3 -c 'import json, sys
+rules = [r for g in json.load(sys.stdin)["data"]["groups"] for r in g["rules"]]
+gateway = [r for r in rules if r["name"].startswith("Gateway")]
+sys.exit(0 if gateway and all(r.get("health") == "ok" for r in gateway) else 1)' 2>/dev/null
+}
+wait_for 60 "Prometheus to load and evaluate the gateway alerting rules" rules_ok
+firing=$(promql 'count(ALERTS{alertname=~"Gateway.*"})')
+[[ -z $firing ]] || fail "gateway alerts firing on a healthy stack: $firing"
 
 log "Grafana service: provisioning mounted, datasource URL reachable"
 podman exec "$grafana" sh -c 'ls /etc/grafana/provisioning/datasources/*.y*ml' >/dev/null ||
