@@ -5,10 +5,17 @@
 #include "control/metrics.h"
 
 #include <CivetServer.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <exception>
 #include <limits>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -104,6 +111,33 @@ absl::Status ValidateListenAddress(absl::string_view address) {
         "'"));
   }
   return absl::OkStatus();
+}
+
+// Returns an address that reaches a server bound to `host`:`port` (loopback
+// for the wildcard address), or nullopt if `host` does not resolve.
+std::optional<sockaddr_in> LocalAddressOf(absl::string_view host, int port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const std::string name(host == "0.0.0.0" ? "127.0.0.1" : host);
+  if (inet_pton(AF_INET, name.c_str(), &addr.sin_addr) == 1) return addr;
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(name.c_str(), nullptr, &hints, &found) != 0 || found == nullptr) return std::nullopt;
+  addr.sin_addr = reinterpret_cast<const sockaddr_in*>(found->ai_addr)->sin_addr;
+  freeaddrinfo(found);
+  return addr;
+}
+
+// Connects and hangs up, so civetweb's accept loop (which otherwise notices a
+// stop only when its 2 s poll() times out) wakes up and sees it.
+void Poke(const sockaddr_in& addr) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  close(fd);
 }
 
 }  // namespace
@@ -250,13 +284,30 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(absl::string
   startup_error = nullptr;
   const std::vector<int> ports = server->exposer_->GetListeningPorts();
   server->port_ = ports.empty() ? 0 : ports.front();
+  server->wake_address_ = LocalAddressOf(listen_address.substr(0, listen_address.rfind(':')), server->port_);
   server->exposer_->RegisterCollectable(server->gateway_collector_);
   server->exposer_->RegisterCollectable(server->process_collector_);
   return server;
 }
 
 MetricsServer::~MetricsServer() {
-  exposer_.reset();  // joins the HTTP threads before the collectors go
+  if (exposer_ == nullptr) return;
+  // Stopping joins the HTTP threads before the collectors go. A scrape
+  // connection keeps arriving until the accept loop has seen the stop: a
+  // bounded number of pokes, as the loop wakes up by itself within 2 s.
+  std::atomic<bool> stopped{false};
+  std::thread waker;
+  if (wake_address_) {
+    waker = std::thread([&stopped, addr = *wake_address_] {
+      for (int i = 0; i < 100 && !stopped.load(std::memory_order_acquire); ++i) {
+        Poke(addr);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    });
+  }
+  exposer_.reset();
+  stopped.store(true, std::memory_order_release);
+  if (waker.joinable()) waker.join();
 }
 
 }  // namespace gateway

@@ -8,7 +8,10 @@
 // loads them with relaxed atomics and sums nothing on the hot path.
 #pragma once
 
+#include <netinet/in.h>
+
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -79,6 +82,7 @@ class MetricsServer {
   std::shared_ptr<prometheus::Collectable> process_collector_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;
+  std::optional<sockaddr_in> wake_address_;  // where a connect wakes civetweb's accept loop
 };
 
 }  // namespace gateway

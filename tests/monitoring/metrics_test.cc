@@ -1,0 +1,340 @@
+// The metrics endpoint end to end, in process: a real gateway on 127.0.0.1:0
+// and a MetricsServer on another ephemeral port, known traffic from real
+// sockets, and /metrics scraped over HTTP with exact counter values asserted.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "control/metrics.h"
+#include "gateway/gateway.h"
+#include "gtest/gtest.h"
+#include "tests/gateway/test_client.h"
+#include "tests/monitoring/http_client.h"
+
+namespace gateway {
+namespace {
+
+using ::gateway::testing::Deadline;
+using ::gateway::testing::Exposition;
+using ::gateway::testing::Frame;
+using ::gateway::testing::ReversedFrame;
+using ::gateway::testing::TestClient;
+using ::gateway::testing::WaitUntil;
+
+constexpr int kReactors = 2;
+
+class MetricsTest : public ::testing::Test {
+ protected:
+  void StartGateway(GatewayOptions options = {}) {
+    options.reactors = kReactors;
+    absl::StatusOr<std::unique_ptr<Gateway>> gw = testing::StartTestGateway(std::move(options));
+    ASSERT_TRUE(gw.ok()) << gw.status();
+    gw_ = *std::move(gw);
+    absl::StatusOr<std::unique_ptr<MetricsServer>> metrics = MetricsServer::Start("127.0.0.1:0", gw_.get());
+    ASSERT_TRUE(metrics.ok()) << metrics.status();
+    metrics_ = *std::move(metrics);
+    ASSERT_GT(metrics_->port(), 0);
+  }
+
+  void TearDown() override {
+    if (gw_) gw_->Shutdown(absl::Seconds(5));
+    metrics_.reset();
+    gw_.reset();
+  }
+
+  Exposition Scrape() {
+    absl::StatusOr<testing::HttpResponse> response = testing::HttpGet("127.0.0.1", metrics_->port(), "/metrics",
+                                                                      Deadline());
+    EXPECT_TRUE(response.ok()) << response.status();
+    if (!response.ok()) return {};
+    EXPECT_EQ(response->status, 200);
+    absl::StatusOr<Exposition> parsed = testing::ParseExposition(response->body);
+    EXPECT_TRUE(parsed.ok()) << parsed.status();
+    return parsed.ok() ? *std::move(parsed) : Exposition{};
+  }
+
+  // Scrapes until `condition` holds for a scrape (bounded); returns that one.
+  Exposition ScrapeUntil(const std::function<bool(const Exposition&)>& condition) {
+    Exposition last;
+    const bool held = WaitUntil([&] {
+      last = Scrape();
+      return condition(last);
+    });
+    EXPECT_TRUE(held) << "condition never held; last scrape had " << last.samples.size() << " samples";
+    return last;
+  }
+
+  std::unique_ptr<Gateway> gw_;
+  std::unique_ptr<MetricsServer> metrics_;
+};
+
+// Buckets are cumulative, end with +Inf, and +Inf equals _count.
+void ExpectWellFormedHistogram(const Exposition& e, const std::string& name, const std::string& reactor,
+                               int finite_buckets) {
+  double previous = 0;
+  int seen = 0;
+  for (const auto& [series, value] : e.samples) {
+    if (series.rfind(name + "_bucket{reactor=\"" + reactor + "\"", 0) != 0) continue;
+    ++seen;
+    if (series.find("le=\"+Inf\"") != std::string::npos) {
+      EXPECT_EQ(value, e.Value(absl::StrCat(name, "_count{reactor=\"", reactor, "\"}"))) << series;
+    }
+  }
+  EXPECT_EQ(seen, finite_buckets + 1) << name;
+  // The map is ordered by le as text, not number: check monotonicity by
+  // walking the exposed bounds in numeric order.
+  std::vector<std::pair<double, double>> buckets;
+  for (const auto& [series, value] : e.samples) {
+    if (series.rfind(name + "_bucket{reactor=\"" + reactor + "\"", 0) != 0) continue;
+    const size_t le = series.find("le=\"") + 4;
+    const std::string bound = series.substr(le, series.find('"', le) - le);
+    buckets.emplace_back(bound == "+Inf" ? INFINITY : std::stod(bound), value);
+  }
+  std::sort(buckets.begin(), buckets.end());
+  for (const auto& [bound, count] : buckets) {
+    EXPECT_GE(count, previous) << name << " le=" << bound;
+    previous = count;
+  }
+}
+
+TEST_F(MetricsTest, ExposesEveryFamilyWithTypeAndHelp) {
+  StartGateway();
+  const Exposition e = Scrape();
+  const std::vector<std::pair<std::string, std::string>> families = {
+      {"gateway_build_info", "gauge"},
+      {"gateway_connections_active", "gauge"},
+      {"gateway_connections", "gauge"},
+      {"gateway_connections_accepted_total", "counter"},
+      {"gateway_connections_rejected_total", "counter"},
+      {"gateway_connections_closed_total", "counter"},
+      {"gateway_frames_received_total", "counter"},
+      {"gateway_frames_sent_total", "counter"},
+      {"gateway_bytes_received_total", "counter"},
+      {"gateway_bytes_sent_total", "counter"},
+      {"gateway_protocol_errors_total", "counter"},
+      {"gateway_request_duration_seconds", "histogram"},
+      {"gateway_accept_errors_total", "counter"},
+      {"gateway_epoll_wakeups_total", "counter"},
+      {"gateway_epoll_wait_events", "histogram"},
+      {"gateway_trigger_mode", "gauge"},
+      {"gateway_trigger_mode_switches_total", "counter"},
+      {"process_cpu_seconds_total", "counter"},
+      {"process_resident_memory_bytes", "gauge"},
+      {"process_virtual_memory_bytes", "gauge"},
+      {"process_open_fds", "gauge"},
+      {"process_max_fds", "gauge"},
+      {"process_start_time_seconds", "gauge"},
+  };
+  for (const auto& [name, type] : families) {
+    ASSERT_EQ(e.types.count(name), 1u) << name;
+    EXPECT_EQ(e.types.at(name), type) << name;
+    EXPECT_FALSE(e.help.at(name).empty()) << name;
+  }
+  // Every close reason and every state is there per reactor, even at zero.
+  EXPECT_EQ(e.Count("gateway_connections_closed_total"), kReactors * kNumCloseReasons);
+  for (int c = 0; c < kNumCloseReasons; ++c) {
+    const std::string reason(CloseReasonName(static_cast<CloseReason>(c)));
+    for (int r = 0; r < kReactors; ++r) {
+      EXPECT_EQ(e.Value(absl::StrCat("gateway_connections_closed_total{reactor=\"", r, "\",reason=\"", reason, "\"}")),
+                0)
+          << reason;
+    }
+  }
+  EXPECT_EQ(e.Count("gateway_connections"), kReactors * kNumConnectionStates);
+  EXPECT_EQ(e.Count("gateway_frames_received_total"), kReactors);
+  EXPECT_EQ(e.Value("gateway_connections_active"), 0);
+  EXPECT_EQ(e.Value("gateway_trigger_mode{mode=\"edge\"}"), 1);
+  EXPECT_EQ(e.Value("gateway_trigger_mode{mode=\"level\"}"), 0);
+  EXPECT_EQ(e.Value("gateway_trigger_mode_switches_total"), 0);
+  EXPECT_EQ(e.Sum("gateway_build_info"), 1);
+  EXPECT_GT(e.Value("process_open_fds"), 0);
+  EXPECT_GT(e.Value("process_start_time_seconds"), 1.6e9);
+  for (int r = 0; r < kReactors; ++r) {
+    ExpectWellFormedHistogram(e, "gateway_request_duration_seconds", absl::StrCat(r), 19);
+    ExpectWellFormedHistogram(e, "gateway_epoll_wait_events", absl::StrCat(r), 11);
+  }
+}
+
+TEST_F(MetricsTest, CountsKnownTrafficExactly) {
+  StartGateway();
+  // One client pipelines three frames, reads the three responses, then
+  // half-closes: a peer_closed close.
+  absl::StatusOr<TestClient> good = TestClient::Connect(gw_->port());
+  ASSERT_TRUE(good.ok()) << good.status();
+  const std::string request = Frame("abc") + Frame("hello") + Frame("x");  // 8 + 10 + 6 bytes
+  const std::string expected = ReversedFrame("abc") + ReversedFrame("hello") + ReversedFrame("x");
+  ASSERT_TRUE(good->WriteAll(request).ok());
+  absl::StatusOr<std::string> got = good->ReadExactly(expected.size());
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, expected);
+  ASSERT_TRUE(good->ShutdownWrite().ok());
+  ASSERT_TRUE(good->ExpectEof().ok());
+  // Another sends one byte that cannot start a header: a protocol error.
+  absl::StatusOr<TestClient> bad = TestClient::Connect(gw_->port());
+  ASSERT_TRUE(bad.ok()) << bad.status();
+  ASSERT_TRUE(bad->WriteAll("x").ok());
+  ASSERT_TRUE(bad->ExpectEof().ok());
+  bad->Close();  // the gateway lingers for our FIN before counting the close
+
+  const Exposition e = ScrapeUntil([](const Exposition& s) {
+    return s.Value("gateway_connections_active") == 0 &&
+           s.Sum("gateway_connections_closed_total", {"reason=\"peer_closed\""}) == 1 &&
+           s.Sum("gateway_connections_closed_total", {"reason=\"protocol_error\""}) == 1;
+  });
+  EXPECT_EQ(e.Sum("gateway_connections_accepted_total"), 2);
+  EXPECT_EQ(e.Sum("gateway_connections_rejected_total"), 0);
+  EXPECT_EQ(e.Sum("gateway_connections_closed_total"), 2);
+  EXPECT_EQ(e.Sum("gateway_frames_received_total"), 3);
+  EXPECT_EQ(e.Sum("gateway_frames_sent_total"), 3);
+  EXPECT_EQ(e.Sum("gateway_bytes_received_total"), static_cast<double>(request.size() + 1));
+  EXPECT_EQ(e.Sum("gateway_bytes_sent_total"), static_cast<double>(expected.size()));
+  EXPECT_EQ(e.Sum("gateway_protocol_errors_total"), 1);
+  EXPECT_EQ(e.Sum("gateway_accept_errors_total"), 0);
+  EXPECT_EQ(e.Sum("gateway_connections"), 0);
+  EXPECT_EQ(e.Sum("gateway_request_duration_seconds_count"), 3);
+  EXPECT_GT(e.Sum("gateway_request_duration_seconds_sum"), 0);
+  const double wakeups = e.Sum("gateway_epoll_wakeups_total");
+  const double event_wakeups = e.Sum("gateway_epoll_wait_events_count");
+  EXPECT_GT(event_wakeups, 0);
+  EXPECT_LE(event_wakeups, wakeups);
+  EXPECT_GE(e.Sum("gateway_epoll_wait_events_sum"), event_wakeups);  // >= 1 event each
+  for (int r = 0; r < kReactors; ++r) {
+    ExpectWellFormedHistogram(e, "gateway_request_duration_seconds", absl::StrCat(r), 19);
+    ExpectWellFormedHistogram(e, "gateway_epoll_wait_events", absl::StrCat(r), 11);
+  }
+  // The per-reactor series add up to what the data plane counts.
+  EXPECT_EQ(e.Sum("gateway_frames_received_total"),
+            static_cast<double>(testing::SumStat(*gw_, [](const ReactorStats& s) { return s.frames_in.Get(); })));
+}
+
+TEST_F(MetricsTest, ReportsOpenConnectionsByState) {
+  StartGateway();
+  absl::StatusOr<TestClient> idle = TestClient::Connect(gw_->port());
+  ASSERT_TRUE(idle.ok()) << idle.status();
+  // A round trip makes sure the connection is past accept.
+  absl::StatusOr<std::string> reply = idle->RoundTrip("ping");
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  const Exposition open = ScrapeUntil([](const Exposition& s) {
+    return s.Value("gateway_connections_active") == 1 && s.Sum("gateway_connections", {"state=\"read\""}) == 1;
+  });
+  EXPECT_EQ(open.Sum("gateway_connections"), 1);
+  EXPECT_EQ(open.Sum("gateway_connections_accepted_total"), 1);
+  idle->Close();
+  const Exposition closed = ScrapeUntil([](const Exposition& s) { return s.Value("gateway_connections_active") == 0; });
+  EXPECT_EQ(closed.Sum("gateway_connections"), 0);
+  EXPECT_EQ(closed.Sum("gateway_connections_closed_total"), 1);
+}
+
+TEST_F(MetricsTest, FollowsTriggerModeSwitches) {
+  StartGateway();
+  ASSERT_TRUE(gw_->SetTriggerMode(TriggerMode::kLevel).ok());
+  Exposition e = Scrape();
+  EXPECT_EQ(e.Value("gateway_trigger_mode{mode=\"level\"}"), 1);
+  EXPECT_EQ(e.Value("gateway_trigger_mode{mode=\"edge\"}"), 0);
+  EXPECT_EQ(e.Value("gateway_trigger_mode_switches_total"), 1);
+  ASSERT_TRUE(gw_->SetTriggerMode(TriggerMode::kLevel).ok());  // no change: not a switch
+  EXPECT_EQ(Scrape().Value("gateway_trigger_mode_switches_total"), 1);
+  ASSERT_TRUE(gw_->SetTriggerMode(TriggerMode::kEdge).ok());
+  e = Scrape();
+  EXPECT_EQ(e.Value("gateway_trigger_mode{mode=\"edge\"}"), 1);
+  EXPECT_EQ(e.Value("gateway_trigger_mode{mode=\"level\"}"), 0);
+  EXPECT_EQ(e.Value("gateway_trigger_mode_switches_total"), 2);
+}
+
+TEST_F(MetricsTest, CountsConnectionsRejectedOverTheLimit) {
+  GatewayOptions options;
+  options.reactor.max_connections = 1;
+  StartGateway(options);
+  absl::StatusOr<TestClient> first = TestClient::Connect(gw_->port());
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(first->RoundTrip("a").ok());
+  absl::StatusOr<TestClient> second = TestClient::Connect(gw_->port());
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_TRUE(second->ExpectEof().ok());
+  const Exposition e = ScrapeUntil([](const Exposition& s) { return s.Sum("gateway_connections_rejected_total") == 1; });
+  EXPECT_EQ(e.Sum("gateway_connections_closed_total", {"reason=\"max_connections\""}), 1);
+  EXPECT_EQ(e.Sum("gateway_connections_closed_total"), 1);
+  EXPECT_EQ(e.Value("gateway_connections_active"), 1);
+  EXPECT_EQ(e.Sum("gateway_connections"), 1);
+}
+
+TEST_F(MetricsTest, LatencyOffLeavesTheHistogramOut) {
+  GatewayOptions options;
+  options.reactor.measure_latency = false;
+  StartGateway(options);
+  absl::StatusOr<TestClient> client = TestClient::Connect(gw_->port());
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE(client->RoundTrip("abc").ok());
+  const Exposition e = ScrapeUntil([](const Exposition& s) { return s.Sum("gateway_frames_sent_total") == 1; });
+  EXPECT_EQ(e.types.count("gateway_request_duration_seconds"), 0u);
+  EXPECT_EQ(e.Count("gateway_request_duration_seconds_count"), 0);
+  EXPECT_EQ(e.types.count("gateway_epoll_wait_events"), 1u);
+}
+
+TEST_F(MetricsTest, ScrapesStayConsistentUnderConcurrentTraffic) {
+  StartGateway();
+  constexpr int kClients = 4;
+  constexpr int kFramesEach = 300;
+  std::vector<std::thread> clients;
+  std::atomic<int> failures{0};
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      absl::StatusOr<TestClient> client = TestClient::Connect(gw_->port());
+      if (!client.ok()) {
+        ++failures;
+        return;
+      }
+      for (int i = 0; i < kFramesEach; ++i) {
+        absl::StatusOr<std::string> reply = client->RoundTrip(absl::StrCat("client", c, "-", i));
+        if (!reply.ok()) {
+          ++failures;
+          return;
+        }
+      }
+    });
+  }
+  // Counters never go backwards across scrapes taken while traffic flows.
+  double last_frames = 0;
+  double last_bytes = 0;
+  for (int i = 0; i < 20; ++i) {
+    const Exposition e = Scrape();
+    const double frames = e.Sum("gateway_frames_sent_total");
+    const double bytes = e.Sum("gateway_bytes_sent_total");
+    EXPECT_GE(frames, last_frames);
+    EXPECT_GE(bytes, last_bytes);
+    last_frames = frames;
+    last_bytes = bytes;
+  }
+  for (std::thread& t : clients) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  const Exposition e = ScrapeUntil([](const Exposition& s) {
+    return s.Sum("gateway_frames_sent_total") == kClients * kFramesEach;
+  });
+  EXPECT_EQ(e.Sum("gateway_frames_received_total"), kClients * kFramesEach);
+  EXPECT_EQ(e.Sum("gateway_request_duration_seconds_count"), kClients * kFramesEach);
+}
+
+TEST(MetricsServerTest, ReportsABusyPortAndABadAddress) {
+  GatewayOptions options;
+  options.reactors = 1;
+  absl::StatusOr<std::unique_ptr<Gateway>> gw = testing::StartTestGateway(options);
+  ASSERT_TRUE(gw.ok()) << gw.status();
+  absl::StatusOr<std::unique_ptr<MetricsServer>> first = MetricsServer::Start("127.0.0.1:0", gw->get());
+  ASSERT_TRUE(first.ok()) << first.status();
+  const std::string taken = absl::StrCat("127.0.0.1:", (*first)->port());
+  absl::StatusOr<std::unique_ptr<MetricsServer>> busy = MetricsServer::Start(taken, gw->get());
+  EXPECT_EQ(busy.status().code(), absl::StatusCode::kUnavailable) << busy.status();
+  EXPECT_NE(busy.status().message().find("Address already in use"), std::string::npos) << busy.status();
+  for (const char* bad : {"[::1]:0", "nonsense", "127.0.0.1:70000", ":9464", "127.0.0.1:"}) {
+    EXPECT_EQ(MetricsServer::Start(bad, gw->get()).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  (*gw)->Shutdown(absl::Seconds(5));
+}
+
+}  // namespace
+}  // namespace gateway
