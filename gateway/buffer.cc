@@ -81,6 +81,15 @@ void Buffer::Append(const char* bytes, size_t n, BufferPool* pool) {
   Produce(n);
 }
 
+void Buffer::Adopt(char* block, size_t capacity, size_t begin, size_t end, BufferPool* pool) {
+  assert(empty());
+  Release(pool);
+  data_ = block;
+  capacity_ = static_cast<uint32_t>(capacity);
+  read_ = static_cast<uint32_t>(begin);
+  write_ = static_cast<uint32_t>(end);
+}
+
 void Buffer::ReleaseIfEmpty(BufferPool* pool) {
   if (empty()) Release(pool);
 }

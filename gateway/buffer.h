@@ -65,6 +65,9 @@ class Buffer {
   // Drops `n` readable bytes from the front; an emptied buffer rewinds.
   void Consume(size_t n);
   void Append(const char* bytes, size_t n, BufferPool* pool);
+  // Takes ownership of `block` (from `pool`, `capacity` bytes) holding
+  // readable bytes [begin, end). The buffer must be empty.
+  void Adopt(char* block, size_t capacity, size_t begin, size_t end, BufferPool* pool);
   // Returns the block to the pool if the buffer is empty.
   void ReleaseIfEmpty(BufferPool* pool);
   // Drops the contents and returns the block to the pool.

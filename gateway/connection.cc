@@ -11,6 +11,12 @@
 #include "gateway/reactor.h"
 
 namespace gateway {
+namespace {
+
+// Leftover input at least this large is kept by adopting the scratch block.
+constexpr size_t kAdoptThreshold = 8 * 1024;
+
+}  // namespace
 
 Connection::Connection(Reactor* reactor, int fd, uint64_t id, const SocketAddress& peer, int64_t now_ns)
     : reactor_(reactor), fd_(fd), id_(id), peer_(peer), opened_ns_(now_ns), last_active_ns_(now_ns) {}
@@ -121,6 +127,10 @@ bool Connection::ReadOnce() {
   if (frames > 0 && !SendResponses(data, response_bytes, frames)) return false;
   if (into_input) {
     in_.Consume(consumed);
+  } else if (len - consumed >= kAdoptThreshold) {
+    // A large partial frame: the scratch block becomes the input buffer (it
+    // has room for any whole frame) instead of copying the bytes out of it.
+    in_.Adopt(reactor_->TakeScratch(), Reactor::kScratchSize, consumed, len, pool);
   } else if (consumed < len) {
     // Room for the whole pending frame at once, so completing it never moves it.
     in_.EnsureWritable(std::max<size_t>(pending_frame_size_, len - consumed), pool);

@@ -33,15 +33,29 @@ Reactor::Reactor(int index, int listen_fd, const ReactorOptions& options, Shared
       shared_(shared),
       handler_(std::move(handler)),
       loop_(options.trigger_mode),
-      scratch_(new char[kScratchSize]),
+      scratch_(nullptr),
       listener_(std::make_unique<Listener>(this, listen_fd)),
       idle_timeout_ns_(ToNs(options.idle_timeout)) {
   // Deadlines are checked in list order, which may be off by this much: a
   // connection is relinked at most once per granule, not on every read.
   idle_granularity_ns_ = std::clamp<int64_t>(idle_timeout_ns_ / 64, 1'000'000, 250'000'000);
+  size_t capacity = 0;
+  scratch_ = pool_.Acquire(kScratchSize, &capacity);
 }
 
-Reactor::~Reactor() { Join(); }
+Reactor::~Reactor() {
+  Join();
+  connections_.clear();
+  closed_.clear();
+  pool_.Release(scratch_, kScratchSize);
+}
+
+char* Reactor::TakeScratch() {
+  char* taken = scratch_;
+  size_t capacity = 0;
+  scratch_ = pool_.Acquire(kScratchSize, &capacity);
+  return taken;
+}
 
 void Reactor::Start() {
   thread_ = std::thread([this] { Run(); });

@@ -16,6 +16,7 @@
 #include "gateway/connection.h"
 #include "gateway/connection_observer.h"
 #include "gateway/event_loop.h"
+#include "gateway/frame_codec.h"
 #include "gateway/frame_handler.h"
 #include "gateway/listener.h"
 #include "gateway/reactor_stats.h"
@@ -86,8 +87,13 @@ class Reactor {
   BufferPool& pool() { return pool_; }
   FrameHandler& handler() { return *handler_; }
   Poller& poller() { return loop_.poller(); }
-  char* scratch() { return scratch_.get(); }
-  static constexpr size_t kScratchSize = 64 * 1024;
+  // The buffer reads land in: a pool block big enough for any whole frame.
+  char* scratch() { return scratch_; }
+  static constexpr size_t kScratchSize = 128 * 1024;
+  static_assert(kScratchSize >= kMaxFrameSize && kScratchSize <= BufferPool::kMaxBlock);
+  // Hands the scratch block over (to become a connection's input buffer, which
+  // saves copying a large partial frame) and takes a fresh one from the pool.
+  char* TakeScratch();
   // The loop's clock, read once per wakeup.
   int64_t now_ns() const { return now_ns_; }
   bool has_state_observers() const { return state_observers_ > 0; }
@@ -118,7 +124,7 @@ class Reactor {
   ReactorStats stats_;
   EventLoop loop_;
   BufferPool pool_;
-  std::unique_ptr<char[]> scratch_;
+  char* scratch_;  // a kScratchSize block from pool_
   std::unique_ptr<Listener> listener_;
   std::thread thread_;
 
