@@ -34,7 +34,8 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       curl $(cat /tmp/runtime-packages) \
  && rm -rf /var/lib/apt/lists/* /tmp/runtime-packages \
- && useradd --system --uid 10001 --user-group --home-dir /nonexistent --no-create-home \
+ && groupadd --gid 10001 gateway \
+ && useradd --uid 10001 --gid gateway --home-dir /nonexistent --no-create-home \
       --shell /usr/sbin/nologin gateway
 COPY --from=build /out/gateway /usr/local/bin/gateway
 # Fails the build if a shared library is missing.
