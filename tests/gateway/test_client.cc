@@ -225,7 +225,12 @@ std::string ReversedFrame(absl::string_view payload) {
 
 std::string RandomBytes(std::mt19937_64& rng, size_t size) {
   std::string out(size, '\0');
-  for (size_t i = 0; i < size; ++i) out[i] = static_cast<char>(rng() & 0xff);
+  size_t i = 0;
+  for (; i + 8 <= size; i += 8) {
+    const uint64_t word = rng();
+    std::memcpy(out.data() + i, &word, 8);
+  }
+  for (; i < size; ++i) out[i] = static_cast<char>(rng() & 0xff);
   return out;
 }
 
@@ -235,6 +240,13 @@ bool WaitUntil(const std::function<bool()>& condition, absl::Time deadline) {
     if (absl::Now() >= deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+}
+
+absl::StatusOr<std::unique_ptr<Gateway>> StartTestGateway(GatewayOptions options) {
+  options.listen_address = "127.0.0.1:0";
+  absl::StatusOr<std::unique_ptr<Gateway>> gw = Gateway::Create(std::move(options));
+  if (gw.ok()) (*gw)->Start();
+  return gw;
 }
 
 absl::StatusOr<ConnectionInfo> FindConnection(Gateway& gw, const TestClient& client, absl::Time deadline) {

@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -96,6 +98,10 @@ std::string RandomBytes(std::mt19937_64& rng, size_t size);
 // passes; returns whether it held.
 bool WaitUntil(const std::function<bool()>& condition, absl::Time deadline = Deadline());
 
+// Creates and starts an in-process gateway on 127.0.0.1:0 with `options`
+// (whose listen_address is overridden).
+absl::StatusOr<std::unique_ptr<Gateway>> StartTestGateway(GatewayOptions options);
+
 // Waits until `gw` lists a connection whose peer is `client` and returns it.
 absl::StatusOr<ConnectionInfo> FindConnection(Gateway& gw, const TestClient& client,
                                               absl::Time deadline = Deadline());
@@ -108,3 +114,8 @@ uint64_t ClosedCount(const Gateway& gw, CloseReason reason);
 void RaiseFdLimit();
 
 }  // namespace gateway::testing
+
+namespace gateway {
+// Names parameterized tests' trigger modes "edge" / "level" in test output.
+inline void PrintTo(TriggerMode mode, std::ostream* os) { *os << TriggerModeName(mode); }
+}  // namespace gateway
