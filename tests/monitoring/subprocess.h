@@ -1,0 +1,80 @@
+// Test helpers for running real programs (the gateway binary, prometheus,
+// promtool): a child process whose output goes to a log file and which is
+// always stopped and reaped, a bounded run-to-completion helper, and a
+// temporary directory removed with everything in it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace gateway::testing {
+
+// Thread-compatible. Owns the child: the destructor stops it (SIGTERM, then
+// SIGKILL) and reaps it. The child also gets SIGKILL if the test process
+// dies first (PR_SET_PDEATHSIG), so nothing outlives a crashed test.
+class Subprocess {
+ public:
+  // Starts `argv` (argv[0] searched on PATH) with stdout and stderr appended
+  // to `log_path` and stdin from /dev/null.
+  static absl::StatusOr<std::unique_ptr<Subprocess>> Start(const std::vector<std::string>& argv,
+                                                           const std::string& log_path);
+  ~Subprocess();
+  Subprocess(const Subprocess&) = delete;
+  Subprocess& operator=(const Subprocess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // True until the child has exited (reaps it if it has).
+  bool Running();
+  // Sends SIGTERM, waits up to `grace`, then SIGKILLs. Returns the exit
+  // status, or 128 + signal number if a signal ended it.
+  int Stop(absl::Duration grace = absl::Seconds(10));
+  // Returns what the child has written so far.
+  std::string Log() const;
+
+ private:
+  Subprocess(pid_t pid, std::string log_path) : pid_(pid), log_path_(std::move(log_path)) {}
+  int WaitUntil(absl::Time deadline);  // -1 if still running at the deadline
+
+  pid_t pid_;
+  std::string log_path_;
+  int exit_code_ = -1;  // set once reaped
+};
+
+struct CommandResult {
+  int exit_code = -1;  // 128 + signal if killed
+  std::string output;  // stdout and stderr together
+};
+
+// Runs `argv` to completion with stdin from `stdin_path` (empty: /dev/null),
+// killing it after `timeout`. DEADLINE_EXCEEDED if it had to be killed.
+absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv, const std::string& stdin_path,
+                                         absl::Duration timeout);
+
+// A fresh directory under $TMPDIR (or /tmp), removed recursively on
+// destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  // Returns path()/name.
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Returns the whole file, or an empty string if it cannot be read.
+std::string ReadFileOrEmpty(const std::string& path);
+// Writes `text` to `path`, replacing it.
+bool WriteFile(const std::string& path, const std::string& text);
+
+}  // namespace gateway::testing
