@@ -10,7 +10,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -55,6 +57,11 @@ ABSL_FLAG(std::string, label, "", "Free text copied into the JSON line (e.g. the
 namespace {
 
 using bench::Mode;
+
+// SIGINT/SIGTERM end the run early (idle mode's hold, typically); the
+// summary then covers the shortened window.
+std::atomic<bool> g_stop{false};
+void OnStopSignal(int) { g_stop.store(true, std::memory_order_relaxed); }
 
 [[noreturn]] void Usage(absl::string_view message) {
   std::fprintf(stderr, "gateway-bench: %s\n", std::string(message).c_str());
@@ -124,11 +131,16 @@ class Progress {
   uint64_t last_completed_ = 0;
 };
 
-// Sleeps until `deadline_ns`, refreshing the progress line every second.
+// Sleeps until `deadline_ns` or a stop signal, refreshing the progress line
+// every second.
 void WaitUntil(int64_t deadline_ns, absl::string_view phase, Progress& progress) {
-  for (int64_t now = bench::NowNs(); now < deadline_ns; now = bench::NowNs()) {
-    absl::SleepFor(absl::Nanoseconds(std::min<int64_t>(deadline_ns - now, 1'000'000'000)));
-    progress.Show(phase, bench::NowNs());
+  int64_t next_show = bench::NowNs() + 1'000'000'000;
+  for (int64_t now = bench::NowNs(); now < deadline_ns && !g_stop.load(); now = bench::NowNs()) {
+    absl::SleepFor(absl::Nanoseconds(std::min<int64_t>(deadline_ns - now, 100'000'000)));
+    if (bench::NowNs() >= next_show) {
+      progress.Show(phase, bench::NowNs());
+      next_show += 1'000'000'000;
+    }
   }
 }
 
@@ -145,6 +157,10 @@ int main(int argc, char** argv) {
   absl::SetFlagsUsageConfig(usage_config);
   absl::ParseCommandLine(argc, argv);
   signal(SIGPIPE, SIG_IGN);
+  struct sigaction stop_action{};
+  stop_action.sa_handler = OnStopSignal;
+  sigaction(SIGINT, &stop_action, nullptr);
+  sigaction(SIGTERM, &stop_action, nullptr);
   RaiseFdLimit();
 
   bench::RunResult r;
@@ -185,6 +201,7 @@ int main(int argc, char** argv) {
   base.mode = r.mode;
   base.pipeline = r.pipeline;
   base.connect_in_flight = std::max(1, connect_batch / r.threads);
+  base.stop = &g_stop;
   std::vector<std::unique_ptr<bench::Worker>> workers;
   uint32_t first = 0;
   for (int t = 0; t < r.threads; ++t) {
@@ -228,7 +245,8 @@ int main(int argc, char** argv) {
     if (settled >= r.conns) break;
     progress.Show("connect", bench::NowNs());
     absl::SleepFor(absl::Milliseconds(settled == 0 ? 1 : 100));
-    if (bench::NowNs() > connect_deadline + 1'000'000'000) break;  // workers time out on their own
+    // Workers give up on their own at the deadline or on a stop signal.
+    if (bench::NowNs() > connect_deadline + 1'000'000'000 || g_stop.load()) break;
   }
   waiter.join();
   const int64_t connected_at = bench::NowNs();
@@ -261,6 +279,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<double> server_cpu1 = r.server_pid > 0 ? bench::ProcessCpuSeconds(r.server_pid) : 0.0;
   r.client_cpu_s = bench::SelfCpuSeconds() - client_cpu0;
   r.window_s = static_cast<double>(window_end - window_start) / 1e9;
+  r.interrupted = g_stop.load();
   if (r.server_pid > 0 && server_cpu0.ok() && server_cpu1.ok()) r.server_cpu_s = *server_cpu1 - *server_cpu0;
   for (auto& t : threads) t.join();
   progress.Finish();

@@ -131,7 +131,8 @@ std::string FormatJson(const RunResult& r) {
                           r.rss_after,
                           r.established ? static_cast<double>(r.rss_after - r.rss_before) / r.established : 0.0);
   }
-  absl::StrAppendFormat(&j, "\"ok\":%s}", r.ok() ? "true" : "false");
+  absl::StrAppendFormat(&j, "\"interrupted\":%s,\"ok\":%s}", r.interrupted ? "true" : "false",
+                        r.ok() ? "true" : "false");
   return j;
 }
 

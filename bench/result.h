@@ -31,6 +31,7 @@ struct RunResult {
   LatencyHistogram latency;  // ns
   uint64_t errors[kNumErrorKinds] = {};
   double client_cpu_s = 0;
+  bool interrupted = false;  // ended early by SIGINT/SIGTERM
   // Server side, when --server_pid was given (cpu < 0: not readable).
   int server_pid = 0;
   double server_cpu_s = -1;

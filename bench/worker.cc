@@ -129,7 +129,7 @@ void Worker::Connect(int64_t deadline_ns) {
     while (connecting_ < limit && next < conns_.size()) Open(conns_[next++]);
     if (connecting_ == 0 && next == conns_.size()) break;
     const int64_t now = NowNs();
-    if (now >= deadline_ns) {
+    if (now >= deadline_ns || Stopped()) {
       for (Conn& c : conns_) {
         if (c.state == State::kNew) {  // never opened: counts as a timeout too
           c.state = State::kConnecting;
@@ -330,7 +330,7 @@ void Worker::Run(const RunClock& clock) {
     int64_t now = NowNs();
     counters_.completed.store(completed_, std::memory_order_relaxed);
     counters_.measured.store(measured_, std::memory_order_relaxed);
-    if (now >= clock_.end_ns) break;
+    if (now >= clock_.end_ns || Stopped()) break;
     int64_t wait_ns = std::min(clock_.end_ns - now, kMaxWaitNs);
     if (options_.mode == Mode::kOpenLoop && !conns_.empty()) {
       ScheduleDue(now);

@@ -31,6 +31,8 @@ struct WorkerOptions {
   int pipeline = 1;          // requests in flight per connection (1..512)
   double rate = 0;           // open loop: requests/s for this worker's connections
   int connect_in_flight = 64;  // connections being opened or proven at once
+  // Set (by a signal handler, say) to end Connect() and Run() early; may be null.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 // The phase boundaries of a run, CLOCK_MONOTONIC nanoseconds. Set once by the
@@ -99,6 +101,7 @@ class Worker {
   int64_t IntendedNs(const Conn& c, uint64_t seq) const;
   void ScheduleDue(int64_t now);
   void CountUnfinished();
+  bool Stopped() const { return options_.stop != nullptr && options_.stop->load(std::memory_order_relaxed); }
   void Bump(std::atomic<uint64_t>& counter, uint64_t n = 1) {
     counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }

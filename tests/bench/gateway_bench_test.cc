@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,7 +41,9 @@ struct BenchRun {
 };
 
 // Runs gateway-bench with `args`; kills it if it has not finished in 60 s.
-BenchRun RunBench(const std::vector<std::string>& args) {
+// `on_output`, if set, sees the output so far after every read, with the pid.
+BenchRun RunBench(const std::vector<std::string>& args,
+                  const std::function<void(const std::string&, pid_t)>& on_output = nullptr) {
   std::vector<std::string> argv_storage = {GATEWAY_BENCH_PATH};
   argv_storage.insert(argv_storage.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -76,6 +79,7 @@ BenchRun RunBench(const std::vector<std::string>& args) {
     const ssize_t n = read(out[0], buf, sizeof buf);
     if (n <= 0) break;
     run.output.append(buf, static_cast<size_t>(n));
+    if (on_output) on_output(run.output, pid);
   }
   close(out[0]);
   int status = 0;
@@ -168,6 +172,21 @@ TEST_F(GatewayBenchTest, IdleModeProvesAndHoldsConnections) {
   EXPECT_GT(JsonNumber(run.json, "rss_before"), 0);
   EXPECT_GT(JsonNumber(run.json, "rss_after"), 0);
   EXPECT_EQ(gw_->reactor_stats(0).frames_out.Get(), 50u);  // exactly one proof each
+}
+
+TEST_F(GatewayBenchTest, SigintEndsTheIdleHoldEarlyWithASummary) {
+  bool signalled = false;
+  const BenchRun run = RunBench({Port(), "--idle=20", "--duration=600s"}, [&](const std::string& out, pid_t pid) {
+    if (!signalled && out.find("idle: 20 of 20") != std::string::npos) {
+      kill(pid, SIGINT);
+      signalled = true;
+    }
+  });
+  ASSERT_TRUE(signalled) << run.output;
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(JsonField(run.json, "interrupted"), "true");
+  EXPECT_EQ(JsonNumber(run.json, "established"), 20);
+  EXPECT_EQ(JsonNumber(run.json, "total"), 0);
 }
 
 TEST(GatewayBenchFlagsTest, BadFlagsExitWithStatus2) {
