@@ -2,12 +2,14 @@
 // dashboard's panels all query the provisioned datasource with PromQL, cover
 // what an operator needs, and use only variables that exist; the
 // provisioning files point where docker-compose.yml mounts them.
-#include <regex>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/monitoring/dashboard.h"
@@ -21,12 +23,28 @@ using google::protobuf::Value;
 
 const std::string kGrafana = std::string(GATEWAY_SOURCE_DIR) + "/deploy/grafana";
 
-// The datasource uid the provisioning file gives, read with a regex (no YAML
-// parser needed for one key).
+// The datasource uid the provisioning file gives (its one `uid:` key; no
+// YAML parser needed for that).
 std::string ProvisionedDatasourceUid() {
   const std::string yml = ReadFileOrEmpty(kGrafana + "/provisioning/datasources/prometheus.yml");
-  std::smatch m;
-  return std::regex_search(yml, m, std::regex(R"(\n\s+uid:\s*([A-Za-z0-9_-]+))")) ? m[1].str() : "";
+  for (absl::string_view line : absl::StrSplit(yml, '\n')) {
+    line = absl::StripLeadingAsciiWhitespace(line);
+    if (absl::ConsumePrefix(&line, "uid:")) return std::string(absl::StripAsciiWhitespace(line));
+  }
+  return "";
+}
+
+// Returns the names of the $name / ${name} variables `expr` uses.
+std::vector<std::string> VariablesIn(absl::string_view expr) {
+  std::vector<std::string> names;
+  for (size_t i = expr.find('$'); i != absl::string_view::npos; i = expr.find('$', i + 1)) {
+    size_t start = i + 1;
+    if (start < expr.size() && expr[start] == '{') ++start;
+    size_t end = start;
+    while (end < expr.size() && (absl::ascii_isalnum(expr[end]) || expr[end] == '_')) ++end;
+    names.emplace_back(expr.substr(start, end - start));
+  }
+  return names;
 }
 
 class DashboardTest : public ::testing::Test {
@@ -152,11 +170,10 @@ TEST_F(DashboardTest, UsesOnlyDefinedVariables) {
     defined.insert(StringField(v.struct_value(), "name"));
     ExpectProvisionedDatasource(v.struct_value(), "variable");
   }
-  const std::regex variable(R"(\$\{?([A-Za-z_][A-Za-z0-9_]*))");
   for (const DashboardQuery& q : DashboardQueries(dashboard_)) {
     ASSERT_FALSE(q.expr.empty()) << q.where << " has a query Grafana cannot run here";
-    for (std::sregex_iterator it(q.expr.begin(), q.expr.end(), variable), end; it != end; ++it) {
-      EXPECT_EQ(defined.count((*it)[1].str()), 1u) << q.where << " uses undefined $" << (*it)[1].str();
+    for (const std::string& name : VariablesIn(q.expr)) {
+      EXPECT_EQ(defined.count(name), 1u) << q.where << " uses undefined $" << name;
     }
   }
 }

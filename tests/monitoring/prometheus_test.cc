@@ -13,7 +13,6 @@
 #include <cmath>
 #include <map>
 #include <memory>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -38,15 +37,19 @@ using google::protobuf::Value;
 
 constexpr char kLoopback[] = "127.0.0.1";
 
-// Waits until the log holds a line matching `pattern` (one capture group: a
-// port) and returns the port, or 0 at the deadline or if the process exits.
-int WaitForPort(Subprocess& process, const std::string& pattern, absl::Time deadline) {
-  const std::regex re(pattern);
+// Waits until the log holds `marker` followed on its line by "(port N" and
+// returns N, or 0 at the deadline or if the process exits.
+int WaitForPort(Subprocess& process, const std::string& marker, absl::Time deadline) {
   while (absl::Now() < deadline) {
     const std::string log = process.Log();
-    std::smatch m;
-    int port = 0;
-    if (std::regex_search(log, m, re) && absl::SimpleAtoi(m[1].str(), &port)) return port;
+    const size_t at = log.find(marker);
+    const size_t port_at = at == std::string::npos ? std::string::npos : log.find("(port ", at);
+    if (port_at != std::string::npos && log.find('\n', at) > port_at) {
+      const size_t digits = port_at + 6;
+      const size_t end = log.find_first_not_of("0123456789", digits);
+      int port = 0;
+      if (end != std::string::npos && absl::SimpleAtoi(log.substr(digits, end - digits), &port)) return port;
+    }
     if (!process.Running()) return 0;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -87,9 +90,9 @@ struct GatewayProcess {
     if (!p.ok()) return gw;
     gw.process = *std::move(p);
     const absl::Time deadline = absl::Now() + absl::Seconds(20);
-    gw.metrics_port = WaitForPort(*gw.process, R"(metrics on \S+ \(port (\d+)\))", deadline);
-    gw.control_port = WaitForPort(*gw.process, R"(control plane on \S+ \(port (\d+))", deadline);
-    gw.data_port = WaitForPort(*gw.process, R"(serving \S+ \(port (\d+)\))", deadline);
+    gw.metrics_port = WaitForPort(*gw.process, "gateway: metrics on ", deadline);
+    gw.control_port = WaitForPort(*gw.process, "gateway: control plane on ", deadline);
+    gw.data_port = WaitForPort(*gw.process, "gateway: serving ", deadline);
     EXPECT_TRUE(gw.metrics_port > 0 && gw.control_port > 0 && gw.data_port > 0) << gw.process->Log();
     return gw;
   }
