@@ -165,6 +165,7 @@ grafana=$(compose ps -q grafana)
 # No systemd here, so nothing runs health checks on schedule: drive them.
 (
   for _ in $(seq 600); do
+    kill -0 $$ 2>/dev/null || break  # the test is gone (killed outright)
     podman healthcheck run "$gateway" >/dev/null 2>&1 || true
     sleep 2
   done
@@ -179,7 +180,9 @@ log "gateway turns healthy"
 health() { podman inspect --format '{{.State.Health.Status}}' "$gateway"; }
 is_healthy() { [[ $(health) == healthy ]]; }
 wait_for 120 "a healthy gateway" is_healthy
-compose ps gateway | grep -q '(healthy)' || fail "docker-compose ps does not show the gateway healthy"
+# (grep -q on a pipe could SIGPIPE the writer and fail under pipefail: read it all first.)
+ps_out=$(compose ps gateway)
+grep -q '(healthy)' <<<"$ps_out" || fail "docker-compose ps does not show the gateway healthy: $ps_out"
 
 log "data plane through the published port"
 reply=$(printf '00003abc' | timeout 20 nc -N -w 10 127.0.0.1 "$data_port") || true
@@ -237,12 +240,12 @@ log "Grafana service: provisioning mounted, datasource URL reachable"
 podman exec "$grafana" sh -c 'ls /etc/grafana/provisioning/datasources/*.y*ml' >/dev/null ||
   fail "no datasource provisioning in the grafana container"
 ds_url=$(podman exec "$grafana" sh -c 'cat /etc/grafana/provisioning/datasources/*.y*ml' |
-  awk '$1 == "url:" { print $2; exit }')
+  awk '$1 == "url:" && u == "" { u = $2 } END { print u }')
 [[ $ds_url =~ ^http://([a-z0-9.-]+):([0-9]+)$ ]] || fail "datasource url '$ds_url' is not http://host:port"
 podman exec "$grafana" bash -c "exec 3<>/dev/tcp/${BASH_REMATCH[1]}/${BASH_REMATCH[2]}" ||
   fail "the grafana container cannot reach $ds_url"
 dashboards_dir=$(podman exec "$grafana" sh -c 'cat /etc/grafana/provisioning/dashboards/*.y*ml' |
-  awk '$1 == "path:" { print $2; exit }')
+  awk '$1 == "path:" && p == "" { p = $2 } END { print p }')
 podman exec "$grafana" sh -c "ls $dashboards_dir/*.json" >/dev/null ||
   fail "no dashboard JSON at the provider path '$dashboards_dir' in the grafana container"
 
@@ -250,6 +253,7 @@ log "SIGTERM: the gateway drains and exits 0"
 quietly compose-stop compose stop gateway
 code=$(podman inspect --format '{{.State.ExitCode}}' "$gateway")
 [[ $code == 0 ]] || fail "gateway exited with status $code after docker-compose stop"
-podman logs "$gateway" 2>&1 | grep -q 'SIGTERM received' || fail "gateway log does not show the SIGTERM drain"
+gateway_log=$(podman logs "$gateway" 2>&1)
+grep -q 'SIGTERM received' <<<"$gateway_log" || fail "gateway log does not show the SIGTERM drain: $gateway_log"
 
 log "all deployment checks passed"
