@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <map>
@@ -309,6 +310,27 @@ TEST_F(PrometheusTest, EveryDashboardQueryReturnsData) {
   EXPECT_EQ(load.failures(), 0);
   EXPECT_GT(load.frames(), 0u);
   EXPECT_EQ(gw.process->Stop(), 0) << gw.process->Log();
+}
+
+TEST(GatewayBinaryTest, BusyMetricsPortIsOneLineAndExitStatus1) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  absl::StatusOr<CommandResult> run = RunCommand(
+      {GATEWAY_BINARY, "--listen=127.0.0.1:0", "--control_listen=",
+       absl::StrCat("--metrics_listen=127.0.0.1:", ntohs(addr.sin_port))},
+      "", absl::Seconds(20));
+  close(fd);
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->exit_code, 1) << run->output;
+  EXPECT_EQ(std::count(run->output.begin(), run->output.end(), '\n'), 1) << run->output;
+  EXPECT_TRUE(absl::StrContains(run->output, "--metrics_listen")) << run->output;
+  EXPECT_TRUE(absl::StrContains(run->output, "Address already in use")) << run->output;
 }
 
 }  // namespace
