@@ -138,8 +138,18 @@ wait_port() {  # port pid
 
 # start_server NAME [extra gateway flags...]: sets SERVER_PID, PORT, METRICS_PORT, CONTROL_PORT.
 start_server() {
-  local name=$1
+  local name=$1 p
   shift
+  # Skip ports something else already listens on.
+  while :; do
+    for p in $NEXT_PORT $((NEXT_PORT + 1)) $((NEXT_PORT + 2)); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        NEXT_PORT=$((NEXT_PORT + 3))
+        continue 2
+      fi
+    done
+    break
+  done
   PORT=$NEXT_PORT METRICS_PORT=$((NEXT_PORT + 1)) CONTROL_PORT=$((NEXT_PORT + 2))
   NEXT_PORT=$((NEXT_PORT + 3))
   local cmd gw_flags=(--reactors=1 --drain_timeout=1s)
