@@ -75,6 +75,7 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 echo $$ >"$work/owner.pid"
 
 # A run killed outright (e.g. by a ctest timeout) cannot clean up after itself:
@@ -97,7 +98,6 @@ reap_stale_runs() {
     rm -rf "$dir"
   done
 }
-trap 'exit 130' INT TERM
 
 # Polls "$@" every second until it succeeds or $1 seconds pass.
 wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
