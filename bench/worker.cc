@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -320,6 +321,10 @@ void Worker::ScheduleDue(int64_t now) {
 
 void Worker::Run(const RunClock& clock) {
   clock_ = clock;
+  // Open loop sleeps until each request's due time: without this the default
+  // 50 us timer slack would send requests late (the lateness still counts as
+  // latency, but it is the client's, not the server's).
+  if (options_.mode == Mode::kOpenLoop) prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
   traffic_ = options_.mode != Mode::kIdle;
   if (options_.mode == Mode::kClosedLoop) {
     const int64_t now = NowNs();
