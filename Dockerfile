@@ -47,6 +47,7 @@ LABEL org.opencontainers.image.title="connection-gateway" \
 USER 10001:10001
 # 6789 data plane, 50051 gRPC control plane, 9464 Prometheus metrics.
 EXPOSE 6789 50051 9464
+# Healthy = the metrics endpoint answers (keep --metrics_listen on port 9464).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
   CMD curl -fsS -o /dev/null --max-time 2 http://127.0.0.1:9464/metrics || exit 1
 ENTRYPOINT ["/usr/local/bin/gateway"]
