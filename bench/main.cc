@@ -101,7 +101,7 @@ class Progress {
       : workers_(workers), enabled_(isatty(STDOUT_FILENO)) {}
 
   void Show(absl::string_view phase, int64_t now_ns) {
-    if (!enabled_) return;
+    if (!enabled_ || (last_ns_ != 0 && now_ns - last_ns_ < 250'000'000)) return;
     uint64_t completed = 0, errors = 0;
     int established = 0;
     for (const auto& w : workers_) {

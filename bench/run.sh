@@ -228,6 +228,10 @@ summary() {  # one line for the terminal
 START=$(date +%s)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "output: $OUT (cells: ${DURATION}s measured after ${WARMUP}s warmup; load average $LOAD_START)"
+# Rough duration: every run costs warmup + duration + ~0.3 s, and each 10000-connection cell ~3 s more.
+runs=$((${#SERVERS[@]} * (${#SIZES[@]} * ${#CONNS[@]} * ${#PIPELINES[@]} + 2) + COST_ROUNDS * 2 * ${#PIPELINES[@]} * 3))
+log "expected to take about $(awk -v r="$runs" -v w="$WARMUP" -v d="$DURATION" -v big="$(printf '%s\n' "${CONNS[@]}" | grep -c '^10000$' || true)" \
+  -v n="${#SERVERS[@]}" -v s="${#SIZES[@]}" -v p="${#PIPELINES[@]}" 'BEGIN { printf "%.0f", (r * (w + d + 0.3) + big * n * s * p * 3) / 60 + 0.5 }') minutes"
 
 # --- 4. The grid --------------------------------------------------------------
 total=$((${#SERVERS[@]} * ${#SIZES[@]} * ${#CONNS[@]} * ${#PIPELINES[@]}))
