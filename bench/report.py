@@ -162,7 +162,8 @@ class Report:
         self.w("- Figures: requests/s and MB/s (10^6 bytes of responses, header included, per second) over the measured window; "
                "latency from each request's send to its validated response (closed loop), percentiles from a log-bucketed "
                "histogram (<0.8% error); server CPU per request = utime+stime of the server process "
-               "(`/proc/PID/stat`, read by gateway-bench at the window's start and end) / requests completed in the window. "
+               "(`/proc/PID/stat`, read by gateway-bench at the window's start and end; 10 ms tick resolution) / requests "
+               "completed in the window. "
                f"A side is *saturated* at ≥{SAT * 100:.0f}% of its core: where the client saturates, the server's req/s is a "
                "floor, and CPU per request is the fair comparison.")
         load = m.get("load_start", "")
