@@ -30,7 +30,7 @@ EventLoop::~EventLoop() { close(wake_fd_); }
 bool EventLoop::Post(Task task) {
   bool was_empty;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return false;
     was_empty = queue_.empty();
     queue_.push_back(std::move(task));
@@ -63,7 +63,7 @@ void EventLoop::OnReady(uint32_t /*ready*/) {
 
 void EventLoop::RunTasks() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     running_.swap(queue_);
   }
   for (Task& task : running_) std::move(task)();
@@ -73,7 +73,7 @@ void EventLoop::RunTasks() {
 void EventLoop::Close() {
   for (;;) {
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       if (queue_.empty()) {
         closed_ = true;
         return;

@@ -4,12 +4,11 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
-#include "absl/synchronization/mutex.h"
 #include "gateway/poller.h"
 
 namespace gateway {
@@ -57,9 +56,11 @@ class EventLoop : private PollHandler {
   std::vector<Poller::Event> events_;
   std::vector<Task> running_;
 
-  absl::Mutex mu_;
-  std::vector<Task> queue_ ABSL_GUARDED_BY(mu_);
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  // std::mutex rather than absl::Mutex: Debian's Abseil is not built with
+  // TSan's annotations, so TSan cannot see absl::Mutex ordering memory.
+  std::mutex mu_;
+  std::vector<Task> queue_;  // guarded by mu_
+  bool closed_ = false;      // guarded by mu_
 };
 
 }  // namespace gateway

@@ -1,6 +1,9 @@
 #include "gateway/gateway.h"
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -13,11 +16,12 @@ namespace {
 // Replies from reactors are gathered here; the waiting thread and the
 // reactors share it, so a late reply after a timeout writes into live memory.
 struct FanIn {
-  absl::Mutex mu;
-  int pending ABSL_GUARDED_BY(mu) = 0;
+  std::mutex mu;
+  std::condition_variable done;
+  int pending = 0;  // guarded by mu
 };
 
-constexpr absl::Duration kReactorReplyTimeout = absl::Seconds(30);
+constexpr std::chrono::seconds kReactorReplyTimeout{30};
 
 }  // namespace
 
@@ -48,7 +52,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options)
 Gateway::~Gateway() { Shutdown(absl::ZeroDuration()); }
 
 void Gateway::Start() {
-  absl::MutexLock lock(&lifecycle_mu_);
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
   if (started_) return;
   started_ = true;
   started_at_ = absl::Now();
@@ -56,7 +60,7 @@ void Gateway::Start() {
 }
 
 void Gateway::Shutdown(absl::Duration drain_timeout) {
-  absl::MutexLock lock(&lifecycle_mu_);
+  std::lock_guard<std::mutex> lock(lifecycle_mu_);
   if (stopped_) return;
   stopped_ = true;
   if (!started_) return;  // reactors never ran; their destructors close the listeners
@@ -72,27 +76,28 @@ absl::Status Gateway::RunOnAllReactors(absl::AnyInvocable<void(Reactor&)> fn) {
   auto fan_in = std::make_shared<FanIn>();
   auto shared_fn = std::make_shared<absl::AnyInvocable<void(Reactor&)>>(std::move(fn));
   int posted = 0;
+  auto finish_one = [fan_in] {
+    std::lock_guard<std::mutex> lock(fan_in->mu);
+    if (--fan_in->pending == 0) fan_in->done.notify_all();
+  };
   {
-    absl::MutexLock lock(&fan_in->mu);
+    std::lock_guard<std::mutex> lock(fan_in->mu);
     fan_in->pending = static_cast<int>(reactors_.size());
   }
   for (auto& reactor : reactors_) {
     Reactor* r = reactor.get();
-    const bool ok = r->Post([r, fan_in, shared_fn] {
+    const bool ok = r->Post([r, shared_fn, finish_one] {
       (*shared_fn)(*r);
-      absl::MutexLock lock(&fan_in->mu);
-      --fan_in->pending;
+      finish_one();
     });
-    if (!ok) {
-      absl::MutexLock lock(&fan_in->mu);
-      --fan_in->pending;
-    } else {
+    if (ok) {
       ++posted;
+    } else {
+      finish_one();
     }
   }
-  absl::MutexLock lock(&fan_in->mu);
-  auto done = [fan_in]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fan_in->mu) { return fan_in->pending == 0; };
-  if (!fan_in->mu.AwaitWithTimeout(absl::Condition(&done), kReactorReplyTimeout)) {
+  std::unique_lock<std::mutex> lock(fan_in->mu);
+  if (!fan_in->done.wait_for(lock, kReactorReplyTimeout, [&] { return fan_in->pending == 0; })) {
     return absl::DeadlineExceededError("a reactor did not answer in time");
   }
   if (posted < static_cast<int>(reactors_.size())) return absl::UnavailableError("the gateway is shutting down");
@@ -100,7 +105,7 @@ absl::Status Gateway::RunOnAllReactors(absl::AnyInvocable<void(Reactor&)> fn) {
 }
 
 absl::Status Gateway::SetTriggerMode(TriggerMode mode) {
-  absl::MutexLock lock(&switch_mu_);
+  std::lock_guard<std::mutex> lock(switch_mu_);
   const TriggerMode old_mode = mode_.load();
   absl::Status status = RunOnAllReactors([mode](Reactor& r) { r.SetTriggerMode(mode); });
   if (!status.ok()) return status;
@@ -111,7 +116,7 @@ absl::Status Gateway::SetTriggerMode(TriggerMode mode) {
 
 absl::StatusOr<ConnectionPage> Gateway::ListConnections(const ListQuery& query) {
   struct Reply {
-    absl::Mutex mu;
+    std::mutex mu;
     std::vector<ConnectionInfo> infos;
     size_t total = 0;
   };
@@ -119,12 +124,12 @@ absl::StatusOr<ConnectionPage> Gateway::ListConnections(const ListQuery& query) 
   absl::Status status = RunOnAllReactors([query, reply](Reactor& r) {
     size_t total = 0;
     std::vector<ConnectionInfo> infos = r.ListConnections(query, &total);
-    absl::MutexLock lock(&reply->mu);
+    std::lock_guard<std::mutex> lock(reply->mu);
     reply->total += total;
     std::move(infos.begin(), infos.end(), std::back_inserter(reply->infos));
   });
   if (!status.ok()) return status;
-  absl::MutexLock lock(&reply->mu);
+  std::lock_guard<std::mutex> lock(reply->mu);
   ConnectionPage page;
   page.total_matching = reply->total;
   page.connections = std::move(reply->infos);
@@ -139,18 +144,18 @@ absl::StatusOr<ConnectionPage> Gateway::ListConnections(const ListQuery& query) 
 
 absl::StatusOr<ConnectionInfo> Gateway::GetConnection(int fd) {
   struct Reply {
-    absl::Mutex mu;
+    std::mutex mu;
     std::optional<ConnectionInfo> info;
   };
   auto reply = std::make_shared<Reply>();
   absl::Status status = RunOnAllReactors([fd, reply](Reactor& r) {
     std::optional<ConnectionInfo> info = r.GetConnection(fd);
     if (!info.has_value()) return;
-    absl::MutexLock lock(&reply->mu);
+    std::lock_guard<std::mutex> lock(reply->mu);
     reply->info = std::move(info);
   });
   if (!status.ok()) return status;
-  absl::MutexLock lock(&reply->mu);
+  std::lock_guard<std::mutex> lock(reply->mu);
   if (!reply->info.has_value()) return absl::NotFoundError(absl::StrCat("no connection with fd ", fd));
   return *std::move(reply->info);
 }

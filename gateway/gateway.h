@@ -4,12 +4,12 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gateway/connection_observer.h"
 #include "gateway/frame_handler.h"
@@ -89,10 +89,11 @@ class Gateway {
   std::atomic<TriggerMode> mode_{TriggerMode::kEdge};
   std::atomic<uint64_t> switches_{0};
 
-  absl::Mutex switch_mu_;  // one trigger-mode switch at a time
-  absl::Mutex lifecycle_mu_;
-  bool started_ ABSL_GUARDED_BY(lifecycle_mu_) = false;
-  bool stopped_ ABSL_GUARDED_BY(lifecycle_mu_) = false;
+  // std::mutex, not absl::Mutex: see EventLoop (TSan visibility).
+  std::mutex switch_mu_;  // one trigger-mode switch at a time
+  std::mutex lifecycle_mu_;
+  bool started_ = false;  // guarded by lifecycle_mu_
+  bool stopped_ = false;  // guarded by lifecycle_mu_
 };
 
 }  // namespace gateway

@@ -63,7 +63,10 @@ void Listener::ShedOne() {
   const int fd = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
   if (fd >= 0) {
     close(fd);
-    reactor_->mutable_stats().rejected.Add();
+    ReactorStats& stats = reactor_->mutable_stats();
+    stats.accepted.Add();
+    stats.rejected.Add();
+    stats.closed[static_cast<int>(CloseReason::kError)].Add();
   }
   spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }

@@ -71,8 +71,13 @@ inline constexpr std::array<double, 11> kEpollEventsBounds = {1, 2, 4, 8, 16, 32
 struct alignas(64) ReactorStats {
   RelaxedGauge active;  // open connections on this reactor
   std::array<RelaxedGauge, kNumConnectionStates> by_state;
-  RelaxedCounter accepted;  // connections admitted (not counting rejected ones)
-  RelaxedCounter rejected;  // accepted over --max_connections and closed at once
+  // Every connection accept() returned, rejected ones included, so that
+  // accepted - sum(closed) = active.
+  RelaxedCounter accepted;
+  // Accepted and closed at once: over --max_connections, during shutdown, or
+  // shed while the process was out of fds (closed as max_connections,
+  // shutdown and error respectively).
+  RelaxedCounter rejected;
   std::array<RelaxedCounter, kNumCloseReasons> closed;
   RelaxedCounter frames_in;
   RelaxedCounter frames_out;
