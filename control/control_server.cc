@@ -1,6 +1,15 @@
 #include "control/control_server.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 #include "absl/strings/match.h"
@@ -9,18 +18,21 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
+#include "grpc/support/log.h"
 #include "grpcpp/server_builder.h"
 
 namespace gateway::control {
 namespace {
 
-absl::StatusOr<std::string> ReadPemFile(const std::string& path, absl::string_view flag, absl::string_view marker) {
+// Reads a PEM file and checks it holds a `what` block (its header ends with `marker`).
+absl::StatusOr<std::string> ReadPemFile(const std::string& path, absl::string_view flag, absl::string_view what,
+                                        absl::string_view marker) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read ", path));
   std::ostringstream text;
   text << in.rdbuf();
   if (!absl::StrContains(text.str(), marker)) {
-    return absl::InvalidArgumentError(absl::StrCat(flag, ": ", path, " has no PEM ", marker, " block"));
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": ", path, " holds no PEM ", what));
   }
   return text.str();
 }
@@ -36,20 +48,61 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const C
   if (options.tls_cert_file.empty() || options.tls_key_file.empty()) {
     return absl::InvalidArgumentError("--control_tls_cert and --control_tls_key go together");
   }
-  absl::StatusOr<std::string> cert = ReadPemFile(options.tls_cert_file, "--control_tls_cert", "CERTIFICATE-----");
+  absl::StatusOr<std::string> cert = ReadPemFile(options.tls_cert_file, "--control_tls_cert", "certificate", "CERTIFICATE-----");
   if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = ReadPemFile(options.tls_key_file, "--control_tls_key", "PRIVATE KEY-----");
+  absl::StatusOr<std::string> key = ReadPemFile(options.tls_key_file, "--control_tls_key", "private key", "PRIVATE KEY-----");
   if (!key.ok()) return key.status();
   grpc::SslServerCredentialsOptions ssl;
   ssl.pem_key_cert_pairs.push_back({*std::move(key), *std::move(cert)});
   if (!options.tls_client_ca_file.empty()) {
     absl::StatusOr<std::string> ca =
-        ReadPemFile(options.tls_client_ca_file, "--control_tls_client_ca", "CERTIFICATE-----");
+        ReadPemFile(options.tls_client_ca_file, "--control_tls_client_ca", "certificate", "CERTIFICATE-----");
     if (!ca.ok()) return ca.status();
     ssl.pem_root_certs = *std::move(ca);
     ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
   return grpc::SslServerCredentials(ssl);
+}
+
+// gRPC logs its own multi-line error when a port cannot be added; while a
+// server starts we report the failure ourselves, in one line.
+std::atomic<int> quiet_starts{0};
+
+void QuietableLog(gpr_log_func_args* args) {
+  if (quiet_starts.load(std::memory_order_relaxed) > 0) return;
+  std::fprintf(stderr, "%s %s:%d] %s\n", gpr_log_severity_string(args->severity), args->file, args->line,
+               args->message);
+}
+
+// Says why `address` could not be served, by trying to bind it ourselves.
+std::string DiagnoseListenFailure(const std::string& address, bool tls) {
+  const size_t colon = address.rfind(':');
+  std::string host = address.substr(0, colon);
+  const std::string port = address.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* resolved = nullptr;
+  if (getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &resolved) != 0) {
+    return "cannot resolve the address";
+  }
+  std::string reason = tls ? "unusable TLS certificate or key (or they do not match)" : "cannot listen there";
+  for (addrinfo* ai = resolved; ai != nullptr; ai = ai->ai_next) {
+    const int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+    if (fd < 0) continue;
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    const int rc = bind(fd, ai->ai_addr, ai->ai_addrlen);
+    const int error = errno;
+    close(fd);
+    if (rc != 0) {
+      reason = std::strerror(error);
+      break;
+    }
+  }
+  freeaddrinfo(resolved);
+  return reason;
 }
 
 }  // namespace
@@ -70,14 +123,22 @@ absl::StatusOr<std::unique_ptr<ControlServer>> StartControlServer(Gateway* gatew
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default, which would let a second gateway share
+  // (and silently split) a busy control port instead of failing.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(options.listen_address, *credentials, &server->port_);
   builder.RegisterService(server->service_.get());
+  static std::once_flag log_once;
+  std::call_once(log_once, [] { gpr_set_log_function(QuietableLog); });
+  quiet_starts.fetch_add(1);
   server->server_ = builder.BuildAndStart();
+  quiet_starts.fetch_sub(1);
   if (server->server_ == nullptr || server->port_ == 0) {
     if (server->server_ != nullptr) server->server_->Shutdown();
     server->service_->StopPump();
-    return absl::UnavailableError(absl::StrCat("cannot serve the control plane on ", options.listen_address,
-                                               ": address in use or not local, or unusable TLS certificate/key"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve the control plane on ", options.listen_address, ": ",
+                     DiagnoseListenFailure(options.listen_address, !options.tls_cert_file.empty())));
   }
   return server;
 }
