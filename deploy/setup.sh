@@ -12,7 +12,7 @@ BUILD_PACKAGES=(
   libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev
 )
 TEST_PACKAGES=(
-  netcat-openbsd curl ca-certificates nodejs npm
+  netcat-openbsd curl ca-certificates nodejs npm openssl
   prometheus docker-compose
   podman buildah podman-compose debootstrap catatonit uidmap slirp4netns fuse-overlayfs
 )

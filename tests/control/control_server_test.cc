@@ -1,0 +1,168 @@
+// The control server's set-up: TLS (with and without client-certificate
+// verification, against a throwaway CA made with openssl at test time) and
+// the failures an operator must see clearly: unreadable or mismatched TLS
+// files, a busy port.
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/control/control_fixture.h"
+
+namespace gateway::control::testing {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// A CA, a server certificate for 127.0.0.1 and a client certificate, made
+// once for the whole suite in a temporary directory removed at exit.
+class Pki {
+ public:
+  static const Pki& Get() {
+    static const Pki* pki = new Pki();
+    return *pki;
+  }
+  bool ok() const { return ok_; }
+  std::string path(const std::string& name) const { return dir_ + "/" + name; }
+  std::string pem(const std::string& name) const { return ReadFile(path(name)); }
+
+ private:
+  Pki() {
+    char templ[] = "/tmp/control_tls_XXXXXX";
+    if (mkdtemp(templ) == nullptr) return;
+    dir_ = templ;
+    static std::string to_remove;
+    to_remove = dir_;
+    std::atexit([] { (void)std::system(absl::StrCat("rm -rf ", to_remove).c_str()); });
+    const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    const std::string script = absl::StrCat(
+        "set -e; cd ", dir_, "; exec 2>openssl.log;",
+        "openssl req -x509 ", ec, " -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca;",
+        "openssl req ", ec, " -keyout server.key -out server.csr -subj /CN=localhost;",
+        "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > server.ext;",
+        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
+        "-extfile server.ext;",
+        "openssl req ", ec, " -keyout client.key -out client.csr -subj /CN=client;",
+        "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2;",
+        "openssl req -x509 ", ec, " -keyout other.key -out other.pem -days 2 -subj /CN=other;");
+    ok_ = std::system(absl::StrCat("sh -c \"", script, "\"").c_str()) == 0;
+  }
+  std::string dir_;
+  bool ok_ = false;
+};
+
+class ControlServerTest : public ControlFixture {
+ protected:
+  void SetUp() override { ASSERT_TRUE(Pki::Get().ok()) << "openssl failed (is it installed?)"; }
+
+  // Starts the gateway and a TLS control server; the fixture's stub is unused.
+  void StartTls(bool verify_clients) {
+    ControlServerOptions options;
+    options.tls_cert_file = Pki::Get().path("server.pem");
+    options.tls_key_file = Pki::Get().path("server.key");
+    if (verify_clients) options.tls_client_ca_file = Pki::Get().path("ca.pem");
+    Start(GatewayOptions(), options);
+  }
+
+  // GetTriggerMode over a channel with `credentials`.
+  grpc::Status Call(std::shared_ptr<grpc::ChannelCredentials> credentials) {
+    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()), credentials);
+    auto stub = pb::GatewayControl::NewStub(channel);
+    grpc::ClientContext context;
+    SetDeadline(&context, absl::Seconds(10));
+    pb::TriggerModeStatus status;
+    return stub->GetTriggerMode(&context, pb::GetTriggerModeRequest(), &status);
+  }
+
+  static std::shared_ptr<grpc::ChannelCredentials> Tls(bool with_client_cert) {
+    grpc::SslCredentialsOptions options;
+    options.pem_root_certs = Pki::Get().pem("ca.pem");
+    if (with_client_cert) {
+      options.pem_private_key = Pki::Get().pem("client.key");
+      options.pem_cert_chain = Pki::Get().pem("client.pem");
+    }
+    return grpc::SslCredentials(options);
+  }
+};
+
+TEST_F(ControlServerTest, ServesTlsOnly) {
+  StartTls(/*verify_clients=*/false);
+  grpc::Status status = Call(Tls(/*with_client_cert=*/false));
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(Call(grpc::InsecureChannelCredentials()).error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(ControlServerTest, VerifiesClientCertificates) {
+  StartTls(/*verify_clients=*/true);
+  grpc::Status status = Call(Tls(/*with_client_cert=*/true));
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(Call(Tls(/*with_client_cert=*/false)).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Call(grpc::InsecureChannelCredentials()).error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(ControlServerTest, RefusesUnusableTlsFiles) {
+  Start();  // a gateway (and a plaintext server, unused here)
+  struct Case {
+    std::string cert, key, ca;
+    absl::StatusCode code;
+    std::string message;
+  };
+  const Pki& pki = Pki::Get();
+  const Case cases[] = {
+      {"/nonexistent.pem", pki.path("server.key"), "", absl::StatusCode::kInvalidArgument,
+       "--control_tls_cert: cannot read /nonexistent.pem"},
+      {pki.path("server.key"), pki.path("server.key"), "", absl::StatusCode::kInvalidArgument,
+       absl::StrCat("--control_tls_cert: ", pki.path("server.key"), " holds no PEM certificate")},
+      {pki.path("server.pem"), pki.path("server.pem"), "", absl::StatusCode::kInvalidArgument,
+       absl::StrCat("--control_tls_key: ", pki.path("server.pem"), " holds no PEM private key")},
+      {pki.path("server.pem"), "", "", absl::StatusCode::kInvalidArgument,
+       "--control_tls_cert and --control_tls_key go together"},
+      {"", "", pki.path("ca.pem"), absl::StatusCode::kInvalidArgument,
+       "--control_tls_client_ca needs --control_tls_cert and --control_tls_key"},
+      // A key that does not belong to the certificate.
+      {pki.path("server.pem"), pki.path("other.key"), "", absl::StatusCode::kUnavailable,
+       "cannot serve the control plane on 127.0.0.1:0: unusable TLS certificate or key (or they do not match)"},
+  };
+  for (const Case& c : cases) {
+    ControlServerOptions options;
+    options.listen_address = "127.0.0.1:0";
+    options.tls_cert_file = c.cert;
+    options.tls_key_file = c.key;
+    options.tls_client_ca_file = c.ca;
+    absl::StatusOr<std::unique_ptr<ControlServer>> server = StartControlServer(gw_.get(), options);
+    ASSERT_FALSE(server.ok()) << c.cert << " " << c.key;
+    EXPECT_EQ(server.status().code(), c.code);
+    EXPECT_EQ(server.status().message(), c.message);
+  }
+}
+
+TEST_F(ControlServerTest, RefusesABusyPortAndBadAddresses) {
+  Start();
+  ControlServerOptions options;
+  options.listen_address = absl::StrCat("127.0.0.1:", server_->port());
+  absl::StatusOr<std::unique_ptr<ControlServer>> second = StartControlServer(gw_.get(), options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(second.status().message(),
+            absl::StrCat("cannot serve the control plane on 127.0.0.1:", server_->port(), ": Address already in use"));
+  for (const char* address : {"", "127.0.0.1"}) {
+    options.listen_address = address;
+    EXPECT_EQ(StartControlServer(gw_.get(), options).status().code(), absl::StatusCode::kInvalidArgument) << address;
+  }
+  // The first server is unaffected.
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  pb::TriggerModeStatus status;
+  EXPECT_TRUE(stub_->GetTriggerMode(&context, pb::GetTriggerModeRequest(), &status).ok());
+}
+
+}  // namespace
+}  // namespace gateway::control::testing
