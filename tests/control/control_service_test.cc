@@ -530,6 +530,7 @@ TEST_F(ControlServiceTest, SlowWatcherDropsAndCounts) {
   std::string seen_marker;
   for (int i = 0; i < 50 && seen_marker.empty(); ++i) {
     markers.push_back(Connect());
+    FdOf(markers.back());  // listed: its event is queued (or counted) before the next marker's
     watch.WaitFor(
         [&](const auto& events) {
           for (const auto& m : markers) {
@@ -547,8 +548,8 @@ TEST_F(ControlServiceTest, SlowWatcherDropsAndCounts) {
     dropped += e.dropped();
     if (e.connection().peer() == seen_marker) break;
   }
-  // Markers are opened one at a time and each waits for the previous one's
-  // turn, so the ones before the seen marker are in the accounting too.
+  // Markers are opened one at a time, each once the previous one's event
+  // was published, so the ones before the seen marker are accounted too.
   int markers_before = 0;
   for (const auto& m : markers) {
     if (m.peer_name() == seen_marker) break;
