@@ -29,8 +29,10 @@ EpollPoller::~EpollPoller() { close(epfd_); }
 
 absl::Status EpollPoller::Control(int op, int fd, PollHandler* handler, uint32_t interest) {
   struct epoll_event ev {};
-  ev.events = EPOLLRDHUP;
-  if (interest & kReadable) ev.events |= EPOLLIN;
+  // EPOLLRDHUP only with read interest: level-triggered, a peer's FIN would
+  // otherwise wake every epoll_wait while the connection is not reading
+  // (paused, or flushing after the FIN), spinning the reactor until it drains.
+  if (interest & kReadable) ev.events |= EPOLLIN | EPOLLRDHUP;
   if (interest & kWritable) ev.events |= EPOLLOUT;
   if (mode_ == TriggerMode::kEdge) ev.events |= EPOLLET;
   ev.data.ptr = handler;
