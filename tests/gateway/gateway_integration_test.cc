@@ -570,6 +570,51 @@ TEST_P(GatewayIntegrationTest, TriggerModeSwitchWhileTrafficFlows) {
   EXPECT_EQ(gw_->trigger_mode_switches(), 20u);
 }
 
+// A client that half-closes while the server holds output for it, and then
+// takes its time to read, must not make the reactor spin (level mode once
+// did: EPOLLRDHUP stayed registered on a connection that no longer reads, so
+// every epoll_wait returned at once until the output drained). Counted as
+// reactor wakeups while the client does nothing for a moment: an idle
+// reactor wakes a handful of times, a spinning one hundreds of thousands.
+TEST_P(GatewayIntegrationTest, NoBusyLoopWhileAHalfClosedClientIsSlowToRead) {
+  StartGateway();
+  TestClient client = Connect();
+  absl::StatusOr<ConnectionInfo> info = FindConnection(*gw_, client);
+  ASSERT_TRUE(info.ok()) << info.status();
+  // Large frames, never read, one at a time until the server pauses.
+  std::mt19937_64 rng(11);
+  std::string expected;
+  const size_t high_water = gw_->options().reactor.high_water;
+  bool paused = false;
+  for (int i = 0; i < 400 && !paused; ++i) {
+    const std::string payload = RandomBytes(rng, kMaxPayload);
+    ASSERT_TRUE(client.WriteAll(Frame(payload), Deadline(kBigStep)).ok()) << "frame " << i;
+    expected += ReversedFrame(payload);
+    paused = WaitUntil(
+        [&] {
+          absl::StatusOr<ConnectionInfo> now = gw_->GetConnection(info->fd);
+          return now.ok() && now->need_write >= high_water;
+        },
+        absl::Now() + absl::Milliseconds(2));
+  }
+  ASSERT_TRUE(paused) << "the server never paused";
+  ASSERT_TRUE(client.ShutdownWrite().ok());
+  // Every byte and the FIN have reached the server's kernel.
+  ASSERT_TRUE(WaitUntil([&] {
+    absl::StatusOr<int> unacked = client.UnackedBytes();
+    return unacked.ok() && *unacked == 0;
+  }));
+  const uint64_t before = SumStat(*gw_, [](const ReactorStats& s) { return s.wakeups.Get(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // a measurement window, not synchronisation
+  const uint64_t during = SumStat(*gw_, [](const ReactorStats& s) { return s.wakeups.Get(); }) - before;
+  EXPECT_LT(during, 1000u) << "the reactors spun while the client was not reading";
+  // And then every response arrives, then EOF.
+  absl::StatusOr<std::string> got = client.ReadUntilEof(Deadline(kBigStep));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->size(), expected.size());
+  EXPECT_TRUE(*got == expected);
+}
+
 // Random streams through the real connection code: frames of random sizes,
 // CR/LF between them, written in random pieces, sometimes ending in a bad
 // header. The reply is exactly what the reference decoder predicts.
