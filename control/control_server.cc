@@ -146,7 +146,7 @@ absl::StatusOr<std::unique_ptr<ControlServer>> StartControlServer(Gateway* gatew
 ControlServer::~ControlServer() { Shutdown(absl::ZeroDuration()); }
 
 void ControlServer::Shutdown(absl::Duration deadline) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (stopped_ || server_ == nullptr) return;
   stopped_ = true;
   if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {

@@ -5,10 +5,10 @@
 
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gateway/gateway.h"
 #include "grpcpp/server.h"
@@ -48,8 +48,8 @@ class ControlServer {
   int port_ = 0;
   std::unique_ptr<GatewayControlService> service_;
   std::unique_ptr<grpc::Server> server_;
-  absl::Mutex mu_;
-  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  std::mutex mu_;  // std::mutex: TSan cannot see Debian's absl::Mutex
+  bool stopped_ = false;  // guarded by mu_
 };
 
 // Starts serving `gateway` (which must have been started). Fails with a

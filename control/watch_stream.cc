@@ -13,18 +13,22 @@ WatchPump::WatchPump() : thread_([this] { Run(); }) {}
 WatchPump::~WatchPump() { Stop(); }
 
 void WatchPump::Kick(std::shared_ptr<WatchSession> session) {
-  absl::MutexLock lock(&mu_);
-  if (stopping_) return;
-  ready_.push_back(std::move(session));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    ready_.push_back(std::move(session));
+  }
+  wake_.notify_one();
 }
 
 void WatchPump::Stop() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
+  wake_.notify_one();
   if (thread_.joinable()) thread_.join();
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   ready_.clear();
 }
 
@@ -32,9 +36,8 @@ void WatchPump::Run() {
   for (;;) {
     std::deque<std::shared_ptr<WatchSession>> batch;
     {
-      absl::MutexLock lock(&mu_);
-      auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !ready_.empty(); };
-      mu_.Await(absl::Condition(&wake));
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_.wait(lock, [this] { return stopping_ || !ready_.empty(); });
       if (stopping_) return;
       batch.swap(ready_);
     }
@@ -47,7 +50,7 @@ void WatchPump::Run() {
 void WatchSession::OnEvent(const ConnectionEvent& event) {
   bool kick = false;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (finish_wanted_) return;
     if (queue_.size() >= capacity_) {
       ++dropped_pending_;
@@ -63,14 +66,14 @@ void WatchSession::OnEvent(const ConnectionEvent& event) {
 }
 
 void WatchSession::Bind(grpc::ServerWriteReactor<v1::ConnectionEvent>* stream) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   stream_ = stream;
 }
 
 void WatchSession::StartNextWrite() {
   Next next;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     kicked_ = false;
     next = NextLocked();
   }
@@ -80,7 +83,7 @@ void WatchSession::StartNextWrite() {
 void WatchSession::OnWriteDone(bool ok) {
   Next next;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     writing_ = false;
     if (!ok && !finish_wanted_) {  // the client has gone
       finish_wanted_ = true;
@@ -95,7 +98,7 @@ void WatchSession::OnWriteDone(bool ok) {
 void WatchSession::RequestFinish(grpc::Status status, bool drain) {
   Next next;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (!drain) queue_.clear();
     if (finish_wanted_) return;
     finish_wanted_ = true;
@@ -107,7 +110,7 @@ void WatchSession::RequestFinish(grpc::Status status, bool drain) {
 }
 
 uint64_t WatchSession::dropped_total() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return dropped_total_;
 }
 
@@ -180,21 +183,21 @@ void WatchStream::OnDone() {
 // --- WatchRegistry ---
 
 bool WatchRegistry::Add(std::shared_ptr<WatchSession> session) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (ended_) return false;
   sessions_.push_back(std::move(session));
   return true;
 }
 
 void WatchRegistry::Remove(const WatchSession* session) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   std::erase_if(sessions_, [session](const auto& s) { return s.get() == session; });
 }
 
 void WatchRegistry::EndAll() {
   std::vector<std::shared_ptr<WatchSession>> sessions;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     ended_ = true;
     sessions = sessions_;
   }

@@ -7,11 +7,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <condition_variable>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <thread>
+#include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "gateway/connection_observer.h"
 #include "gateway/gateway.h"
 #include "gateway/v1/control.grpc.pb.h"
@@ -20,6 +22,9 @@
 namespace gateway::control {
 
 class WatchSession;
+
+// The locks here are std::mutex, not absl::Mutex: Debian's Abseil is built
+// without TSan annotations, so TSan cannot see absl::Mutex hand-offs.
 
 // Thread-safe. Owns one thread that starts writes on streams that have events
 // waiting and no write in flight.
@@ -38,9 +43,10 @@ class WatchPump {
  private:
   void Run();
 
-  absl::Mutex mu_;
-  std::deque<std::shared_ptr<WatchSession>> ready_ ABSL_GUARDED_BY(mu_);
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::deque<std::shared_ptr<WatchSession>> ready_;  // guarded by mu_
+  bool stopping_ = false;                            // guarded by mu_
   std::thread thread_;
 };
 
@@ -76,28 +82,29 @@ class WatchSession : public ConnectionObserver, public std::enable_shared_from_t
     grpc::ServerWriteReactor<v1::ConnectionEvent>* stream = nullptr;
     grpc::Status status;
   };
-  Next NextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Next NextLocked();  // with mu_ held
   void Act(const Next& next);
 
   WatchPump* const pump_;
   const bool state_changes_;
   const size_t capacity_;
 
-  mutable absl::Mutex mu_;
-  grpc::ServerWriteReactor<v1::ConnectionEvent>* stream_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // Everything below up to message_ is guarded by mu_.
+  mutable std::mutex mu_;
+  grpc::ServerWriteReactor<v1::ConnectionEvent>* stream_ = nullptr;
   struct Queued {
     ConnectionEvent event;
     uint64_t dropped_before = 0;  // events dropped between the previous one and this
   };
-  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
-  uint64_t dropped_pending_ ABSL_GUARDED_BY(mu_) = 0;  // dropped since the last queued event
-  uint64_t dropped_total_ ABSL_GUARDED_BY(mu_) = 0;
-  bool kicked_ ABSL_GUARDED_BY(mu_) = false;   // the pump has it queued
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;  // a write is in flight
-  bool finish_wanted_ ABSL_GUARDED_BY(mu_) = false;
-  bool finish_drain_ ABSL_GUARDED_BY(mu_) = false;
-  bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
+  std::deque<Queued> queue_;
+  uint64_t dropped_pending_ = 0;  // dropped since the last queued event
+  uint64_t dropped_total_ = 0;
+  bool kicked_ = false;   // the pump has it queued
+  bool writing_ = false;  // a write is in flight
+  bool finish_wanted_ = false;
+  bool finish_drain_ = false;
+  bool finish_called_ = false;
+  grpc::Status finish_status_;
   // Written only while writing_ is false, read by gRPC while it is true.
   v1::ConnectionEvent message_;
 };
@@ -134,9 +141,9 @@ class WatchRegistry {
   void EndAll();
 
  private:
-  absl::Mutex mu_;
-  std::vector<std::shared_ptr<WatchSession>> sessions_ ABSL_GUARDED_BY(mu_);
-  bool ended_ ABSL_GUARDED_BY(mu_) = false;
+  std::mutex mu_;
+  std::vector<std::shared_ptr<WatchSession>> sessions_;  // guarded by mu_
+  bool ended_ = false;                                   // guarded by mu_
 };
 
 }  // namespace gateway::control

@@ -9,14 +9,15 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "tests/control/control_fixture.h"
 #include "tests/gateway/test_client.h"
@@ -48,11 +49,13 @@ std::string Payload(int c, int i) {
   return RandomBytes(rng, size);
 }
 
-// What a writer has sent so far, for its reader.
+// What a writer has sent so far, for its reader. (std::mutex: TSan cannot
+// see Debian's absl::Mutex.)
 struct Progress {
-  absl::Mutex mu;
-  int sent ABSL_GUARDED_BY(mu) = 0;
-  bool done ABSL_GUARDED_BY(mu) = false;
+  std::mutex mu;
+  std::condition_variable changed;
+  int sent = 0;  // guarded by mu
+  bool done = false;  // guarded by mu
 };
 
 class LiveSwitchTest : public ControlFixture, public ::testing::WithParamInterface<TriggerMode> {};
@@ -86,23 +89,26 @@ TEST_P(LiveSwitchTest, FlipsUnderLoadLoseNothing) {
           ++failures;
           break;
         }
-        absl::MutexLock lock(&progress[c].mu);
-        progress[c].sent = i + 1;
+        {
+          std::lock_guard<std::mutex> lock(progress[c].mu);
+          progress[c].sent = i + 1;
+        }
+        progress[c].changed.notify_one();
       }
       ++writers_stopped;
-      absl::MutexLock lock(&progress[c].mu);
-      progress[c].done = true;
+      {
+        std::lock_guard<std::mutex> lock(progress[c].mu);
+        progress[c].done = true;
+      }
+      progress[c].changed.notify_one();
     });
     threads.emplace_back([&, c] {  // reader
       LowerThreadPriority();
       TestClient& client = clients[c];
       for (int i = 0;; ++i) {
         {
-          absl::MutexLock lock(&progress[c].mu);
-          auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(progress[c].mu) {
-            return progress[c].sent > i || progress[c].done;
-          };
-          progress[c].mu.Await(absl::Condition(&ready));
+          std::unique_lock<std::mutex> lock(progress[c].mu);
+          progress[c].changed.wait(lock, [&] { return progress[c].sent > i || progress[c].done; });
           if (progress[c].sent <= i) return;  // the writer is done and all is read
         }
         const std::string expected = ReversedFrame(Payload(c, i));
@@ -138,7 +144,7 @@ TEST_P(LiveSwitchTest, FlipsUnderLoadLoseNothing) {
   // Every frame was answered; each connection ends where the mode ended.
   uint64_t frames = 0;
   for (int c = 0; c < kConnections; ++c) {
-    absl::MutexLock lock(&progress[c].mu);
+    std::lock_guard<std::mutex> lock(progress[c].mu);
     frames += progress[c].sent;
   }
   EXPECT_EQ(gw_->trigger_mode_switches(), static_cast<uint64_t>(kFlips));

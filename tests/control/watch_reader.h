@@ -3,18 +3,20 @@
 // background thread so a test can wait for the ones it expects.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gateway/v1/control.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
 namespace gateway::control::testing {
 
-// Thread-safe; owns the stream and its reading thread.
+// Thread-safe; owns the stream and its reading thread. (std::mutex, not
+// absl::Mutex: TSan cannot see Debian's absl::Mutex.)
 class WatchReader {
  public:
   // Opens the stream; if `read` is false nothing is read until Resume().
@@ -35,17 +37,15 @@ class WatchReader {
   }
   // Waits until `done(events)` holds or `deadline` passes; returns whether it held.
   bool WaitFor(const std::function<bool(const std::vector<v1::ConnectionEvent>&)>& done, absl::Time deadline) {
-    absl::MutexLock lock(&mu_);
-    auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return ended_ || done(events_); };
-    mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait_until(lock, absl::ToChronoTime(deadline), [&] { return ended_ || done(events_); });
     return done(events_);
   }
   // Waits for the server to end the stream; returns its status.
   grpc::Status WaitForEnd(absl::Time deadline) {
     {
-      absl::MutexLock lock(&mu_);
-      auto ended = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return ended_; };
-      if (!mu_.AwaitWithDeadline(absl::Condition(&ended), deadline)) {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!changed_.wait_until(lock, absl::ToChronoTime(deadline), [this] { return ended_; })) {
         return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "stream did not end");
       }
     }
@@ -53,7 +53,7 @@ class WatchReader {
     return status_;
   }
   std::vector<v1::ConnectionEvent> events() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return events_;
   }
   // Cancels the stream (if still open) and joins the thread.
@@ -67,23 +67,30 @@ class WatchReader {
   void Run() {
     v1::ConnectionEvent event;
     while (reader_->Read(&event)) {
-      absl::MutexLock lock(&mu_);
-      events_.push_back(event);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        events_.push_back(event);
+      }
+      changed_.notify_all();
     }
     grpc::Status status = reader_->Finish();
-    absl::MutexLock lock(&mu_);
-    status_ = status;
-    ended_ = true;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      status_ = status;
+      ended_ = true;
+    }
+    changed_.notify_all();
   }
 
   grpc::ClientContext context_;
   std::unique_ptr<grpc::ClientReader<v1::ConnectionEvent>> reader_;
   bool started_ = false;  // owner thread only
   std::thread thread_;
-  absl::Mutex mu_;
-  std::vector<v1::ConnectionEvent> events_ ABSL_GUARDED_BY(mu_);
-  bool ended_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status status_;  // written before ended_ is set
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::vector<v1::ConnectionEvent> events_;  // guarded by mu_
+  bool ended_ = false;                       // guarded by mu_
+  grpc::Status status_;                      // guarded by mu_
 };
 
 }  // namespace gateway::control::testing
