@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gateway/frame_codec.h"
 #include "gateway/gateway.h"
@@ -34,22 +35,45 @@ constexpr absl::Duration kBigStep = absl::Seconds(60);
 
 class GatewayIntegrationTest : public ::testing::TestWithParam<TriggerMode> {
  protected:
-  void StartGateway(ReactorOptions reactor = {}) {
+  void StartGateway(ReactorOptions reactor = {}, absl::string_view listen = "127.0.0.1:0") {
     GatewayOptions options;
     options.reactors = 2;
     reactor.trigger_mode = GetParam();
     options.reactor = reactor;
-    absl::StatusOr<std::unique_ptr<Gateway>> gw = StartTestGateway(options);
+    absl::StatusOr<std::unique_ptr<Gateway>> gw = StartTestGateway(options, listen);
     ASSERT_TRUE(gw.ok()) << gw.status();
     gw_ = *std::move(gw);
   }
 
+  // Every test's clients are gone by now: every connection must close, and
+  // the books must balance (each accepted connection closed exactly once,
+  // with a reason; no gauge left above zero).
   void TearDown() override {
-    if (gw_) gw_->Shutdown(absl::Seconds(5));
+    if (!gw_) return;
+    auto balanced = [this] {
+      uint64_t closed = 0;
+      for (int r = 0; r < kNumCloseReasons; ++r) closed += ClosedCount(*gw_, static_cast<CloseReason>(r));
+      int64_t in_states = 0;
+      for (int i = 0; i < gw_->num_reactors(); ++i) {
+        in_states += gw_->reactor_stats(i).active.Get();
+        for (const RelaxedGauge& g : gw_->reactor_stats(i).by_state) in_states += g.Get();
+      }
+      return gw_->active_connections() == 0 && in_states == 0 &&
+             closed == SumStat(*gw_, [](const ReactorStats& s) { return s.accepted.Get(); });
+    };
+    EXPECT_TRUE(WaitUntil(balanced)) << "connections left open or counters unbalanced";
+    for (int i = 0; i < gw_->num_reactors(); ++i) {
+      EXPECT_EQ(gw_->reactor_stats(i).active.Get(), 0) << "reactor " << i;
+      for (int s = 0; s < kNumConnectionStates; ++s) {
+        EXPECT_EQ(gw_->reactor_stats(i).by_state[s].Get(), 0)
+            << "reactor " << i << " state " << ConnectionStateName(static_cast<ConnectionState>(s));
+      }
+    }
+    gw_->Shutdown(absl::Seconds(5));
   }
 
-  TestClient Connect() {
-    absl::StatusOr<TestClient> client = TestClient::Connect(gw_->port());
+  TestClient Connect(absl::string_view host = "127.0.0.1") {
+    absl::StatusOr<TestClient> client = TestClient::Connect(gw_->port(), Deadline(), host);
     EXPECT_TRUE(client.ok()) << client.status();
     return client.ok() ? *std::move(client) : TestClient();
   }
@@ -568,6 +592,44 @@ TEST_P(GatewayIntegrationTest, TriggerModeSwitchWhileTrafficFlows) {
   // Switching to the current mode is not a switch.
   ASSERT_TRUE(gw_->SetTriggerMode(GetParam()).ok());
   EXPECT_EQ(gw_->trigger_mode_switches(), 20u);
+}
+
+TEST_P(GatewayIntegrationTest, ServesIpv6Loopback) {
+  StartGateway({}, "[::1]:0");
+  TestClient client = Connect("::1");
+  ASSERT_TRUE(client.is_open());
+  absl::StatusOr<std::string> reply = client.RoundTrip("v6");
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(*reply, "6v");
+  absl::StatusOr<ConnectionInfo> info = FindConnection(*gw_, client);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->peer, client.peer_name());
+  EXPECT_TRUE(absl::StartsWith(info->peer, "[::1]:")) << info->peer;
+}
+
+// A bad header queued behind a backpressured client: every response before
+// it still arrives, byte for byte, then EOF.
+TEST_P(GatewayIntegrationTest, BadHeaderBehindBackpressure) {
+  StartGateway();
+  TestClient client = Connect();
+  std::mt19937_64 rng(12);
+  std::string requests, expected;
+  for (int i = 0; i < 80; ++i) {
+    const std::string payload = RandomBytes(rng, kMaxPayload);
+    requests += Frame(payload);
+    expected += ReversedFrame(payload);
+  }
+  requests += "9999x" + Frame("never answered");
+  absl::Status write_status;
+  std::thread writer([&] { write_status = client.WriteAll(requests, Deadline(kBigStep)); });
+  absl::StatusOr<std::string> got = client.ReadUntilEof(Deadline(kBigStep));
+  writer.join();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->size(), expected.size());
+  EXPECT_TRUE(*got == expected);
+  EXPECT_TRUE(write_status.ok()) << write_status;
+  client.Close();
+  EXPECT_TRUE(WaitUntil([&] { return ClosedCount(*gw_, CloseReason::kProtocolError) == 1; }));
 }
 
 // A client that half-closes while the server holds output for it, and then

@@ -39,17 +39,26 @@ int RemainingMs(absl::Time deadline) {
 }  // namespace
 
 absl::StatusOr<TestClient> TestClient::Connect(int port, absl::Time deadline, absl::string_view host) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
+  sockaddr_storage storage{};
+  socklen_t length = 0;
   const std::string host_str(host);
-  if (inet_pton(AF_INET, host_str.c_str(), &addr.sin_addr) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("not an IPv4 address: ", host));
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
+  if (inet_pton(AF_INET, host_str.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    length = sizeof *v4;
+  } else if (inet_pton(AF_INET6, host_str.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    length = sizeof *v6;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("not an IP address: ", host));
   }
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const int fd = socket(storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return ErrnoStatus("socket", errno);
   TestClient client(fd);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+  if (connect(fd, reinterpret_cast<sockaddr*>(&storage), length) != 0) {
     if (errno != EINPROGRESS) return ErrnoStatus(absl::StrCat("connect to port ", port), errno);
     if (absl::Status s = client.WaitFor(POLLOUT, deadline); !s.ok()) return s;
     int err = 0;
@@ -78,13 +87,25 @@ void TestClient::Close() {
 }
 
 int TestClient::local_port() const {
-  sockaddr_in addr{};
+  sockaddr_storage addr{};
   socklen_t len = sizeof addr;
   if (getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return -1;
-  return ntohs(addr.sin_port);
+  if (addr.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+  return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
 }
 
-std::string TestClient::peer_name() const { return absl::StrCat("127.0.0.1:", local_port()); }
+std::string TestClient::peer_name() const {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "";
+  char ip[INET6_ADDRSTRLEN] = "?";
+  if (addr.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&addr)->sin6_addr, ip, sizeof ip);
+    return absl::StrCat("[", ip, "]:", local_port());
+  }
+  inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&addr)->sin_addr, ip, sizeof ip);
+  return absl::StrCat(ip, ":", local_port());
+}
 
 absl::Status TestClient::WaitFor(short events, absl::Time deadline) const {
   for (;;) {
@@ -242,8 +263,8 @@ bool WaitUntil(const std::function<bool()>& condition, absl::Time deadline) {
   }
 }
 
-absl::StatusOr<std::unique_ptr<Gateway>> StartTestGateway(GatewayOptions options) {
-  options.listen_address = "127.0.0.1:0";
+absl::StatusOr<std::unique_ptr<Gateway>> StartTestGateway(GatewayOptions options, absl::string_view listen) {
+  options.listen_address = std::string(listen);
   absl::StatusOr<std::unique_ptr<Gateway>> gw = Gateway::Create(std::move(options));
   if (gw.ok()) (*gw)->Start();
   return gw;

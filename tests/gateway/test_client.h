@@ -34,7 +34,8 @@ inline absl::Time Deadline(absl::Duration d = kStepTimeout) { return absl::Now()
 // directions of the socket), two readers are not. Owns the fd.
 class TestClient {
  public:
-  // Connects to 127.0.0.1:`port` (or `host`), waiting at most until `deadline`.
+  // Connects to 127.0.0.1:`port` (or `host`, an IPv4 or IPv6 literal such as
+  // "::1"), waiting at most until `deadline`.
   static absl::StatusOr<TestClient> Connect(int port, absl::Time deadline = Deadline(),
                                             absl::string_view host = "127.0.0.1");
 
@@ -47,9 +48,10 @@ class TestClient {
 
   int fd() const { return fd_; }
   bool is_open() const { return fd_ >= 0; }
-  // The client's local port: the server reports the peer as "127.0.0.1:<it>".
+  // The client's local port.
   int local_port() const;
-  std::string peer_name() const;  // "127.0.0.1:<local_port>" as the server sees us
+  // Our address as the server reports the peer: "127.0.0.1:port", "[::1]:port".
+  std::string peer_name() const;
 
   // Writes every byte of `data`.
   absl::Status WriteAll(absl::string_view data, absl::Time deadline = Deadline());
@@ -98,9 +100,10 @@ std::string RandomBytes(std::mt19937_64& rng, size_t size);
 // passes; returns whether it held.
 bool WaitUntil(const std::function<bool()>& condition, absl::Time deadline = Deadline());
 
-// Creates and starts an in-process gateway on 127.0.0.1:0 with `options`
-// (whose listen_address is overridden).
-absl::StatusOr<std::unique_ptr<Gateway>> StartTestGateway(GatewayOptions options);
+// Creates and starts an in-process gateway with `options`, listening on
+// `listen` (loopback, ephemeral port) instead of options.listen_address.
+absl::StatusOr<std::unique_ptr<Gateway>> StartTestGateway(GatewayOptions options,
+                                                          absl::string_view listen = "127.0.0.1:0");
 
 // Waits until `gw` lists a connection whose peer is `client` and returns it.
 absl::StatusOr<ConnectionInfo> FindConnection(Gateway& gw, const TestClient& client,
