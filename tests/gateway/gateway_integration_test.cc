@@ -632,6 +632,113 @@ TEST_P(GatewayIntegrationTest, BadHeaderBehindBackpressure) {
   EXPECT_TRUE(WaitUntil([&] { return ClosedCount(*gw_, CloseReason::kProtocolError) == 1; }));
 }
 
+// Gateway::Shutdown in process: what has arrived is answered, then EOF; the
+// port is closed; the API says UNAVAILABLE afterwards; a second Shutdown is
+// a no-op.
+TEST_P(GatewayIntegrationTest, ShutdownAnswersWhatArrivedThenEof) {
+  StartGateway();
+  TestClient idle = Connect();
+  TestClient client = Connect();
+  absl::StatusOr<ConnectionInfo> info = FindConnection(*gw_, client);
+  ASSERT_TRUE(info.ok()) << info.status();
+  ASSERT_TRUE(FindConnection(*gw_, idle).ok());
+  std::mt19937_64 rng(13);
+  std::string requests, expected;
+  for (int i = 0; i < 300; ++i) {
+    const std::string payload = RandomBytes(rng, 1 + rng() % 500);
+    requests += Frame(payload);
+    expected += ReversedFrame(payload);
+  }
+  requests += "000";  // and the start of a frame that will never be finished
+  ASSERT_TRUE(client.WriteAll(requests).ok());
+  ASSERT_TRUE(AwaitBytesIn(info->fd, requests.size()));
+  const int port = gw_->port();
+  std::thread stopper([&] { gw_->Shutdown(absl::Seconds(20)); });
+  absl::StatusOr<std::string> got = client.ReadUntilEof();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(*got == expected) << got->size() << " of " << expected.size() << " bytes";
+  EXPECT_TRUE(idle.ExpectEof().ok());
+  client.Close();
+  idle.Close();
+  stopper.join();
+  EXPECT_EQ(ClosedCount(*gw_, CloseReason::kShutdown), 2u);
+  absl::StatusOr<TestClient> late = TestClient::Connect(port);
+  EXPECT_FALSE(late.ok());
+  EXPECT_TRUE(absl::IsUnavailable(gw_->GetConnection(info->fd).status()));
+  EXPECT_TRUE(absl::IsUnavailable(gw_->ListConnections(ListQuery{}).status()));
+  EXPECT_TRUE(absl::IsUnavailable(gw_->CloseConnection(info->fd, false)));
+  EXPECT_TRUE(absl::IsUnavailable(gw_->SetTriggerMode(TriggerMode::kLevel)));
+  gw_->Shutdown(absl::Seconds(1));  // idempotent
+}
+
+// One reactor, one client pipelining large frames as fast as it can (and
+// reading its responses), another doing small round trips: the small one is
+// served while the fire hose is still running (the per-wakeup read budget).
+TEST_P(GatewayIntegrationTest, FireHoseDoesNotStarveOthers) {
+  GatewayOptions options;
+  options.reactors = 1;
+  options.reactor.trigger_mode = GetParam();
+  options.reactor.read_budget = 2;
+  absl::StatusOr<std::unique_ptr<Gateway>> started = StartTestGateway(options);
+  ASSERT_TRUE(started.ok()) << started.status();
+  gw_ = *std::move(started);
+  TestClient hose = Connect();
+  TestClient small = Connect();
+  ASSERT_TRUE(small.RoundTrip("warm").ok());
+
+  constexpr int kMaxHoseFrames = 400;
+  std::mt19937_64 rng(14);
+  const std::string payload = RandomBytes(rng, kMaxPayload);
+  const std::string frame = Frame(payload);
+  const std::string reversed = std::string(payload.rbegin(), payload.rend());
+  std::atomic<bool> stop{false};
+  std::atomic<int> written{0};
+  std::atomic<int> hose_errors{0};
+  std::thread writer([&] {
+    for (int i = 0; i < kMaxHoseFrames && !stop.load(); ++i) {
+      if (!hose.WriteAll(frame, Deadline(kBigStep)).ok()) {
+        ++hose_errors;
+        break;
+      }
+      ++written;
+    }
+    (void)hose.ShutdownWrite();
+  });
+  // The hose reads everything concurrently, so it never pauses: every
+  // response exact, then EOF.
+  std::atomic<int> read{0};
+  std::thread reader([&] {
+    for (;;) {
+      absl::StatusOr<std::string> reply = hose.ReadFrame(Deadline(kBigStep));
+      if (!reply.ok()) {
+        if (!absl::IsOutOfRange(reply.status())) ++hose_errors;  // anything but EOF
+        return;
+      }
+      if (*reply != reversed) {
+        ++hose_errors;
+        return;
+      }
+      ++read;
+    }
+  });
+  EXPECT_TRUE(WaitUntil([&] { return read.load() >= 5; }));  // the hose is flowing
+  int small_done = 0;
+  for (int i = 0; i < 20; ++i) {
+    absl::StatusOr<std::string> reply = small.RoundTrip(absl::StrCat("small", i));
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    ++small_done;
+  }
+  const bool hose_running_at_end = written.load() < kMaxHoseFrames;
+  stop.store(true);
+  writer.join();
+  reader.join();
+  EXPECT_EQ(hose_errors.load(), 0);
+  EXPECT_EQ(read.load(), written.load());
+  EXPECT_EQ(small_done, 20);
+  // Informational: whether the small client finished before the hose did.
+  RecordProperty("hose_still_running", hose_running_at_end ? 1 : 0);
+}
+
 // A client that half-closes while the server holds output for it, and then
 // takes its time to read, must not make the reactor spin (level mode once
 // did: EPOLLRDHUP stayed registered on a connection that no longer reads, so
