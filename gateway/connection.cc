@@ -64,6 +64,11 @@ void Connection::Service() {
     closing_ = true;
     close_reason_ = CloseReason::kPeerClosed;
   }
+  if (draining_ && !readable_ && !closing_) {
+    // Everything the kernel held when the drain began has been answered.
+    closing_ = true;
+    close_reason_ = CloseReason::kShutdown;
+  }
   if (closing_ && out_.empty()) {
     FinishClosing();
     return;
@@ -318,9 +323,12 @@ void Connection::RequestClose(CloseReason reason, bool force) {
 
 void Connection::BeginDrain() {
   if (closed_ || closing_) return;  // already on its way out, with its own reason
-  readable_ = true;  // answer whatever the kernel already holds
+  // Read on (across wakeups, and after backpressure clears) until the socket
+  // runs dry, then close as RequestClose(kShutdown) would. The drain deadline
+  // bounds a client that never stops sending.
+  draining_ = true;
+  readable_ = true;
   Service();
-  if (!closed_) RequestClose(CloseReason::kShutdown, /*force=*/false);
 }
 
 void Connection::OnTriggerModeChanged() {

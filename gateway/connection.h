@@ -49,8 +49,8 @@ class Connection final : public PollHandler {
   // and closes. `force` closes at once instead.
   void RequestClose(CloseReason reason, bool force);
 
-  // Shutdown: answers what the kernel has already received, then closes as
-  // RequestClose(kShutdown, false) does.
+  // Shutdown: answers what the kernel has already received (reading until the
+  // socket is dry), then closes as RequestClose(kShutdown, false) does.
   void BeginDrain();
 
   // Re-registers after the poller's trigger mode changed. Readiness is
@@ -126,6 +126,7 @@ class Connection final : public PollHandler {
   bool read_eof_ = false;      // the peer sent FIN
   bool hangup_seen_ = false;   // FIN or error reported: read on to the end
   bool paused_ = false;        // output above the high-water mark
+  bool draining_ = false;      // shutdown: answer what has arrived, then close
   bool closing_ = false;       // no more requests; close once output drains
   bool lingering_ = false;     // EOF sent; draining input until the peer closes
   bool closed_ = false;

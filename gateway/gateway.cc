@@ -57,6 +57,7 @@ void Gateway::Start() {
   started_ = true;
   started_at_ = absl::Now();
   for (auto& reactor : reactors_) reactor->Start();
+  running_.store(true, std::memory_order_release);
 }
 
 void Gateway::Shutdown(absl::Duration drain_timeout) {
@@ -73,6 +74,9 @@ void Gateway::Shutdown(absl::Duration drain_timeout) {
 }
 
 absl::Status Gateway::RunOnAllReactors(absl::AnyInvocable<void(Reactor&)> fn) {
+  if (!running_.load(std::memory_order_acquire)) {
+    return absl::FailedPreconditionError("the gateway has not been started");
+  }
   auto fan_in = std::make_shared<FanIn>();
   auto shared_fn = std::make_shared<absl::AnyInvocable<void(Reactor&)>>(std::move(fn));
   int posted = 0;
@@ -121,9 +125,13 @@ absl::StatusOr<ConnectionPage> Gateway::ListConnections(const ListQuery& query) 
     size_t total = 0;
   };
   auto reply = std::make_shared<Reply>();
-  absl::Status status = RunOnAllReactors([query, reply](Reactor& r) {
+  // One more than a page from each reactor: if the merge has more than a
+  // page, there is a next page, even when one reactor holds all of it.
+  ListQuery per_reactor = query;
+  if (query.limit > 0) per_reactor.limit = query.limit + 1;
+  absl::Status status = RunOnAllReactors([per_reactor, reply](Reactor& r) {
     size_t total = 0;
-    std::vector<ConnectionInfo> infos = r.ListConnections(query, &total);
+    std::vector<ConnectionInfo> infos = r.ListConnections(per_reactor, &total);
     std::lock_guard<std::mutex> lock(reply->mu);
     reply->total += total;
     std::move(infos.begin(), infos.end(), std::back_inserter(reply->infos));

@@ -78,7 +78,7 @@ class Gateway {
  private:
   explicit Gateway(GatewayOptions options) : options_(std::move(options)) {}
   // Runs `fn(reactor)` on every reactor's thread; returns once all have.
-  // UNAVAILABLE if the gateway has shut down.
+  // FAILED_PRECONDITION before Start(), UNAVAILABLE once shut down.
   absl::Status RunOnAllReactors(absl::AnyInvocable<void(Reactor&)> fn);
 
   GatewayOptions options_;
@@ -88,6 +88,7 @@ class Gateway {
   absl::Time started_at_;
   std::atomic<TriggerMode> mode_{TriggerMode::kEdge};
   std::atomic<uint64_t> switches_{0};
+  std::atomic<bool> running_{false};  // Start() has run: reactors answer posts
 
   // std::mutex, not absl::Mutex: see EventLoop (TSan visibility).
   std::mutex switch_mu_;  // one trigger-mode switch at a time

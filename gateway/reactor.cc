@@ -167,9 +167,9 @@ void Reactor::OnAccepted(int fd, const SocketAddress& peer) {
   const int64_t active = shared_->active.fetch_add(1, std::memory_order_relaxed);
   if (shutting_down_ || (options_.max_connections > 0 && active >= options_.max_connections)) {
     shared_->active.fetch_sub(1, std::memory_order_relaxed);
-    close(fd);
     stats_.rejected.Add();
     stats_.closed[static_cast<int>(shutting_down_ ? CloseReason::kShutdown : CloseReason::kMaxConnections)].Add();
+    close(fd);  // after counting, so a client that sees the EOF sees the counters too
     return;
   }
   const int one = 1;

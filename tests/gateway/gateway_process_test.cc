@@ -50,7 +50,10 @@ class GatewayProcess {
   explicit GatewayProcess(std::vector<std::string> args) {
     int pipe_fds[2];
     if (pipe2(pipe_fds, O_CLOEXEC) != 0) return;
-    std::vector<std::string> argv_storage = {GATEWAY_BINARY};
+    // The control plane and metrics listen on fixed default ports, which other
+    // tests running in parallel may hold: off unless a test asks for them
+    // (a later flag wins).
+    std::vector<std::string> argv_storage = {GATEWAY_BINARY, "--control_listen=", "--metrics_listen="};
     argv_storage.insert(argv_storage.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (std::string& a : argv_storage) argv.push_back(a.data());
