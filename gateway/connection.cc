@@ -189,24 +189,8 @@ bool Connection::SendResponses(const char* data, size_t len, uint64_t frames) {
     return true;
   }
   size_t sent = 0;
-  while (sent < len) {
-    const ssize_t n = send(fd_, data + sent, len - sent, MSG_NOSIGNAL);
-    if (n > 0) {
-      sent += static_cast<size_t>(n);
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      writable_ = false;
-      break;
-    } else {
-      CloseForErrno(n == 0 ? EPIPE : errno);
-      return false;
-    }
-  }
-  bytes_out_ += sent;
-  reactor_->mutable_stats().bytes_out.Add(sent);
+  if (!WriteToSocket(data, len, &sent)) return false;
   if (sent < len) {
-    out_started_at_ = bytes_out_;
     QueueOutput(data + sent, len - sent, frames);
     return true;
   }
@@ -227,14 +211,12 @@ void Connection::QueueOutput(const char* data, size_t len, uint64_t frames) {
   if (out_.size() >= reactor_->options().high_water) paused_ = true;
 }
 
-bool Connection::FlushOutput() {
-  while (!out_.empty()) {
-    const ssize_t n = send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
+bool Connection::WriteToSocket(const char* data, size_t len, size_t* sent) {
+  *sent = 0;
+  while (*sent < len) {
+    const ssize_t n = send(fd_, data + *sent, len - *sent, MSG_NOSIGNAL);
     if (n > 0) {
-      out_.Consume(static_cast<size_t>(n));
-      bytes_out_ += static_cast<uint64_t>(n);
-      reactor_->mutable_stats().bytes_out.Add(static_cast<uint64_t>(n));
-      Touch();
+      *sent += static_cast<size_t>(n);
     } else if (n < 0 && errno == EINTR) {
       continue;
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -244,6 +226,18 @@ bool Connection::FlushOutput() {
       CloseForErrno(n == 0 ? EPIPE : errno);
       return false;
     }
+  }
+  bytes_out_ += *sent;
+  reactor_->mutable_stats().bytes_out.Add(*sent);
+  return true;
+}
+
+bool Connection::FlushOutput() {
+  size_t sent = 0;
+  if (!WriteToSocket(out_.data(), out_.size(), &sent)) return false;
+  if (sent > 0) {
+    out_.Consume(sent);
+    Touch();
   }
   CompleteWrites();
   if (out_.empty()) {

@@ -85,6 +85,9 @@ class Connection final : public PollHandler {
   bool SendResponses(const char* data, size_t len, uint64_t frames);
   // Writes queued output. Returns false if closed.
   bool FlushOutput();
+  // Sends until done or EAGAIN; `*sent` gets the bytes taken. Returns false
+  // if the socket failed (and the connection is closed).
+  bool WriteToSocket(const char* data, size_t len, size_t* sent);
   void QueueOutput(const char* data, size_t len, uint64_t frames);
   void CompleteWrites();  // counts frames whose last byte went out
   // After output drains on a closing connection: EOF, then linger or close.

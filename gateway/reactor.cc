@@ -185,13 +185,7 @@ void Reactor::OnAccepted(int fd, const SocketAddress& peer) {
     connection->timer_pos_ns = now_ns_;
     connection->in_idle_list = true;
   }
-  if (!observers_.empty()) {
-    ConnectionEvent event;
-    event.type = ConnectionEvent::Type::kOpened;
-    event.connection = SnapshotOf(*connection);
-    event.time = absl::Now();
-    Publish(event);
-  }
+  if (!observers_.empty()) Publish(EventFor(*connection, ConnectionEvent::Type::kOpened));
   if (!connection->Start().ok()) connection->Close(CloseReason::kError);
 }
 
@@ -199,11 +193,8 @@ void Reactor::OnStateChanged(Connection* connection, ConnectionState old_state) 
   stats_.by_state[static_cast<int>(old_state)].Add(-1);
   stats_.by_state[static_cast<int>(connection->state())].Add(1);
   if (state_observers_ == 0) return;
-  ConnectionEvent event;
-  event.type = ConnectionEvent::Type::kStateChanged;
-  event.connection = SnapshotOf(*connection);
+  ConnectionEvent event = EventFor(*connection, ConnectionEvent::Type::kStateChanged);
   event.old_state = old_state;
-  event.time = absl::Now();
   Publish(event);
 }
 
@@ -214,11 +205,8 @@ void Reactor::OnClosed(Connection* connection, CloseReason reason) {
   stats_.by_state[static_cast<int>(connection->state())].Add(-1);
   shared_->active.fetch_sub(1, std::memory_order_relaxed);
   if (!observers_.empty()) {
-    ConnectionEvent event;
-    event.type = ConnectionEvent::Type::kClosed;
-    event.connection = SnapshotOf(*connection);
+    ConnectionEvent event = EventFor(*connection, ConnectionEvent::Type::kClosed);
     event.reason = reason;
-    event.time = absl::Now();
     Publish(event);
   }
   // The fd stays open (and so cannot be reused by accept) until the object is
@@ -235,8 +223,12 @@ void Reactor::Publish(const ConnectionEvent& event) {
   }
 }
 
-ConnectionInfo Reactor::SnapshotOf(const Connection& connection) const {
-  return connection.Snapshot(absl::Now(), MonotonicNowNs());
+ConnectionEvent Reactor::EventFor(const Connection& connection, ConnectionEvent::Type type) const {
+  ConnectionEvent event;
+  event.type = type;
+  event.time = absl::Now();
+  event.connection = connection.Snapshot(event.time, MonotonicNowNs());
+  return event;
 }
 
 void Reactor::SetTriggerMode(TriggerMode mode) {
@@ -279,7 +271,7 @@ std::vector<ConnectionInfo> Reactor::ListConnections(const ListQuery& query, siz
 std::optional<ConnectionInfo> Reactor::GetConnection(int fd) {
   auto it = connections_.find(fd);
   if (it == connections_.end()) return std::nullopt;
-  return SnapshotOf(*it->second);
+  return it->second->Snapshot(absl::Now(), MonotonicNowNs());
 }
 
 bool Reactor::CloseConnection(int fd, bool force) {

@@ -114,7 +114,7 @@ class Reactor {
   void ServiceOwed();
   void ExpireTimers();
   void Publish(const ConnectionEvent& event);
-  ConnectionInfo SnapshotOf(const Connection& connection) const;
+  ConnectionEvent EventFor(const Connection& connection, ConnectionEvent::Type type) const;
   void Unlink(Connection* connection);
 
   const int index_;
