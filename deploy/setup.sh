@@ -15,6 +15,9 @@ TEST_PACKAGES=(
   netcat-openbsd curl ca-certificates nodejs npm openssl
   prometheus docker-compose
   podman buildah podman-compose debootstrap catatonit uidmap slirp4netns fuse-overlayfs
+  # Named, because --no-install-recommends would otherwise pick CNI without
+  # DNS: compose services find each other by name through aardvark-dns.
+  netavark aardvark-dns iptables
 )
 
 want=("${BUILD_PACKAGES[@]}")
