@@ -1,6 +1,7 @@
 #include "gateway/connection.h"
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -79,29 +80,37 @@ void Connection::Service() {
 
 bool Connection::ReadOnce() {
   BufferPool* pool = &reactor_->pool();
-  // A partial frame is completed in place; otherwise read into the scratch
-  // buffer and keep only what is left over.
-  const bool into_input = !in_.empty();
-  char* dst;
-  size_t room;
-  if (into_input) {
-    const size_t missing = pending_frame_size_ > in_.size() ? pending_frame_size_ - in_.size() : kHeaderSize;
-    in_.EnsureWritable(missing, pool);
-    dst = in_.write_ptr();
-    room = in_.writable();
-  } else {
-    dst = reactor_->scratch();
-    room = Reactor::kScratchSize;
+  char* scratch = reactor_->scratch();
+  // One readv: first whatever completes the partial frame in in_ (exactly
+  // that, so it is answered where it lies), then the scratch block. Nothing
+  // is copied except a partial header (at most four bytes), which is moved in
+  // front of the new bytes.
+  size_t to_input = 0;
+  size_t carried = 0;
+  if (!in_.empty()) {
+    if (pending_frame_size_ == 0) {
+      carried = in_.size();
+      std::memcpy(scratch, in_.data(), carried);
+      in_.Release(pool);
+    } else {
+      to_input = pending_frame_size_ - in_.size();
+      in_.EnsureWritable(to_input, pool);
+    }
   }
+  iovec iov[2];
+  int iov_count = 0;
+  if (to_input > 0) iov[iov_count++] = iovec{in_.write_ptr(), to_input};
+  iov[iov_count++] = iovec{scratch + carried, Reactor::kScratchSize - carried};
   ssize_t n;
   do {
-    n = recv(fd_, dst, room, 0);
+    n = readv(fd_, iov, iov_count);
   } while (n < 0 && errno == EINTR);
-  if (n == 0) {
-    read_eof_ = true;
-    return true;
-  }
-  if (n < 0) {
+  if (n <= 0) {
+    if (carried > 0) in_.Append(scratch, carried, pool);  // put the header bytes back
+    if (n == 0) {
+      read_eof_ = true;
+      return true;
+    }
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       readable_ = false;
       return true;
@@ -114,24 +123,45 @@ bool Connection::ReadOnce() {
   // A short read emptied the socket: bytes arriving later raise a new event
   // in either mode, so the recv() that would only say EAGAIN is skipped. Not
   // after a hang-up, whose event has been consumed: read on to the EOF.
-  if (got < room && !hangup_seen_) readable_ = false;
+  if (got < to_input + Reactor::kScratchSize - carried && !hangup_seen_) readable_ = false;
   bytes_in_ += got;
   reactor_->mutable_stats().bytes_in.Add(got);
   Touch();
-  char* data = dst;
-  size_t len = got;
-  if (into_input) {
-    in_.Produce(got);
-    data = in_.data();
-    len = in_.size();
+  size_t into_scratch = got;
+  if (to_input > 0) {
+    const size_t into_input = std::min(got, to_input);
+    in_.Produce(into_input);
+    into_scratch -= into_input;
+    if (into_input == to_input && !AnswerInput()) return false;
   }
+  if (carried + into_scratch > 0 && !AnswerScratch(carried + into_scratch)) return false;
+  return true;
+}
+
+bool Connection::AnswerInput() {
+  size_t consumed = 0;
+  uint64_t frames = 0;
+  bool bad_header = false;  // cannot happen: in_ starts with a validated header
+  const size_t response_bytes = AnswerFrames(in_.data(), in_.size(), &consumed, &frames, &bad_header);
+  if (frames > 0 && !SendResponses(in_.data(), response_bytes, frames)) return false;
+  in_.Consume(consumed);
+  in_.ReleaseIfEmpty(&reactor_->pool());
+  return true;
+}
+
+bool Connection::AnswerScratch(size_t len) {
+  BufferPool* pool = &reactor_->pool();
+  char* data = reactor_->scratch();
   size_t consumed = 0;
   uint64_t frames = 0;
   bool bad_header = false;
   const size_t response_bytes = AnswerFrames(data, len, &consumed, &frames, &bad_header);
   if (frames > 0 && !SendResponses(data, response_bytes, frames)) return false;
-  if (into_input) {
-    in_.Consume(consumed);
+  if (bad_header) {
+    reactor_->mutable_stats().protocol_errors.Add();
+    pending_frame_size_ = 0;
+    closing_ = true;
+    close_reason_ = CloseReason::kProtocolError;
   } else if (len - consumed >= kAdoptThreshold) {
     // A large partial frame: the scratch block becomes the input buffer (it
     // has room for any whole frame) instead of copying the bytes out of it.
@@ -140,14 +170,6 @@ bool Connection::ReadOnce() {
     // Room for the whole pending frame at once, so completing it never moves it.
     in_.EnsureWritable(std::max<size_t>(pending_frame_size_, len - consumed), pool);
     in_.Append(data + consumed, len - consumed, pool);
-  }
-  in_.ReleaseIfEmpty(pool);
-  if (bad_header) {
-    reactor_->mutable_stats().protocol_errors.Add();
-    in_.Release(pool);
-    pending_frame_size_ = 0;
-    closing_ = true;
-    close_reason_ = CloseReason::kProtocolError;
   }
   return true;
 }

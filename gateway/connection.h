@@ -20,11 +20,12 @@ class Reactor;
 // Loop-thread only; owned by its Reactor, which also owns the fd's lifetime
 // through it (the destructor closes the fd).
 //
-// Reads land in the reactor's scratch buffer; complete frames are answered in
-// place and sent straight from there. Only what the socket does not take at
-// once (output) or what is not yet a whole frame (input) is copied into the
-// connection's own buffers, which are given back as soon as they drain, so an
-// idle connection holds no buffer memory.
+// Reads land in the reactor's scratch buffer (after, in the same readv, the
+// rest of a frame already begun, straight into its input buffer); complete
+// frames are answered in place and sent from where they lie. Only output the
+// socket does not take, and a frame not yet whole, stay in the connection's
+// own buffers, which are given back as soon as they drain, so an idle
+// connection holds no buffer memory.
 class Connection final : public PollHandler {
  public:
   Connection(Reactor* reactor, int fd, uint64_t id, const SocketAddress& peer, int64_t now_ns);
@@ -75,8 +76,13 @@ class Connection final : public PollHandler {
 
  private:
   void OnReady(uint32_t ready) override;
-  // One recv() and everything it makes possible. Returns false if closed.
+  // One readv() and everything it makes possible. Returns false if closed.
   bool ReadOnce();
+  // Answers the frame that in_ now holds whole. Returns false if closed.
+  bool AnswerInput();
+  // Answers the frames in the first `len` bytes of the scratch block and keeps
+  // what is left of an incomplete one in in_. Returns false if closed.
+  bool AnswerScratch(size_t len);
   // Answers every complete frame in [data, data+len) in place, packing the
   // responses at the front. Returns the bytes of responses; sets `consumed`.
   size_t AnswerFrames(char* data, size_t len, size_t* consumed, uint64_t* frames, bool* bad_header);
