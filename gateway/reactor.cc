@@ -35,7 +35,8 @@ Reactor::Reactor(int index, int listen_fd, const ReactorOptions& options, Shared
       loop_(options.trigger_mode),
       scratch_(nullptr),
       listener_(std::make_unique<Listener>(this, listen_fd)),
-      idle_timeout_ns_(ToNs(options.idle_timeout)) {
+      idle_timeout_ns_(ToNs(options.idle_timeout)),
+      linger_ns_(absl::ToInt64Nanoseconds(options.linger)) {
   // Deadlines are checked in list order, which may be off by this much: a
   // connection is relinked at most once per granule, not on every read.
   idle_granularity_ns_ = std::clamp<int64_t>(idle_timeout_ns_ / 64, 1'000'000, 250'000'000);
@@ -93,7 +94,7 @@ int Reactor::NextTimeoutMs() const {
   int64_t deadline = INT64_MAX;
   if (!idle_list_.empty()) deadline = idle_list_.front()->last_active_ns() + idle_timeout_ns_;
   if (!linger_list_.empty()) {
-    deadline = std::min(deadline, linger_list_.front()->timer_pos_ns + absl::ToInt64Nanoseconds(options_.linger));
+    deadline = std::min(deadline, linger_list_.front()->timer_pos_ns + linger_ns_);
   }
   if (shutting_down_) deadline = std::min(deadline, shutdown_deadline_ns_);
   if (deadline == INT64_MAX) return -1;
@@ -119,14 +120,11 @@ void Reactor::ExpireTimers() {
   while (!idle_list_.empty() && idle_list_.front()->last_active_ns() + idle_timeout_ns_ <= now_ns_) {
     idle_list_.front()->Close(CloseReason::kIdleTimeout);
   }
-  const int64_t linger_ns = absl::ToInt64Nanoseconds(options_.linger);
-  while (!linger_list_.empty() && linger_list_.front()->timer_pos_ns + linger_ns <= now_ns_) {
+  while (!linger_list_.empty() && linger_list_.front()->timer_pos_ns + linger_ns_ <= now_ns_) {
     linger_list_.front()->LingerExpired();
   }
   if (shutting_down_ && now_ns_ >= shutdown_deadline_ns_ && !connections_.empty()) {
-    std::vector<Connection*> left;
-    for (auto& [fd, connection] : connections_) left.push_back(connection.get());
-    for (Connection* connection : left) connection->Close(CloseReason::kShutdown);
+    for (Connection* connection : AllConnections()) connection->Close(CloseReason::kShutdown);
   }
 }
 
@@ -150,6 +148,13 @@ void Reactor::StartLinger(Connection* connection) {
   connection->timer_pos = linger_list_.insert(linger_list_.end(), connection);
   connection->timer_pos_ns = now_ns_;
   connection->in_linger_list = true;
+}
+
+std::vector<Connection*> Reactor::AllConnections() const {
+  std::vector<Connection*> all;
+  all.reserve(connections_.size());
+  for (const auto& [fd, connection] : connections_) all.push_back(connection.get());
+  return all;
 }
 
 void Reactor::Unlink(Connection* connection) {
@@ -238,10 +243,7 @@ void Reactor::SetTriggerMode(TriggerMode mode) {
     if (!listener_->Reregister().ok()) std::fprintf(stderr, "gateway: reactor %d: cannot re-arm listener\n", index_);
     accept_owed_ = true;  // connections already queued raise no new edge
   }
-  std::vector<Connection*> all;
-  all.reserve(connections_.size());
-  for (auto& [fd, connection] : connections_) all.push_back(connection.get());
-  for (Connection* connection : all) connection->OnTriggerModeChanged();
+  for (Connection* connection : AllConnections()) connection->OnTriggerModeChanged();
 }
 
 std::vector<ConnectionInfo> Reactor::ListConnections(const ListQuery& query, size_t* total) {
@@ -300,10 +302,7 @@ void Reactor::BeginShutdown(absl::Time deadline) {
   shutdown_deadline_ns_ = now_ns_ + absl::ToInt64Nanoseconds(std::max(deadline - absl::Now(), absl::ZeroDuration()));
   listener_.reset();  // closing the fd removes it from epoll
   accept_owed_ = false;
-  std::vector<Connection*> all;
-  all.reserve(connections_.size());
-  for (auto& [fd, connection] : connections_) all.push_back(connection.get());
-  for (Connection* connection : all) connection->BeginDrain();
+  for (Connection* connection : AllConnections()) connection->BeginDrain();
 }
 
 }  // namespace gateway

@@ -116,6 +116,8 @@ class Reactor {
   void Publish(const ConnectionEvent& event);
   ConnectionEvent EventFor(const Connection& connection, ConnectionEvent::Type type) const;
   void Unlink(Connection* connection);
+  // A copy of the table, for loops that may close (and so unlist) connections.
+  std::vector<Connection*> AllConnections() const;
 
   const int index_;
   const ReactorOptions options_;
@@ -137,6 +139,7 @@ class Reactor {
   std::list<Connection*> idle_list_;    // by time of last relink, oldest first
   std::list<Connection*> linger_list_;  // by time lingering began
   int64_t idle_timeout_ns_ = 0;
+  int64_t linger_ns_ = 0;
   int64_t idle_granularity_ns_ = 0;
 
   std::vector<std::shared_ptr<ConnectionObserver>> observers_;
