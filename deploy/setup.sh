@@ -10,11 +10,17 @@ BUILD_PACKAGES=(
   cmake g++ make pkgconf
   libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev grpc-proto
   libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev
+  # The README's first demo pipes a frame through nc.
+  netcat-openbsd
 )
 TEST_PACKAGES=(
-  netcat-openbsd curl ca-certificates nodejs npm openssl
+  curl ca-certificates nodejs npm openssl
+  # libFuzzer targets run in CI under clang.
+  clang libclang-rt-14-dev
   prometheus docker-compose
   podman buildah podman-compose debootstrap catatonit uidmap slirp4netns fuse-overlayfs
+  # crun refuses every container on hybrid-cgroup hosts; runc works there.
+  runc
   # Named, because --no-install-recommends would otherwise pick CNI without
   # DNS: compose services find each other by name through aardvark-dns.
   netavark aardvark-dns iptables
