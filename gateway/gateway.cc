@@ -1,6 +1,12 @@
 #include "gateway/gateway.h"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -175,6 +181,31 @@ absl::Status Gateway::CloseConnection(int fd, bool force) {
   });
   if (!status.ok()) return status;
   if (!found->load()) return absl::NotFoundError(absl::StrCat("no connection with fd ", fd));
+  return absl::OkStatus();
+}
+
+absl::Status Gateway::AdoptConnection(int fd) {
+  if (!running_.load(std::memory_order_acquire)) {
+    close(fd);
+    return absl::FailedPreconditionError("the gateway has not been started");
+  }
+  SocketAddress peer{};
+  socklen_t len = sizeof peer;
+  if (getpeername(fd, &peer.sa, &len) != 0) {
+    const int err = errno;
+    close(fd);
+    return absl::InvalidArgumentError(absl::StrCat("fd ", fd, " is not a connected socket: ", std::strerror(err)));
+  }
+  const int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+    close(fd);
+    return absl::InvalidArgumentError(absl::StrCat("fd ", fd, " cannot be made non-blocking"));
+  }
+  Reactor* r = reactors_[next_adopter_.fetch_add(1, std::memory_order_relaxed) % reactors_.size()].get();
+  if (!r->Post([r, fd, peer] { r->OnAccepted(fd, peer); })) {
+    close(fd);
+    return absl::UnavailableError("the gateway is shutting down");
+  }
   return absl::OkStatus();
 }
 

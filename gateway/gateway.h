@@ -67,6 +67,11 @@ class Gateway {
   // Graceful: pending responses are flushed, then EOF. NOT_FOUND if unknown.
   absl::Status CloseConnection(int fd, bool force);
 
+  // Hands an already-connected stream socket (TCP, or one end of a Unix
+  // socketpair) to a reactor, which serves it like an accepted client. Takes
+  // ownership of `fd` even on error. For embedding and tests.
+  absl::Status AdoptConnection(int fd);
+
   // The observer receives events on reactor threads until removed.
   absl::Status AddObserver(std::shared_ptr<ConnectionObserver> observer);
   void RemoveObserver(const ConnectionObserver* observer);
@@ -89,6 +94,7 @@ class Gateway {
   std::atomic<TriggerMode> mode_{TriggerMode::kEdge};
   std::atomic<uint64_t> switches_{0};
   std::atomic<bool> running_{false};  // Start() has run: reactors answer posts
+  std::atomic<uint32_t> next_adopter_{0};  // round robin for AdoptConnection
 
   // std::mutex, not absl::Mutex: see EventLoop (TSan visibility).
   std::mutex switch_mu_;  // one trigger-mode switch at a time

@@ -88,6 +88,7 @@ std::string FormatAddress(const SocketAddress& address) {
     inet_ntop(AF_INET6, &address.v6.sin6_addr, ip, sizeof ip);
     return absl::StrCat("[", ip, "]:", ntohs(address.v6.sin6_port));
   }
+  if (address.sa.sa_family != AF_INET) return "unix";  // an adopted socketpair
   inet_ntop(AF_INET, &address.v4.sin_addr, ip, sizeof ip);
   return absl::StrCat(ip, ":", ntohs(address.v4.sin_port));
 }
