@@ -41,6 +41,7 @@ void AddCounters(const ReactorStats& s, v1::Counters* out) {
   c->set_max_connections(c->max_connections() + closed(R::kMaxConnections));
   c->set_shutdown(c->shutdown() + closed(R::kShutdown));
   c->set_error(c->error() + closed(R::kError));
+  c->set_frame_timeout(c->frame_timeout() + closed(R::kFrameTimeout));
   uint64_t closed_total = 0;
   for (const auto& counter : s.closed) closed_total += counter.Get();
   out->set_closed_total(out->closed_total() + closed_total);
@@ -51,6 +52,8 @@ void AddCounters(const ReactorStats& s, v1::Counters* out) {
   out->set_protocol_errors(out->protocol_errors() + s.protocol_errors.Get());
   out->set_accept_errors(out->accept_errors() + s.accept_errors.Get());
   out->set_wakeups(out->wakeups() + s.wakeups.Get());
+  out->set_queued_bytes(out->queued_bytes() + s.queued_bytes.Get());
+  out->set_accept_backoffs(out->accept_backoffs() + s.accept_backoffs.Get());
 }
 
 }  // namespace
@@ -118,7 +121,7 @@ grpc::ServerUnaryReactor* GatewayControlService::GetConnection(grpc::CallbackSer
                                                                const v1::GetConnectionRequest* request,
                                                                v1::Connection* response) {
   if (absl::Status status = CheckFd(request->fd()); !status.ok()) return FinishWith(context, status);
-  absl::StatusOr<ConnectionInfo> info = gateway_->GetConnection(request->fd());
+  absl::StatusOr<ConnectionInfo> info = gateway_->GetConnection(request->fd(), request->id());
   if (info.ok()) ToProto(*info, response);
   return FinishWith(context, info.status());
 }
@@ -127,7 +130,7 @@ grpc::ServerUnaryReactor* GatewayControlService::CloseConnection(grpc::CallbackS
                                                                  const v1::CloseConnectionRequest* request,
                                                                  v1::CloseConnectionResponse* /*response*/) {
   if (absl::Status status = CheckFd(request->fd()); !status.ok()) return FinishWith(context, status);
-  return FinishWith(context, gateway_->CloseConnection(request->fd(), request->force()));
+  return FinishWith(context, gateway_->CloseConnection(request->fd(), request->id(), request->force()));
 }
 
 grpc::ServerWriteReactor<v1::ConnectionEvent>* GatewayControlService::WatchConnections(

@@ -234,8 +234,21 @@ void GatewayCollector::CollectLoop(std::vector<MetricFamily>* out) const {
   out->push_back(PerReactorCounter(gw, "gateway_accept_errors_total",
                                    "accept() failures other than EAGAIN (EMFILE, ENFILE, ENOBUFS, ...).",
                                    [](const ReactorStats& s) { return s.accept_errors.Get(); }));
+  out->push_back(PerReactorCounter(gw, "gateway_accept_backoffs_total",
+                                   "Times accepting paused for 100 ms: out of file descriptors with no spare fd "
+                                   "to shed a client with, or out of kernel memory.",
+                                   [](const ReactorStats& s) { return s.accept_backoffs.Get(); }));
   out->push_back(PerReactorCounter(gw, "gateway_epoll_wakeups_total", "epoll_wait() returns.",
                                    [](const ReactorStats& s) { return s.wakeups.Get(); }));
+  MetricFamily queued = Family("gateway_queued_bytes",
+                               "Bytes of buffer blocks held by the reactor's connections: queued output and "
+                               "partial frames (plus one 128 KiB read block per reactor). Reading pauses "
+                               "everywhere while the sum exceeds --max_queued_bytes.",
+                               MetricType::Gauge);
+  for (int r = 0; r < gw.num_reactors(); ++r) {
+    AddGauge(&queued, {ReactorLabel(r)}, static_cast<double>(gw.reactor_stats(r).queued_bytes.Get()));
+  }
+  out->push_back(std::move(queued));
   MetricFamily events = Family("gateway_epoll_wait_events",
                                "Events returned by one epoll_wait() (wakeups with no event are not observed).",
                                MetricType::Histogram);

@@ -17,13 +17,21 @@ int BufferPool::ClassOf(size_t capacity) {
   return std::countr_zero(capacity) - std::countr_zero(kMinBlock);
 }
 
+void BufferPool::Count(int64_t delta) {
+  outstanding_ += delta;
+  if (mine_ != nullptr) mine_->Add(delta);
+  if (total_ != nullptr) total_->fetch_add(delta, std::memory_order_relaxed);
+}
+
 char* BufferPool::Acquire(size_t size, size_t* capacity) {
   if (size > kMaxBlock) {
     *capacity = size;
+    Count(static_cast<int64_t>(size));
     return new char[size];
   }
   const size_t rounded = size <= kMinBlock ? kMinBlock : std::bit_ceil(size);
   *capacity = rounded;
+  Count(static_cast<int64_t>(rounded));
   auto& list = free_[ClassOf(rounded)];
   if (list.empty()) return new char[rounded];
   char* block = list.back();
@@ -32,6 +40,7 @@ char* BufferPool::Acquire(size_t size, size_t* capacity) {
 }
 
 void BufferPool::Release(char* block, size_t capacity) {
+  Count(-static_cast<int64_t>(capacity));
   const int cls = ClassOf(capacity);
   if (cls < 0 || (free_[cls].size() + 1) * capacity > kMaxFreeBytesPerClass) {
     delete[] block;

@@ -6,14 +6,21 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
+
+#include "gateway/reactor_stats.h"
 
 namespace gateway {
 
 // Free lists of blocks in power-of-two size classes, 4 KiB to 1 MiB, each list
 // capped at kMaxFreeBytesPerClass. Loop-thread only; one per reactor.
+//
+// Counts the bytes of the blocks it has handed out (and not got back): in its
+// own single-writer gauge, read by metrics, and in a total shared by every
+// reactor, which the global --max_queued_bytes budget is checked against.
 class BufferPool {
  public:
   static constexpr size_t kMinBlock = 4096;
@@ -21,7 +28,9 @@ class BufferPool {
   static constexpr size_t kMaxBlock = kMinBlock << (kNumClasses - 1);
   static constexpr size_t kMaxFreeBytesPerClass = 1 << 20;
 
-  BufferPool() = default;
+  // `total` (shared, any thread) and `mine` (this pool's) may be null.
+  explicit BufferPool(std::atomic<int64_t>* total = nullptr, RelaxedGauge* mine = nullptr)
+      : total_(total), mine_(mine) {}
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
   ~BufferPool();
@@ -33,10 +42,17 @@ class BufferPool {
   void Release(char* block, size_t capacity);
 
   size_t free_bytes() const;
+  // Bytes in blocks handed out and not yet given back.
+  int64_t outstanding_bytes() const { return outstanding_; }
 
  private:
   static int ClassOf(size_t capacity);  // -1 if not a pooled size
+  void Count(int64_t delta);
+
   std::array<std::vector<char*>, kNumClasses> free_;
+  std::atomic<int64_t>* const total_;
+  RelaxedGauge* const mine_;
+  int64_t outstanding_ = 0;
 };
 
 // Contiguous bytes [read, write) inside one block. Loop-thread only; the

@@ -59,6 +59,12 @@ void Connection::Service() {
       if (reactor_->poller().mode() == TriggerMode::kEdge) reactor_->Owe(this);
       break;
     }
+    if (reactor_->OverBudget()) {
+      // The bytes wait in the kernel (TCP flow control slows the client)
+      // until the gateway's buffers drain; the reactor services us then.
+      reactor_->WaitForBudget(this);
+      break;
+    }
     if (!ReadOnce()) return;
   }
   if (read_eof_ && !closing_) {
@@ -70,6 +76,7 @@ void Connection::Service() {
     closing_ = true;
     close_reason_ = CloseReason::kShutdown;
   }
+  if (closing_) reactor_->FrameDone(this);  // no more reads: a partial frame is dropped
   if (closing_ && out_.empty()) {
     FinishClosing();
     return;
@@ -85,6 +92,17 @@ bool Connection::ReadOnce() {
   // that, so it is answered where it lies), then the scratch block. Nothing
   // is copied except a partial header (at most four bytes), which is moved in
   // front of the new bytes.
+  //
+  // Every byte read may come back as a response that has to be queued, so a
+  // read takes at most the room left under the high-water mark: queued
+  // output then never exceeds high_water plus the frame that was partly
+  // buffered before the read (< one maximum frame).
+  const size_t high_water = reactor_->options().high_water;
+  if (out_.size() >= high_water) {
+    paused_ = true;
+    return true;
+  }
+  const size_t room = high_water - out_.size();
   size_t to_input = 0;
   size_t carried = 0;
   if (!in_.empty()) {
@@ -93,14 +111,15 @@ bool Connection::ReadOnce() {
       std::memcpy(scratch, in_.data(), carried);
       in_.Release(pool);
     } else {
-      to_input = pending_frame_size_ - in_.size();
+      to_input = std::min<size_t>(pending_frame_size_ - in_.size(), room);
       in_.EnsureWritable(to_input, pool);
     }
   }
+  const size_t to_scratch = std::min(Reactor::kScratchSize - carried, room - to_input);
   iovec iov[2];
   int iov_count = 0;
   if (to_input > 0) iov[iov_count++] = iovec{in_.write_ptr(), to_input};
-  iov[iov_count++] = iovec{scratch + carried, Reactor::kScratchSize - carried};
+  if (to_scratch > 0) iov[iov_count++] = iovec{scratch + carried, to_scratch};
   ssize_t n;
   do {
     n = readv(fd_, iov, iov_count);
@@ -123,18 +142,25 @@ bool Connection::ReadOnce() {
   // A short read emptied the socket: bytes arriving later raise a new event
   // in either mode, so the recv() that would only say EAGAIN is skipped. Not
   // after a hang-up, whose event has been consumed: read on to the EOF.
-  if (got < to_input + Reactor::kScratchSize - carried && !hangup_seen_) readable_ = false;
+  if (got < to_input + to_scratch && !hangup_seen_) readable_ = false;
   bytes_in_ += got;
   reactor_->mutable_stats().bytes_in.Add(got);
   Touch();
+  const uint64_t frames_before = frames_in_;
   size_t into_scratch = got;
   if (to_input > 0) {
     const size_t into_input = std::min(got, to_input);
     in_.Produce(into_input);
     into_scratch -= into_input;
-    if (into_input == to_input && !AnswerInput()) return false;
+    if (in_.size() == pending_frame_size_ && !AnswerInput()) return false;
   }
   if (carried + into_scratch > 0 && !AnswerScratch(carried + into_scratch)) return false;
+  // The frame deadline runs from the first byte of the frame now pending.
+  if (in_.empty()) {
+    reactor_->FrameDone(this);
+  } else if (frames_in_ != frames_before || !in_frame_list) {
+    reactor_->FrameStarted(this);
+  }
   return true;
 }
 
@@ -328,6 +354,7 @@ void Connection::RequestClose(CloseReason reason, bool force) {
   }
   if (!closing_ || close_reason_ == CloseReason::kPeerClosed) close_reason_ = reason;
   closing_ = true;
+  reactor_->FrameDone(this);
   if (lingering_) return;
   if (out_.empty()) {
     FinishClosing();
@@ -400,7 +427,7 @@ uint32_t Connection::DesiredInterest() const {
     return Poller::kReadable | Poller::kWritable;
   }
   uint32_t interest = 0;
-  if (lingering_ || (!read_eof_ && !paused_ && !closing_)) interest |= Poller::kReadable;
+  if (lingering_ || (!read_eof_ && !paused_ && !closing_ && !waiting_for_budget)) interest |= Poller::kReadable;
   if (!out_.empty()) interest |= Poller::kWritable;
   return interest;
 }

@@ -73,6 +73,11 @@ class Connection final : public PollHandler {
   bool in_idle_list = false;
   bool in_linger_list = false;
   bool owed = false;  // on the reactor's list of connections with work left over
+  // Position in the reactor's frame-deadline list (owned by Reactor).
+  std::list<Connection*>::iterator frame_pos;
+  int64_t frame_started_ns = 0;
+  bool in_frame_list = false;
+  bool waiting_for_budget = false;  // on the reactor's list of budget waiters
 
  private:
   void OnReady(uint32_t ready) override;

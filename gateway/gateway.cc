@@ -29,6 +29,11 @@ struct FanIn {
 
 constexpr std::chrono::seconds kReactorReplyTimeout{30};
 
+absl::Status NotFound(int fd, uint64_t id) {
+  if (id == 0) return absl::NotFoundError(absl::StrCat("no connection with fd ", fd));
+  return absl::NotFoundError(absl::StrCat("no connection with fd ", fd, " and id ", id));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options) {
@@ -39,6 +44,9 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options)
   if (options.reactor.read_budget <= 0 || options.reactor.accept_budget <= 0) {
     return absl::InvalidArgumentError("budgets must be positive");
   }
+  if (options.reactor.max_connections < 0 || options.reactor.max_queued_bytes <= 0) {
+    return absl::InvalidArgumentError("max_connections must be >= 0 and max_queued_bytes > 0");
+  }
   if (!options.handler_factory) options.handler_factory = std::make_shared<ReverseHandlerFactory>();
   absl::StatusOr<SocketAddress> address = ParseListenAddress(options.listen_address);
   if (!address.ok()) return address.status();
@@ -46,6 +54,10 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options)
   if (!fds.ok()) return fds.status();
 
   std::unique_ptr<Gateway> gateway(new Gateway(std::move(options)));
+  gateway->fd_budget_ = CurrentFdBudget();
+  if (gateway->options_.reactor.max_connections == 0) {
+    gateway->options_.reactor.max_connections = gateway->fd_budget_.max_connections;
+  }
   gateway->port_ = LocalPort(fds->front());
   gateway->mode_.store(gateway->options_.reactor.trigger_mode);
   for (int i = 0; i < gateway->options_.reactors; ++i) {
@@ -79,12 +91,12 @@ void Gateway::Shutdown(absl::Duration drain_timeout) {
   for (auto& reactor : reactors_) reactor->Join();
 }
 
-absl::Status Gateway::RunOnAllReactors(absl::AnyInvocable<void(Reactor&)> fn) {
+absl::Status Gateway::RunOnAllReactorsDeferred(absl::AnyInvocable<void(Reactor&, ReactorDone)> fn) {
   if (!running_.load(std::memory_order_acquire)) {
     return absl::FailedPreconditionError("the gateway has not been started");
   }
   auto fan_in = std::make_shared<FanIn>();
-  auto shared_fn = std::make_shared<absl::AnyInvocable<void(Reactor&)>>(std::move(fn));
+  auto shared_fn = std::make_shared<absl::AnyInvocable<void(Reactor&, ReactorDone)>>(std::move(fn));
   int posted = 0;
   auto finish_one = [fan_in] {
     std::lock_guard<std::mutex> lock(fan_in->mu);
@@ -96,10 +108,7 @@ absl::Status Gateway::RunOnAllReactors(absl::AnyInvocable<void(Reactor&)> fn) {
   }
   for (auto& reactor : reactors_) {
     Reactor* r = reactor.get();
-    const bool ok = r->Post([r, shared_fn, finish_one] {
-      (*shared_fn)(*r);
-      finish_one();
-    });
+    const bool ok = r->Post([r, shared_fn, finish_one] { (*shared_fn)(*r, ReactorDone(finish_one)); });
     if (ok) {
       ++posted;
     } else {
@@ -112,6 +121,13 @@ absl::Status Gateway::RunOnAllReactors(absl::AnyInvocable<void(Reactor&)> fn) {
   }
   if (posted < static_cast<int>(reactors_.size())) return absl::UnavailableError("the gateway is shutting down");
   return absl::OkStatus();
+}
+
+absl::Status Gateway::RunOnAllReactors(absl::AnyInvocable<void(Reactor&)> fn) {
+  return RunOnAllReactorsDeferred([fn = std::move(fn)](Reactor& r, ReactorDone done) mutable {
+    fn(r);
+    done();
+  });
 }
 
 absl::Status Gateway::SetTriggerMode(TriggerMode mode) {
@@ -135,12 +151,16 @@ absl::StatusOr<ConnectionPage> Gateway::ListConnections(const ListQuery& query) 
   // page, there is a next page, even when one reactor holds all of it.
   ListQuery per_reactor = query;
   if (query.limit > 0) per_reactor.limit = query.limit + 1;
-  absl::Status status = RunOnAllReactors([per_reactor, reply](Reactor& r) {
-    size_t total = 0;
-    std::vector<ConnectionInfo> infos = r.ListConnections(per_reactor, &total);
-    std::lock_guard<std::mutex> lock(reply->mu);
-    reply->total += total;
-    std::move(infos.begin(), infos.end(), std::back_inserter(reply->infos));
+  absl::Status status = RunOnAllReactorsDeferred([per_reactor, reply](Reactor& r, ReactorDone done) {
+    r.ListConnections(per_reactor, [reply, done = std::move(done)](std::vector<ConnectionInfo> infos,
+                                                                  size_t total) mutable {
+      {
+        std::lock_guard<std::mutex> lock(reply->mu);
+        reply->total += total;
+        std::move(infos.begin(), infos.end(), std::back_inserter(reply->infos));
+      }
+      done();
+    });
   });
   if (!status.ok()) return status;
   std::lock_guard<std::mutex> lock(reply->mu);
@@ -156,31 +176,31 @@ absl::StatusOr<ConnectionPage> Gateway::ListConnections(const ListQuery& query) 
   return page;
 }
 
-absl::StatusOr<ConnectionInfo> Gateway::GetConnection(int fd) {
+absl::StatusOr<ConnectionInfo> Gateway::GetConnection(int fd, uint64_t id) {
   struct Reply {
     std::mutex mu;
     std::optional<ConnectionInfo> info;
   };
   auto reply = std::make_shared<Reply>();
-  absl::Status status = RunOnAllReactors([fd, reply](Reactor& r) {
-    std::optional<ConnectionInfo> info = r.GetConnection(fd);
+  absl::Status status = RunOnAllReactors([fd, id, reply](Reactor& r) {
+    std::optional<ConnectionInfo> info = r.GetConnection(fd, id);
     if (!info.has_value()) return;
     std::lock_guard<std::mutex> lock(reply->mu);
     reply->info = std::move(info);
   });
   if (!status.ok()) return status;
   std::lock_guard<std::mutex> lock(reply->mu);
-  if (!reply->info.has_value()) return absl::NotFoundError(absl::StrCat("no connection with fd ", fd));
+  if (!reply->info.has_value()) return NotFound(fd, id);
   return *std::move(reply->info);
 }
 
-absl::Status Gateway::CloseConnection(int fd, bool force) {
+absl::Status Gateway::CloseConnection(int fd, uint64_t id, bool force) {
   auto found = std::make_shared<std::atomic<bool>>(false);
-  absl::Status status = RunOnAllReactors([fd, force, found](Reactor& r) {
-    if (r.CloseConnection(fd, force)) found->store(true);
+  absl::Status status = RunOnAllReactors([fd, id, force, found](Reactor& r) {
+    if (r.CloseConnection(fd, id, force)) found->store(true);
   });
   if (!status.ok()) return status;
-  if (!found->load()) return absl::NotFoundError(absl::StrCat("no connection with fd ", fd));
+  if (!found->load()) return NotFound(fd, id);
   return absl::OkStatus();
 }
 

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "gateway/connection_observer.h"
+#include "gateway/fd_limit.h"
 #include "gateway/frame_handler.h"
 #include "gateway/reactor.h"
 
@@ -53,7 +54,11 @@ class Gateway {
   int port() const { return port_; }
   int num_reactors() const { return static_cast<int>(reactors_.size()); }
   absl::Time started_at() const { return started_at_; }
+  // The options in force: reactors and max_connections resolved.
   const GatewayOptions& options() const { return options_; }
+  // The fd limit, open fds and reserve measured at Create(), which the
+  // default max_connections was derived from.
+  const FdBudget& fd_budget() const { return fd_budget_; }
 
   TriggerMode trigger_mode() const { return mode_.load(std::memory_order_acquire); }
   // Re-arms every listener and connection on every reactor; returns once all
@@ -62,10 +67,11 @@ class Gateway {
   uint64_t trigger_mode_switches() const { return switches_.load(std::memory_order_relaxed); }
 
   absl::StatusOr<ConnectionPage> ListConnections(const ListQuery& query);
-  // NOT_FOUND if no reactor has `fd`.
-  absl::StatusOr<ConnectionInfo> GetConnection(int fd);
-  // Graceful: pending responses are flushed, then EOF. NOT_FOUND if unknown.
-  absl::Status CloseConnection(int fd, bool force);
+  // NOT_FOUND if no reactor has `fd`, or (when `id` is not 0) if the
+  // connection on `fd` is not the one with `id`: fds are reused, ids never.
+  absl::StatusOr<ConnectionInfo> GetConnection(int fd, uint64_t id = 0);
+  // Graceful: pending responses are flushed, then EOF. NOT_FOUND as above.
+  absl::Status CloseConnection(int fd, uint64_t id, bool force);
 
   // Hands an already-connected stream socket (TCP, or one end of a Unix
   // socketpair) to a reactor, which serves it like an accepted client. Takes
@@ -82,11 +88,17 @@ class Gateway {
 
  private:
   explicit Gateway(GatewayOptions options) : options_(std::move(options)) {}
-  // Runs `fn(reactor)` on every reactor's thread; returns once all have.
-  // FAILED_PRECONDITION before Start(), UNAVAILABLE once shut down.
+  // Runs `fn(reactor, done)` on every reactor's thread; returns once every
+  // reactor has called its `done` (at once, or later from a task of its
+  // own). FAILED_PRECONDITION before Start(), UNAVAILABLE once shut down,
+  // DEADLINE_EXCEEDED if a reactor does not answer within 30 s.
+  using ReactorDone = absl::AnyInvocable<void()>;
+  absl::Status RunOnAllReactorsDeferred(absl::AnyInvocable<void(Reactor&, ReactorDone done)> fn);
+  // The same for work that is done when `fn` returns.
   absl::Status RunOnAllReactors(absl::AnyInvocable<void(Reactor&)> fn);
 
   GatewayOptions options_;
+  FdBudget fd_budget_;
   int port_ = 0;
   SharedCounters shared_;
   std::vector<std::unique_ptr<Reactor>> reactors_;

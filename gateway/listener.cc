@@ -43,24 +43,35 @@ void Listener::AcceptSome() {
       case EMFILE:
       case ENFILE:
         reactor_->mutable_stats().accept_errors.Add();
-        ShedOne();
-        continue;
-      default:  // ENOBUFS, ENOMEM: try again on the next wakeup
+        switch (ShedOne()) {
+          case ShedResult::kShed: continue;
+          case ShedResult::kBacklogEmpty: return;
+          case ShedResult::kNoFd: reactor_->PauseAccepting(); return;
+        }
+        return;
+      default:  // ENOBUFS, ENOMEM: try again after a pause, not in a spin
         reactor_->mutable_stats().accept_errors.Add();
-        reactor_->OweAccept();
+        reactor_->PauseAccepting();
         return;
     }
   }
   reactor_->OweAccept();  // budget spent with connections maybe still queued
 }
 
-void Listener::ShedOne() {
-  if (spare_fd_ < 0) {
-    reactor_->OweAccept();
-    return;
-  }
+void Listener::RefillSpare() {
+  if (spare_fd_ < 0) spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+Listener::ShedResult Listener::ShedOne() {
+  RefillSpare();
+  if (spare_fd_ < 0) return ShedResult::kNoFd;
   close(spare_fd_);
-  const int fd = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  spare_fd_ = -1;
+  int fd;
+  do {
+    fd = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+  } while (fd < 0 && (errno == EINTR || errno == ECONNABORTED || errno == EPROTO));
+  const int accept_errno = errno;
   if (fd >= 0) {
     close(fd);
     ReactorStats& stats = reactor_->mutable_stats();
@@ -68,7 +79,11 @@ void Listener::ShedOne() {
     stats.rejected.Add();
     stats.closed[static_cast<int>(CloseReason::kError)].Add();
   }
-  spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  RefillSpare();
+  if (fd >= 0) return ShedResult::kShed;
+  if (accept_errno == EAGAIN || accept_errno == EWOULDBLOCK) return ShedResult::kBacklogEmpty;
+  reactor_->mutable_stats().accept_errors.Add();
+  return ShedResult::kNoFd;  // another thread took the freed number
 }
 
 }  // namespace gateway

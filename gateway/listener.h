@@ -28,12 +28,17 @@ class Listener final : public PollHandler {
   absl::Status Reregister();           // after a trigger mode switch
   // Accepts up to the reactor's accept budget.
   void AcceptSome();
+  // Reopens the spare fd if shedding spent it and fds have been freed since.
+  void RefillSpare();
 
  private:
   void OnReady(uint32_t ready) override { AcceptSome(); }
-  // EMFILE/ENFILE: frees the spare fd to accept and drop one connection, so
-  // the backlog does not spin the loop while the process is out of fds.
-  void ShedOne();
+  enum class ShedResult { kShed, kBacklogEmpty, kNoFd };
+  // EMFILE/ENFILE: closes the spare fd to accept one waiting client and close
+  // it at once (the client sees EOF, not a hang), then takes the spare back.
+  // Another thread may take the freed number first; then the spare stays
+  // empty until RefillSpare() succeeds, and the caller backs off instead.
+  ShedResult ShedOne();
 
   Reactor* const reactor_;
   const int fd_;

@@ -23,12 +23,21 @@ ABSL_FLAG(gateway::TriggerMode, trigger_mode, gateway::TriggerMode::kEdge,
           "epoll trigger mode at start: edge or level (switchable at runtime from the control plane)");
 ABSL_FLAG(int64_t, max_connections, 0,
           "Open connections allowed across all reactors; beyond it new ones are accepted and closed at once. "
-          "0 = no limit but the fd limit");
-ABSL_FLAG(absl::Duration, idle_timeout, absl::ZeroDuration(),
-          "Close connections with no traffic for this long, e.g. 30s; 0 = never");
+          "0 = derived from the fd limit: RLIMIT_NOFILE minus the fds open at start minus a reserve for the "
+          "control plane, metrics and files (a tenth of the limit, 64..1024)");
+ABSL_FLAG(absl::Duration, idle_timeout, gateway::ReactorOptions{}.idle_timeout,
+          "Close connections with no traffic in either direction for this long; 0 = never");
+ABSL_FLAG(absl::Duration, frame_timeout, gateway::ReactorOptions{}.frame_timeout,
+          "A frame whose first byte has arrived must be complete within this, however slowly its bytes trickle "
+          "in (closed as frame_timeout after earlier responses are delivered); 0 = no limit");
+ABSL_FLAG(int64_t, max_queued_bytes, gateway::ReactorOptions{}.max_queued_bytes,
+          "Bytes all connections together may hold in buffers (queued output, partial frames); above it no "
+          "connection reads until they drain below 7/8 of it");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "On SIGTERM/SIGINT, how long to let connections flush before closing them");
-ABSL_FLAG(int64_t, high_water_bytes, 256 * 1024, "Per-connection queued output above which reading pauses");
+ABSL_FLAG(int64_t, high_water_bytes, 256 * 1024,
+          "Per-connection queued output at which reading pauses; queued output never exceeds it by more than "
+          "one frame (100,004 bytes)");
 ABSL_FLAG(int64_t, low_water_bytes, 64 * 1024, "Queued output below which a paused connection reads again");
 ABSL_FLAG(int, read_budget, 16, "recv() calls per connection per wakeup, so one client cannot starve the rest");
 ABSL_FLAG(int, backlog, 4096, "listen() backlog per reactor");
@@ -67,6 +76,8 @@ absl::StatusOr<gateway::GatewayOptions> OptionsFromFlags() {
   r.trigger_mode = absl::GetFlag(FLAGS_trigger_mode);
   r.max_connections = absl::GetFlag(FLAGS_max_connections);
   r.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  r.frame_timeout = absl::GetFlag(FLAGS_frame_timeout);
+  r.max_queued_bytes = absl::GetFlag(FLAGS_max_queued_bytes);
   const int64_t high = absl::GetFlag(FLAGS_high_water_bytes);
   const int64_t low = absl::GetFlag(FLAGS_low_water_bytes);
   r.read_budget = absl::GetFlag(FLAGS_read_budget);
@@ -74,6 +85,8 @@ absl::StatusOr<gateway::GatewayOptions> OptionsFromFlags() {
   if (options.reactors < 0 || options.reactors > 1024) return absl::InvalidArgumentError("--reactors must be 0..1024");
   if (r.max_connections < 0) return absl::InvalidArgumentError("--max_connections must be >= 0");
   if (r.idle_timeout < absl::ZeroDuration()) return absl::InvalidArgumentError("--idle_timeout must be >= 0");
+  if (r.frame_timeout < absl::ZeroDuration()) return absl::InvalidArgumentError("--frame_timeout must be >= 0");
+  if (r.max_queued_bytes < (1 << 20)) return absl::InvalidArgumentError("--max_queued_bytes must be >= 1048576");
   if (absl::GetFlag(FLAGS_drain_timeout) < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--drain_timeout must be >= 0");
   }
@@ -130,6 +143,17 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "gateway: serving %s (port %d) with %d reactor(s), %s-triggered\n",
                absl::GetFlag(FLAGS_listen).c_str(), (*gw)->port(), (*gw)->num_reactors(),
                std::string(gateway::TriggerModeName((*gw)->trigger_mode())).c_str());
+  const gateway::FdBudget& fds = (*gw)->fd_budget();
+  const int64_t max_connections = (*gw)->options().reactor.max_connections;
+  std::fprintf(stderr, "gateway: max_connections %lld (fd limit %lld, %lld open at start, %lld reserved)\n",
+               static_cast<long long>(max_connections), static_cast<long long>(fds.limit),
+               static_cast<long long>(fds.open), static_cast<long long>(fds.reserve));
+  if (max_connections > fds.max_connections) {
+    std::fprintf(stderr,
+                 "gateway: warning: --max_connections=%lld is above what the fd limit leaves (%lld): past that, "
+                 "clients are shed and the control plane may stop accepting\n",
+                 static_cast<long long>(max_connections), static_cast<long long>(fds.max_connections));
+  }
   std::unique_ptr<gateway::control::ControlServer> control;
   if (const std::string address = absl::GetFlag(FLAGS_control_listen); !address.empty()) {
     gateway::control::ControlServerOptions control_options;

@@ -33,10 +33,12 @@ Reactor::Reactor(int index, int listen_fd, const ReactorOptions& options, Shared
       shared_(shared),
       handler_(std::move(handler)),
       loop_(options.trigger_mode),
+      pool_(&shared->queued_bytes, &stats_.queued_bytes),
       scratch_(nullptr),
       listener_(std::make_unique<Listener>(this, listen_fd)),
       idle_timeout_ns_(ToNs(options.idle_timeout)),
-      linger_ns_(absl::ToInt64Nanoseconds(options.linger)) {
+      linger_ns_(absl::ToInt64Nanoseconds(options.linger)),
+      frame_timeout_ns_(ToNs(options.frame_timeout)) {
   // Deadlines are checked in list order, which may be off by this much: a
   // connection is relinked at most once per granule, not on every read.
   idle_granularity_ns_ = std::clamp<int64_t>(idle_timeout_ns_ / 64, 1'000'000, 250'000'000);
@@ -82,12 +84,21 @@ void Reactor::Run() {
     loop_.Dispatch();
     ServiceOwed();
     ExpireTimers();
-    closed_.clear();
+    if (!closed_.empty()) {
+      closed_.clear();
+      // Fds were just freed: take the spare back before an accept can.
+      if (listener_) listener_->RefillSpare();
+    }
     if (shutting_down_ && connections_.empty()) running_ = false;
   }
   loop_.Close();
   closed_.clear();
 }
+
+// How often connections waiting for the global buffer budget look again.
+constexpr int64_t kBudgetPollNs = 10'000'000;
+// How long accepting pauses when the process is out of fds.
+constexpr int64_t kAcceptBackoffNs = 100'000'000;
 
 int Reactor::NextTimeoutMs() const {
   if (!owed_.empty() || accept_owed_) return 0;
@@ -96,6 +107,11 @@ int Reactor::NextTimeoutMs() const {
   if (!linger_list_.empty()) {
     deadline = std::min(deadline, linger_list_.front()->timer_pos_ns + linger_ns_);
   }
+  if (!frame_list_.empty()) {
+    deadline = std::min(deadline, frame_list_.front()->frame_started_ns + frame_timeout_ns_);
+  }
+  if (!budget_waiters_.empty()) deadline = std::min(deadline, now_ns_ + kBudgetPollNs);
+  if (accept_resume_ns_ != 0) deadline = std::min(deadline, accept_resume_ns_);
   if (shutting_down_) deadline = std::min(deadline, shutdown_deadline_ns_);
   if (deadline == INT64_MAX) return -1;
   const int64_t wait_ns = deadline - MonotonicNowNs();
@@ -123,6 +139,20 @@ void Reactor::ExpireTimers() {
   while (!linger_list_.empty() && linger_list_.front()->timer_pos_ns + linger_ns_ <= now_ns_) {
     linger_list_.front()->LingerExpired();
   }
+  while (!frame_list_.empty() && frame_list_.front()->frame_started_ns + frame_timeout_ns_ <= now_ns_) {
+    Connection* connection = frame_list_.front();
+    FrameDone(connection);
+    // Responses already produced are still delivered, as after a bad header.
+    connection->RequestClose(CloseReason::kFrameTimeout, /*force=*/false);
+  }
+  if (accept_resume_ns_ != 0 && accept_resume_ns_ <= now_ns_) {
+    accept_resume_ns_ = 0;
+    if (listener_) {
+      if (!listener_->Reregister().ok()) std::fprintf(stderr, "gateway: reactor %d: cannot re-arm listener\n", index_);
+      accept_owed_ = true;  // an edge raised while paused was not reported
+    }
+  }
+  if (!budget_waiters_.empty()) ResumeBudgetWaiters();
   if (shutting_down_ && now_ns_ >= shutdown_deadline_ns_ && !connections_.empty()) {
     for (Connection* connection : AllConnections()) connection->Close(CloseReason::kShutdown);
   }
@@ -138,6 +168,62 @@ void Reactor::Touched(Connection* connection) {
   if (!connection->in_idle_list || now_ns_ - connection->timer_pos_ns < idle_granularity_ns_) return;
   idle_list_.splice(idle_list_.end(), idle_list_, connection->timer_pos);
   connection->timer_pos_ns = now_ns_;
+}
+
+void Reactor::FrameStarted(Connection* connection) {
+  if (frame_timeout_ns_ == 0) return;
+  // Every frame has the same timeout, so appending keeps the list in deadline order.
+  if (connection->in_frame_list) {
+    frame_list_.splice(frame_list_.end(), frame_list_, connection->frame_pos);
+  } else {
+    connection->frame_pos = frame_list_.insert(frame_list_.end(), connection);
+    connection->in_frame_list = true;
+  }
+  connection->frame_started_ns = now_ns_;
+}
+
+void Reactor::FrameDone(Connection* connection) {
+  if (!connection->in_frame_list) return;
+  frame_list_.erase(connection->frame_pos);
+  connection->in_frame_list = false;
+}
+
+bool Reactor::OverBudget() {
+  const int64_t queued = shared_->queued_bytes.load(std::memory_order_relaxed);
+  if (over_budget_) {
+    over_budget_ = queued > options_.max_queued_bytes - options_.max_queued_bytes / 8;
+  } else {
+    over_budget_ = queued > options_.max_queued_bytes;
+  }
+  return over_budget_;
+}
+
+void Reactor::WaitForBudget(Connection* connection) {
+  if (connection->waiting_for_budget) return;
+  connection->waiting_for_budget = true;
+  budget_waiters_.push_back(connection);
+}
+
+void Reactor::ResumeBudgetWaiters() {
+  if (OverBudget()) return;
+  std::vector<Connection*> waiters;
+  waiters.swap(budget_waiters_);
+  for (Connection* connection : waiters) {
+    connection->waiting_for_budget = false;
+    Owe(connection);
+  }
+}
+
+void Reactor::PauseAccepting() {
+  if (accept_resume_ns_ != 0 || !listener_) return;
+  stats_.accept_backoffs.Add();
+  accept_owed_ = false;
+  // Interest 0 keeps the registration but reports nothing: a listener with
+  // a full backlog would otherwise wake a level-triggered loop at once.
+  if (!poller().Modify(listener_->fd(), listener_.get(), 0).ok()) {
+    std::fprintf(stderr, "gateway: reactor %d: cannot pause the listener\n", index_);
+  }
+  accept_resume_ns_ = now_ns_ + kAcceptBackoffNs;
 }
 
 void Reactor::StartLinger(Connection* connection) {
@@ -161,9 +247,14 @@ void Reactor::Unlink(Connection* connection) {
   if (connection->in_idle_list) idle_list_.erase(connection->timer_pos);
   if (connection->in_linger_list) linger_list_.erase(connection->timer_pos);
   connection->in_idle_list = connection->in_linger_list = false;
+  FrameDone(connection);
   if (connection->owed) {
     owed_.erase(std::find(owed_.begin(), owed_.end(), connection));
     connection->owed = false;
+  }
+  if (connection->waiting_for_budget) {
+    budget_waiters_.erase(std::find(budget_waiters_.begin(), budget_waiters_.end(), connection));
+    connection->waiting_for_budget = false;
   }
 }
 
@@ -246,40 +337,74 @@ void Reactor::SetTriggerMode(TriggerMode mode) {
   for (Connection* connection : AllConnections()) connection->OnTriggerModeChanged();
 }
 
-std::vector<ConnectionInfo> Reactor::ListConnections(const ListQuery& query, size_t* total) {
-  std::vector<Connection*> page;
-  size_t matching = 0;
-  for (auto& [fd, connection] : connections_) {
-    if (query.state.has_value() && connection->state() != *query.state) continue;
-    ++matching;
-    if (fd > query.after_fd) page.push_back(connection.get());
-  }
-  *total = matching;
-  auto by_fd = [](const Connection* a, const Connection* b) { return a->fd() < b->fd(); };
-  if (query.limit > 0 && page.size() > query.limit) {
-    std::partial_sort(page.begin(), page.begin() + static_cast<ptrdiff_t>(query.limit), page.end(), by_fd);
-    page.resize(query.limit);
-  } else {
-    std::sort(page.begin(), page.end(), by_fd);
-  }
+// A listing in progress: where the next slice starts and what is gathered.
+struct Reactor::ListJob {
+  ListQuery query;
+  int cursor;  // the last fd looked at
+  size_t total = 0;
+  std::vector<ConnectionInfo> page;
+  ListDone done;
+};
+
+// Per loop turn: snapshots taken (each formats an address and converts
+// times: about a microsecond) and entries looked at with a state filter.
+constexpr int kListSnapshotsPerTurn = 256;
+constexpr int kListScanPerTurn = 4096;
+
+void Reactor::ListConnections(const ListQuery& query, ListDone done) {
+  auto job = std::make_shared<ListJob>();
+  job->query = query;
+  job->cursor = query.after_fd;
+  // The per-state gauges count exactly this table's connections.
+  job->total = query.state.has_value() ? static_cast<size_t>(stats_.by_state[static_cast<int>(*query.state)].Get())
+                                       : connections_.size();
+  job->done = std::move(done);
+  ContinueList(std::move(job));
+}
+
+void Reactor::ContinueList(std::shared_ptr<ListJob> job) {
+  const ListQuery& query = job->query;
   const absl::Time wall_now = absl::Now();
   const int64_t mono_now = MonotonicNowNs();
-  std::vector<ConnectionInfo> infos;
-  infos.reserve(page.size());
-  for (const Connection* connection : page) infos.push_back(connection->Snapshot(wall_now, mono_now));
-  return infos;
+  auto full = [&] { return query.limit > 0 && job->page.size() >= query.limit; };
+  int snapshots = 0;
+  int scanned = 0;
+  auto it = connections_.upper_bound(job->cursor);
+  for (; it != connections_.end() && !full() && snapshots < kListSnapshotsPerTurn && scanned < kListScanPerTurn;
+       ++it) {
+    ++scanned;
+    job->cursor = it->first;
+    if (query.state.has_value() && it->second->state() != *query.state) continue;
+    job->page.push_back(it->second->Snapshot(wall_now, mono_now));
+    ++snapshots;
+  }
+  if (it == connections_.end() || full()) {
+    std::move(job->done)(std::move(job->page), job->total);
+    return;
+  }
+  // Let I/O run, then go on from the cursor (connections opened or closed
+  // meanwhile are seen or not by where their fd falls).
+  if (!Post([this, job] { ContinueList(job); })) {
+    std::move(job->done)(std::move(job->page), job->total);  // the loop is closing: what we have
+  }
 }
 
-std::optional<ConnectionInfo> Reactor::GetConnection(int fd) {
+Connection* Reactor::FindConnection(int fd, uint64_t id) {
   auto it = connections_.find(fd);
-  if (it == connections_.end()) return std::nullopt;
-  return it->second->Snapshot(absl::Now(), MonotonicNowNs());
+  if (it == connections_.end() || (id != 0 && it->second->id() != id)) return nullptr;
+  return it->second.get();
 }
 
-bool Reactor::CloseConnection(int fd, bool force) {
-  auto it = connections_.find(fd);
-  if (it == connections_.end()) return false;
-  it->second->RequestClose(CloseReason::kControlPlane, force);
+std::optional<ConnectionInfo> Reactor::GetConnection(int fd, uint64_t id) {
+  const Connection* connection = FindConnection(fd, id);
+  if (connection == nullptr) return std::nullopt;
+  return connection->Snapshot(absl::Now(), MonotonicNowNs());
+}
+
+bool Reactor::CloseConnection(int fd, uint64_t id, bool force) {
+  Connection* connection = FindConnection(fd, id);
+  if (connection == nullptr) return false;
+  connection->RequestClose(CloseReason::kControlPlane, force);
   return true;
 }
 

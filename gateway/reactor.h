@@ -10,7 +10,8 @@
 #include <thread>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/btree_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
 #include "gateway/buffer.h"
 #include "gateway/connection.h"
@@ -26,8 +27,15 @@ namespace gateway {
 // Settings every reactor shares; immutable once the gateway starts.
 struct ReactorOptions {
   TriggerMode trigger_mode = TriggerMode::kEdge;
-  int64_t max_connections = 0;  // across all reactors; 0 = unlimited
-  absl::Duration idle_timeout = absl::ZeroDuration();  // zero = off
+  // Across all reactors. 0 = derived from the fd limit (Gateway::Create
+  // resolves it: RLIMIT_NOFILE minus the fds open at start minus a reserve).
+  int64_t max_connections = 0;
+  absl::Duration idle_timeout = absl::Minutes(10);  // no traffic at all; zero = off
+  // A frame whose first byte has arrived must be whole within this; zero = off.
+  absl::Duration frame_timeout = absl::Seconds(30);
+  // Above this many bytes in connection buffers (all reactors), no connection
+  // reads until they drain below 7/8 of it.
+  int64_t max_queued_bytes = int64_t{1} << 30;
   size_t high_water = 256 * 1024;  // pause reading above this much queued output
   size_t low_water = 64 * 1024;    // resume reading below this
   int read_budget = 16;            // recv() calls per connection per wakeup
@@ -36,10 +44,12 @@ struct ReactorOptions {
   absl::Duration linger = absl::Seconds(5);  // wait for the peer's FIN after ours
 };
 
-// State shared by all reactors of a gateway; touched on accept and close only.
+// State shared by all reactors of a gateway; touched on accept and close, and
+// when buffer blocks are taken or given back.
 struct SharedCounters {
   std::atomic<int64_t> active{0};
   std::atomic<uint64_t> next_id{1};
+  std::atomic<int64_t> queued_bytes{0};  // every reactor's BufferPool::outstanding_bytes()
 };
 
 // Filter and page for connection listings.
@@ -70,11 +80,17 @@ class Reactor {
   // --- Loop-thread only: the control plane reaches these through Post(). ---
   void SetTriggerMode(TriggerMode mode);
   TriggerMode trigger_mode() const { return loop_.poller().mode(); }
-  // Matching connections with fd > query.after_fd, sorted by fd, at most
-  // query.limit; `*total` gets how many match in all (ignoring after/limit).
-  std::vector<ConnectionInfo> ListConnections(const ListQuery& query, size_t* total);
-  std::optional<ConnectionInfo> GetConnection(int fd);
-  bool CloseConnection(int fd, bool force);  // false if this reactor has no such fd
+  // Takes the page in slices across loop turns, so a large page never holds
+  // up I/O for more than about a millisecond, then runs `done` on this thread
+  // with the matching connections with fd > query.after_fd, sorted by fd, at
+  // most query.limit, and how many match in all (ignoring after/limit). The
+  // page is not one instant's picture: each slice is taken when it runs.
+  using ListDone = absl::AnyInvocable<void(std::vector<ConnectionInfo> page, size_t total) &&>;
+  void ListConnections(const ListQuery& query, ListDone done);
+  // The connection on `fd`, if it has `id` (0 = any id); nullptr otherwise.
+  Connection* FindConnection(int fd, uint64_t id);
+  std::optional<ConnectionInfo> GetConnection(int fd, uint64_t id);
+  bool CloseConnection(int fd, uint64_t id, bool force);  // false if not found
   void AddObserver(std::shared_ptr<ConnectionObserver> observer);
   void RemoveObserver(const ConnectionObserver* observer);
   // Stops accepting, answers what has arrived, flushes and closes every
@@ -101,18 +117,32 @@ class Reactor {
   void Owe(Connection* connection);      // service again without a new event
   void Touched(Connection* connection);  // traffic: push back its idle deadline
   void StartLinger(Connection* connection);
+  // A new frame began (its first byte arrived now): its deadline starts.
+  void FrameStarted(Connection* connection);
+  void FrameDone(Connection* connection);  // no frame pending any more
+  // True while the buffers of all reactors hold more than --max_queued_bytes
+  // (until they drain below 7/8 of it). A connection that finds it so stops
+  // reading and calls WaitForBudget(); it is serviced again once under.
+  bool OverBudget();
+  void WaitForBudget(Connection* connection);
   void OnStateChanged(Connection* connection, ConnectionState old_state);
   void OnClosed(Connection* connection, CloseReason reason);
 
   // Listener callbacks.
   void OnAccepted(int fd, const SocketAddress& peer);
   void OweAccept() { accept_owed_ = true; }
+  // Out of fds with nothing to shed with: stop accepting for a moment rather
+  // than spin on a listener that stays readable.
+  void PauseAccepting();
 
  private:
+  struct ListJob;
   void Run();
   int NextTimeoutMs() const;
   void ServiceOwed();
   void ExpireTimers();
+  void ResumeBudgetWaiters();
+  void ContinueList(std::shared_ptr<ListJob> job);
   void Publish(const ConnectionEvent& event);
   ConnectionEvent EventFor(const Connection& connection, ConnectionEvent::Type type) const;
   void Unlink(Connection* connection);
@@ -131,16 +161,22 @@ class Reactor {
   std::thread thread_;
 
   int64_t now_ns_ = 0;
-  absl::flat_hash_map<int, std::unique_ptr<Connection>> connections_;
+  absl::btree_map<int, std::unique_ptr<Connection>> connections_;  // ordered: pages walk it by fd
   std::vector<std::unique_ptr<Connection>> closed_;  // destroyed after each wakeup
   std::vector<Connection*> owed_;
   std::vector<Connection*> owed_running_;
   bool accept_owed_ = false;
   std::list<Connection*> idle_list_;    // by time of last relink, oldest first
   std::list<Connection*> linger_list_;  // by time lingering began
+  std::list<Connection*> frame_list_;   // by time the pending frame began
   int64_t idle_timeout_ns_ = 0;
   int64_t linger_ns_ = 0;
+  int64_t frame_timeout_ns_ = 0;
   int64_t idle_granularity_ns_ = 0;
+
+  std::vector<Connection*> budget_waiters_;  // stopped reading: over --max_queued_bytes
+  bool over_budget_ = false;                 // with hysteresis, see OverBudget()
+  int64_t accept_resume_ns_ = 0;             // accepting paused until then; 0 = not paused
 
   std::vector<std::shared_ptr<ConnectionObserver>> observers_;
   int state_observers_ = 0;

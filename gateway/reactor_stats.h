@@ -85,6 +85,8 @@ struct alignas(64) ReactorStats {
   RelaxedCounter bytes_out;
   RelaxedCounter protocol_errors;
   RelaxedCounter accept_errors;  // EMFILE, ENFILE, ENOBUFS, ... on accept
+  RelaxedCounter accept_backoffs;  // accepting paused briefly: out of fds, no spare to shed with
+  RelaxedGauge queued_bytes;       // bytes of buffer blocks held by connections (and the scratch block)
   RelaxedCounter wakeups;        // epoll_wait returns
   RelaxedHistogram<kRequestDurationBounds.size()> request_duration{kRequestDurationBounds};
   RelaxedHistogram<kEpollEventsBounds.size()> epoll_events{kEpollEventsBounds};

@@ -42,6 +42,7 @@ absl::string_view CloseReasonName(CloseReason reason) {
     case CloseReason::kMaxConnections: return "max_connections";
     case CloseReason::kShutdown: return "shutdown";
     case CloseReason::kError: return "error";
+    case CloseReason::kFrameTimeout: return "frame_timeout";
   }
   return "unknown";
 }

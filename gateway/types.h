@@ -35,8 +35,9 @@ enum class CloseReason : uint8_t {
   kMaxConnections,  // accepted over --max_connections and closed at once
   kShutdown,        // gateway draining on SIGTERM
   kError,           // any other socket error, or out of memory
+  kFrameTimeout,    // a frame begun was not complete within --frame_timeout
 };
-inline constexpr int kNumCloseReasons = 8;
+inline constexpr int kNumCloseReasons = 9;
 
 absl::string_view CloseReasonName(CloseReason reason);  // "peer_closed", ...
 

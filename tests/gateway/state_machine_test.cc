@@ -183,7 +183,7 @@ TEST_P(StateMachineTest, CloseConnectionGracefulWhenIdle) {
   const std::string peer = client.peer_name();
   absl::StatusOr<ConnectionInfo> info = FindConnection(*gw_, client);
   ASSERT_TRUE(info.ok()) << info.status();
-  ASSERT_TRUE(gw_->CloseConnection(info->fd, /*force=*/false).ok());
+  ASSERT_TRUE(gw_->CloseConnection(info->fd, /*id=*/0, /*force=*/false).ok());
   EXPECT_TRUE(client.ExpectEof().ok());
   client.Close();
   EXPECT_THAT(RecordingObserver::Describe(ClosedEvents(peer)),
@@ -197,7 +197,7 @@ TEST_P(StateMachineTest, CloseConnectionForceWhenIdle) {
   const std::string peer = client.peer_name();
   absl::StatusOr<ConnectionInfo> info = FindConnection(*gw_, client);
   ASSERT_TRUE(info.ok()) << info.status();
-  ASSERT_TRUE(gw_->CloseConnection(info->fd, /*force=*/true).ok());
+  ASSERT_TRUE(gw_->CloseConnection(info->fd, /*id=*/0, /*force=*/true).ok());
   EXPECT_TRUE(client.ExpectEof().ok());
   EXPECT_THAT(RecordingObserver::Describe(ClosedEvents(peer)),
               ElementsAre("opened:accept", "read", "closing", "closed:control_plane"));
@@ -206,8 +206,8 @@ TEST_P(StateMachineTest, CloseConnectionForceWhenIdle) {
 
 TEST_P(StateMachineTest, UnknownFdIsNotFound) {
   StartGateway();
-  EXPECT_TRUE(absl::IsNotFound(gw_->CloseConnection(1 << 20, false)));
-  EXPECT_TRUE(absl::IsNotFound(gw_->CloseConnection(-1, true)));
+  EXPECT_TRUE(absl::IsNotFound(gw_->CloseConnection(1 << 20, /*id=*/0, /*force=*/false)));
+  EXPECT_TRUE(absl::IsNotFound(gw_->CloseConnection(-1, /*id=*/0, /*force=*/true)));
   EXPECT_TRUE(absl::IsNotFound(gw_->GetConnection(1 << 20).status()));
 }
 
@@ -257,7 +257,7 @@ TEST_P(StateMachineTest, CloseConnectionGracefulDeliversPendingResponsesThenEof)
   }));
   EXPECT_EQ(paused.state, ConnectionState::kWrite);
   EXPECT_GT(paused.frames_in, paused.frames_out);
-  ASSERT_TRUE(gw_->CloseConnection(fd, /*force=*/false).ok());
+  ASSERT_TRUE(gw_->CloseConnection(fd, /*id=*/0, /*force=*/false).ok());
   absl::StatusOr<std::string> received = client.ReadUntilEof(Deadline(), 64 << 20);
   flood.writer.join();
   // The server drops (not answers) what it had not read when asked to close,
@@ -297,7 +297,7 @@ TEST_P(StateMachineTest, CloseConnectionForceWithPendingOutput) {
     absl::StatusOr<ConnectionInfo> now = gw_->GetConnection(info->fd);
     return now.ok() && now->need_write >= high_water;
   }));
-  ASSERT_TRUE(gw_->CloseConnection(info->fd, /*force=*/true).ok());
+  ASSERT_TRUE(gw_->CloseConnection(info->fd, /*id=*/0, /*force=*/true).ok());
   // Closed at once with unread input: the client sees its data end, by EOF
   // or by a reset; whatever arrived is an exact prefix of the responses.
   std::string received;
