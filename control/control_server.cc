@@ -114,11 +114,22 @@ absl::StatusOr<std::unique_ptr<ControlServer>> StartControlServer(Gateway* gatew
         absl::StrCat("control address must be host:port, got \"", options.listen_address, "\""));
   }
   if (options.watch_queue_capacity == 0) return absl::InvalidArgumentError("watch queue capacity must be > 0");
+  if (options.max_watchers < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--max_watchers must be >= 0, got ", options.max_watchers));
+  }
+  if (options.watch_queue_bytes < kMinWatchQueueBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("--watch_queue_bytes must be at least ", kMinWatchQueueBytes,
+                                                   ", got ", options.watch_queue_bytes));
+  }
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = MakeCredentials(options);
   if (!credentials.ok()) return credentials.status();
 
   std::unique_ptr<ControlServer> server(new ControlServer());
-  server->service_ = std::make_unique<GatewayControlService>(gateway, options.watch_queue_capacity);
+  WatchLimits watch_limits;
+  watch_limits.max_watchers = options.max_watchers;
+  watch_limits.queue_events = options.watch_queue_capacity;
+  watch_limits.queue_bytes = options.watch_queue_bytes;
+  server->service_ = std::make_unique<GatewayControlService>(gateway, watch_limits);
   // Both are process-wide switches read by every ServerBuilder built after them.
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

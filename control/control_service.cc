@@ -135,7 +135,7 @@ grpc::ServerUnaryReactor* GatewayControlService::CloseConnection(grpc::CallbackS
 
 grpc::ServerWriteReactor<v1::ConnectionEvent>* GatewayControlService::WatchConnections(
     grpc::CallbackServerContext* /*context*/, const v1::WatchConnectionsRequest* request) {
-  return new WatchStream(gateway_, &pump_, &watches_, *request, watch_queue_capacity_);
+  return new WatchStream(gateway_, &pump_, &watches_, *request, watch_limits_);
 }
 
 grpc::ServerUnaryReactor* GatewayControlService::GetStats(grpc::CallbackServerContext* context,

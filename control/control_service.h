@@ -19,14 +19,16 @@ inline constexpr int kMaxPageSize = 10000;
 // must outlive the server this service is registered with.
 class GatewayControlService final : public v1::GatewayControl::CallbackService {
  public:
-  GatewayControlService(Gateway* gateway, size_t watch_queue_capacity)
-      : gateway_(gateway), watch_queue_capacity_(watch_queue_capacity) {}
+  GatewayControlService(Gateway* gateway, const WatchLimits& watch_limits)
+      : gateway_(gateway), watch_limits_(watch_limits), watches_(watch_limits.max_watchers) {}
 
   // Ends every watch stream (after the events already queued) and refuses new
   // ones. Call before shutting the server down.
   void EndWatches() { watches_.EndAll(); }
   // Stops the thread that feeds watch streams. Call after the server has shut down.
   void StopPump() { pump_.Stop(); }
+  // Open, refused and queued figures of the watch streams.
+  WatchStats watch_stats() const { return watches_.Stats(); }
 
   grpc::ServerUnaryReactor* GetTriggerMode(grpc::CallbackServerContext* context, const v1::GetTriggerModeRequest* request,
                                            v1::TriggerModeStatus* response) override;
@@ -50,7 +52,7 @@ class GatewayControlService final : public v1::GatewayControl::CallbackService {
   void FillStats(v1::Stats* response);
 
   Gateway* const gateway_;
-  const size_t watch_queue_capacity_;
+  const WatchLimits watch_limits_;
   WatchPump pump_;
   WatchRegistry watches_;
 };

@@ -1,7 +1,9 @@
 #include "control/watch_stream.h"
 
+#include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "control/proto_convert.h"
 
 namespace gateway::control {
@@ -47,17 +49,26 @@ void WatchPump::Run() {
 
 // --- WatchSession ---
 
+size_t WatchSession::QueuedBytes(const ConnectionEvent& event) {
+  // The peer's length rather than its capacity: the copy in the queue gets a
+  // capacity that fits it, and this is known before copying anything.
+  return sizeof(Queued) + event.connection.peer.size();
+}
+
 void WatchSession::OnEvent(const ConnectionEvent& event) {
+  const size_t bytes = QueuedBytes(event);
   bool kick = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (finish_wanted_) return;
-    if (queue_.size() >= capacity_) {
+    if (queue_.size() >= max_events_ || bytes > max_bytes_ - queued_bytes_) {
       ++dropped_pending_;
       ++dropped_total_;
       return;
     }
     queue_.push_back(Queued{event, dropped_pending_});
+    queued_bytes_ += bytes;
+    peak_queued_bytes_ = std::max(peak_queued_bytes_, queued_bytes_);
     dropped_pending_ = 0;
     if (!writing_ && !kicked_) kicked_ = kick = true;
   }
@@ -89,7 +100,7 @@ void WatchSession::OnWriteDone(bool ok) {
       finish_wanted_ = true;
       finish_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "write failed");
     }
-    if (!ok) queue_.clear();
+    if (!ok) ClearLocked();
     next = NextLocked();
   }
   Act(next);
@@ -99,7 +110,7 @@ void WatchSession::RequestFinish(grpc::Status status, bool drain) {
   Next next;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!drain) queue_.clear();
+    if (!drain) ClearLocked();
     if (finish_wanted_) return;
     finish_wanted_ = true;
     finish_drain_ = drain;
@@ -112,6 +123,26 @@ void WatchSession::RequestFinish(grpc::Status status, bool drain) {
 uint64_t WatchSession::dropped_total() const {
   std::lock_guard<std::mutex> lock(mu_);
   return dropped_total_;
+}
+
+size_t WatchSession::queued_events() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.size();
+}
+
+uint64_t WatchSession::queued_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queued_bytes_;
+}
+
+uint64_t WatchSession::peak_queued_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return peak_queued_bytes_;
+}
+
+void WatchSession::ClearLocked() {
+  queue_.clear();
+  queued_bytes_ = 0;
 }
 
 WatchSession::Next WatchSession::NextLocked() {
@@ -129,6 +160,7 @@ WatchSession::Next WatchSession::NextLocked() {
   message_.Clear();
   ToProto(queue_.front().event, &message_);
   message_.set_dropped(queue_.front().dropped_before);
+  queued_bytes_ -= QueuedBytes(queue_.front().event);
   queue_.pop_front();
   writing_ = true;
   next.action = Action::kWrite;
@@ -149,14 +181,14 @@ void WatchSession::Act(const Next& next) {
 // --- WatchStream ---
 
 WatchStream::WatchStream(Gateway* gateway, WatchPump* pump, WatchRegistry* registry,
-                         const v1::WatchConnectionsRequest& request, size_t capacity)
+                         const v1::WatchConnectionsRequest& request, const WatchLimits& limits)
     : gateway_(gateway),
       registry_(registry),
-      session_(std::make_shared<WatchSession>(pump, request.include_state_changes(), capacity)) {
+      session_(std::make_shared<WatchSession>(pump, request.include_state_changes(), limits.queue_events,
+                                              limits.queue_bytes)) {
   session_->Bind(this);
-  if (!registry_->Add(session_)) {
-    session_->RequestFinish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the control plane is shutting down"),
-                            /*drain=*/false);
+  if (grpc::Status admitted = registry_->Add(session_); !admitted.ok()) {
+    session_->RequestFinish(std::move(admitted), /*drain=*/false);
     return;
   }
   observing_ = true;
@@ -175,6 +207,8 @@ void WatchStream::OnCancel() {
 }
 
 void WatchStream::OnDone() {
+  // The reactors stop publishing to the session before its slot is freed, so
+  // the cap also bounds what the reactors spend on watchers.
   if (observing_) gateway_->RemoveObserver(session_.get());
   registry_->Remove(session_.get());
   delete this;
@@ -182,16 +216,41 @@ void WatchStream::OnDone() {
 
 // --- WatchRegistry ---
 
-bool WatchRegistry::Add(std::shared_ptr<WatchSession> session) {
+grpc::Status WatchRegistry::Add(std::shared_ptr<WatchSession> session) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (ended_) return false;
+  if (ended_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the control plane is shutting down");
+  if (max_watchers_ > 0 && sessions_.size() >= static_cast<size_t>(max_watchers_)) {
+    ++refused_;
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        absl::StrCat("too many watchers: ", sessions_.size(), " streams open, --max_watchers=",
+                                     max_watchers_));
+  }
   sessions_.push_back(std::move(session));
-  return true;
+  return grpc::Status::OK;
 }
 
 void WatchRegistry::Remove(const WatchSession* session) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::erase_if(sessions_, [session](const auto& s) { return s.get() == session; });
+  auto it = std::find_if(sessions_.begin(), sessions_.end(), [session](const auto& s) { return s.get() == session; });
+  if (it == sessions_.end()) return;  // refused: it never had a slot
+  dropped_removed_ += session->dropped_total();
+  peak_removed_ = std::max(peak_removed_, session->peak_queued_bytes());
+  sessions_.erase(it);
+}
+
+WatchStats WatchRegistry::Stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  WatchStats stats;
+  stats.open = static_cast<int>(sessions_.size());
+  stats.refused = refused_;
+  stats.dropped = dropped_removed_;
+  stats.peak_queued_bytes = peak_removed_;
+  for (const auto& session : sessions_) {
+    stats.queued_bytes += session->queued_bytes();
+    stats.dropped += session->dropped_total();
+    stats.peak_queued_bytes = std::max(stats.peak_queued_bytes, session->peak_queued_bytes());
+  }
+  return stats;
 }
 
 void WatchRegistry::EndAll() {

@@ -1,8 +1,10 @@
 // The WatchConnections stream: a gateway::ConnectionObserver that queues
-// events from the reactors into a bounded queue (dropping and counting what
-// does not fit), and a gRPC server-streaming reactor that writes them out one
-// at a time. Reactor threads never call into gRPC: they queue and, when the
-// stream is idle, hand it to the WatchPump, whose thread starts the write.
+// events from the reactors into a queue bounded in events and in bytes
+// (dropping and counting what does not fit), a gRPC server-streaming reactor
+// that writes them out one at a time, and the registry that caps how many
+// streams are open at once. Reactor threads never call into gRPC: they queue
+// and, when the stream is idle, hand it to the WatchPump, whose thread starts
+// the write.
 #pragma once
 
 #include <cstddef>
@@ -18,8 +20,27 @@
 #include "gateway/gateway.h"
 #include "gateway/v1/control.grpc.pb.h"
 #include "grpcpp/support/server_callback.h"
+#include "grpcpp/support/status.h"
 
 namespace gateway::control {
+
+// Limits on watchers. Every watcher costs each reactor a lock and a copy per
+// event it is sent, and holds up to `queue_bytes` (plus the one event being
+// written) while it does not read.
+struct WatchLimits {
+  int max_watchers = 32;            // streams open at once; more end with RESOURCE_EXHAUSTED; 0 = no limit
+  size_t queue_events = 4096;       // events queued per watcher before dropping
+  size_t queue_bytes = 256 * 1024;  // estimated bytes queued per watcher before dropping (see WatchSession)
+};
+
+// What the registry reports on its streams (for GetStats and tests).
+struct WatchStats {
+  int open = 0;                      // streams open now
+  uint64_t refused = 0;              // streams refused by max_watchers since start
+  uint64_t queued_bytes = 0;         // queued now, over the open streams
+  uint64_t peak_queued_bytes = 0;    // the most any one stream has held queued since start
+  uint64_t dropped = 0;              // events dropped since start, over every stream
+};
 
 class WatchSession;
 
@@ -53,12 +74,22 @@ class WatchPump {
 // One watcher's queue and write state. Thread-safe: OnEvent runs on reactor
 // threads, StartNextWrite on the pump thread, the rest on gRPC threads.
 // Shared by the gateway (as an observer), the pump and its stream.
+//
+// The queue holds at most `max_events` events and `max_bytes` bytes, where an
+// event's bytes are estimated as QueuedBytes(): the size of its queue entry
+// plus its peer string's length (the part of it on the heap once the string
+// outgrows its inline buffer). Deque block overhead is not counted; the one
+// event being written (out of the queue) is not either.
 class WatchSession : public ConnectionObserver, public std::enable_shared_from_this<WatchSession> {
  public:
-  WatchSession(WatchPump* pump, bool state_changes, size_t capacity)
-      : pump_(pump), state_changes_(state_changes), capacity_(capacity) {}
+  WatchSession(WatchPump* pump, bool state_changes, size_t max_events, size_t max_bytes)
+      : pump_(pump), state_changes_(state_changes), max_events_(max_events), max_bytes_(max_bytes) {}
 
-  // ConnectionObserver: queue and return; count the event if the queue is full.
+  // The estimated bytes `event` takes in the queue.
+  static size_t QueuedBytes(const ConnectionEvent& event);
+
+  // ConnectionObserver: queue and return. If the event does not fit, count it
+  // and return: a full queue costs the reactor a lock and an increment.
   bool WantsStateChanges() const override { return state_changes_; }
   void OnEvent(const ConnectionEvent& event) override;
 
@@ -73,6 +104,9 @@ class WatchSession : public ConnectionObserver, public std::enable_shared_from_t
   void RequestFinish(grpc::Status status, bool drain);
 
   uint64_t dropped_total() const;
+  size_t queued_events() const;
+  uint64_t queued_bytes() const;
+  uint64_t peak_queued_bytes() const;  // the most held at once
 
  private:
   // What the caller must do once `mu_` is released.
@@ -82,12 +116,14 @@ class WatchSession : public ConnectionObserver, public std::enable_shared_from_t
     grpc::ServerWriteReactor<v1::ConnectionEvent>* stream = nullptr;
     grpc::Status status;
   };
-  Next NextLocked();  // with mu_ held
+  Next NextLocked();   // with mu_ held
+  void ClearLocked();  // with mu_ held: drops the queue (not counted: the stream is ending)
   void Act(const Next& next);
 
   WatchPump* const pump_;
   const bool state_changes_;
-  const size_t capacity_;
+  const size_t max_events_;
+  const size_t max_bytes_;
 
   // Everything below up to message_ is guarded by mu_.
   mutable std::mutex mu_;
@@ -97,6 +133,8 @@ class WatchSession : public ConnectionObserver, public std::enable_shared_from_t
     uint64_t dropped_before = 0;  // events dropped between the previous one and this
   };
   std::deque<Queued> queue_;
+  size_t queued_bytes_ = 0;       // QueuedBytes() summed over queue_
+  size_t peak_queued_bytes_ = 0;
   uint64_t dropped_pending_ = 0;  // dropped since the last queued event
   uint64_t dropped_total_ = 0;
   bool kicked_ = false;   // the pump has it queued
@@ -115,10 +153,10 @@ class WatchRegistry;
 // gRPC-thread only (its session does the cross-thread work).
 class WatchStream : public grpc::ServerWriteReactor<v1::ConnectionEvent> {
  public:
-  // Registers a session with `gateway` and starts streaming; on failure ends
-  // the call with the error.
+  // Takes a slot in `registry`, registers a session with `gateway` and starts
+  // streaming; on failure (no slot, shutting down) ends the call with the error.
   WatchStream(Gateway* gateway, WatchPump* pump, WatchRegistry* registry, const v1::WatchConnectionsRequest& request,
-              size_t capacity);
+              const WatchLimits& limits);
 
   void OnWriteDone(bool ok) override { session_->OnWriteDone(ok); }
   void OnCancel() override;
@@ -131,19 +169,30 @@ class WatchStream : public grpc::ServerWriteReactor<v1::ConnectionEvent> {
   bool observing_ = false;
 };
 
-// Thread-safe: the live watch sessions, so a shutdown can end them all.
+// Thread-safe: the live watch sessions, at most `max_watchers` of them (0 =
+// no limit), so a shutdown can end them all.
 class WatchRegistry {
  public:
-  // False once EndAll() has run: the caller must end its call instead.
-  bool Add(std::shared_ptr<WatchSession> session);
+  explicit WatchRegistry(int max_watchers) : max_watchers_(max_watchers) {}
+
+  // Takes a slot for `session`. RESOURCE_EXHAUSTED when every slot is taken,
+  // UNAVAILABLE once EndAll() has run: the caller must end its call with it.
+  grpc::Status Add(std::shared_ptr<WatchSession> session);
+  // Frees the session's slot. Call once its stream is done.
   void Remove(const WatchSession* session);
   // Ends every live stream cleanly (queued events first, then OK) and refuses new ones.
   void EndAll();
+  WatchStats Stats() const;
 
  private:
-  std::mutex mu_;
+  const int max_watchers_;
+  mutable std::mutex mu_;
   std::vector<std::shared_ptr<WatchSession>> sessions_;  // guarded by mu_
   bool ended_ = false;                                   // guarded by mu_
+  uint64_t refused_ = 0;          // guarded by mu_
+  // Of the streams already removed; guarded by mu_.
+  uint64_t dropped_removed_ = 0;
+  uint64_t peak_removed_ = 0;
 };
 
 }  // namespace gateway::control
