@@ -12,6 +12,9 @@
 #   - the Grafana service sees its provisioning files and reaches Prometheus at
 #     the datasource URL;
 #   - SIGTERM (docker-compose stop) makes the gateway drain and exit 0.
+# The OCI runtime is chosen by a trial container
+# (deploy/container/podman-runtime.sh): Podman's default, or runc where the
+# default (crun on hybrid-cgroup hosts) cannot start containers.
 # Everything it starts (containers, network, volumes, the API service) is
 # removed on exit, pass or fail. The images are kept as a cache for next time.
 #   tests/deploy/deploy_stack_test.sh [SOURCE_DIR]
@@ -124,20 +127,31 @@ reap_stale_runs
 log "podman set-up and base image"
 quietly podman-setup deploy/container/podman-setup.sh
 
+# crun, Podman's default where installed, refuses every container on
+# hybrid-cgroup hosts: a trial container decides, and the image builds (RUN
+# steps) and the API service (every compose container) use what it chose.
+runtime=$(deploy/container/podman-runtime.sh 2>"$work/runtime.log") || {
+  cat "$work/runtime.log"
+  fail "no OCI runtime can start a container here"
+}
+log "OCI runtime: $runtime"
+[[ -s $work/runtime.log ]] && log "$(cat "$work/runtime.log")"
+rt_podman() { podman --runtime "$runtime" "$@"; }
+
 log "building $gateway_image from the Dockerfile"
-quietly build-gateway podman build --format docker --layers -t "$gateway_image" -f Dockerfile .
+quietly build-gateway rt_podman build --format docker --layers -t "$gateway_image" -f Dockerfile .
 # Name the build stage (cached, so this is quick) to keep it as the cache for
 # the next run, then drop the stages and images older sources left behind.
-quietly build-stage podman build --format docker --layers --target build -t "$gateway_build_cache" -f Dockerfile .
+quietly build-stage rt_podman build --format docker --layers --target build -t "$gateway_build_cache" -f Dockerfile .
 podman image prune -f --filter label=io.connection-gateway.stage >/dev/null 2>&1 || true
 log "building $prometheus_image from Debian's prometheus package"
-quietly build-prometheus podman build --format docker --layers -t "$prometheus_image" \
+quietly build-prometheus rt_podman build --format docker --layers -t "$prometheus_image" \
   -f deploy/container/prometheus.Dockerfile deploy/container
 healthcheck=$(podman image inspect --format '{{json .Config.Healthcheck}}' "$gateway_image")
 [[ $healthcheck == *9464/metrics* ]] || fail "image has no metrics health check: $healthcheck"
 
 log "starting the Podman API service on $sock"
-podman system service --time=0 "unix://$sock" >"$work/service.log" 2>&1 &
+podman --runtime "$runtime" system service --time=0 "unix://$sock" >"$work/service.log" 2>&1 &
 service_pid=$!
 echo "$service_pid" >"$work/service.pid"
 wait_for 30 "the Podman API socket" curl -fs --unix-socket "$sock" -o /dev/null http://d/_ping
