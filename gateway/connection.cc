@@ -76,7 +76,12 @@ void Connection::Service() {
     closing_ = true;
     close_reason_ = CloseReason::kShutdown;
   }
-  if (closing_) reactor_->FrameDone(this);  // no more reads: a partial frame is dropped
+  if (closing_ || paused_ || waiting_for_budget) {
+    // The frame deadline runs only while we are willing to read: a client
+    // held back by our backpressure is not slow, and a closing connection
+    // drops its partial frame. Reading again restarts it (see ReadOnce).
+    reactor_->FrameDone(this);
+  }
   if (closing_ && out_.empty()) {
     FinishClosing();
     return;
@@ -159,7 +164,7 @@ bool Connection::ReadOnce() {
   if (in_.empty()) {
     reactor_->FrameDone(this);
   } else if (frames_in_ != frames_before || !in_frame_list) {
-    reactor_->FrameStarted(this);
+    reactor_->FrameStarted(this);  // a new frame, or reading resumed after a pause
   }
   return true;
 }
