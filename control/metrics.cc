@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
@@ -97,6 +98,27 @@ thread_local std::string* startup_error = nullptr;
 int CaptureCivetwebLog(const mg_connection*, const char* message) {
   if (startup_error != nullptr && startup_error->empty()) *startup_error = message;
   return 1;
+}
+
+// The HTTP server's limits. civetweb serves each connection on one worker
+// thread from accept to close, and its defaults (prometheus-cpp's 2 workers,
+// a 30 s request timeout) let two silent connections time every scrape out.
+// Enough workers that dozens of idle or slow clients still leave one free, a
+// request (its whole header; also each write of the response) due within a
+// second so a worker held by a silent client is back after about a second,
+// one request per connection, and a listen backlog deep enough that a burst
+// of connections waits in the kernel instead of having its SYNs dropped.
+constexpr int kMetricsThreads = 64;
+constexpr int kMetricsRequestTimeoutMs = 1000;
+constexpr int kMetricsListenBacklog = 1024;
+
+std::vector<std::string> CivetwebOptions(absl::string_view listen_address) {
+  // Name, value, name, value, ...
+  return {"listening_ports", std::string(listen_address),
+          "num_threads", absl::StrCat(kMetricsThreads),
+          "request_timeout_ms", absl::StrCat(kMetricsRequestTimeoutMs),
+          "enable_keep_alive", "no",
+          "listen_backlog", absl::StrCat(kMetricsListenBacklog)};
 }
 
 // Checks "host:port" the way civetweb will read it, so a typo gets a clear
@@ -288,7 +310,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(absl::string
   try {
     // prometheus-cpp reports a failed bind by throwing; this is the edge
     // where that becomes a status.
-    server->exposer_ = std::make_unique<prometheus::Exposer>(std::string(listen_address), 2, &callbacks);
+    server->exposer_ = std::make_unique<prometheus::Exposer>(CivetwebOptions(listen_address), &callbacks);
   } catch (const std::exception& e) {
     startup_error = nullptr;
     if (error.empty()) error = absl::StrCat("cannot serve metrics on ", listen_address, ": ", e.what());
