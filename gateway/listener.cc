@@ -43,6 +43,7 @@ void Listener::AcceptSome() {
       case EMFILE:
       case ENFILE:
         reactor_->mutable_stats().accept_errors.Add();
+        reactor_->OutOfFds();
         switch (ShedOne()) {
           case ShedResult::kShed: continue;
           case ShedResult::kBacklogEmpty: return;

@@ -47,6 +47,10 @@ ABSL_FLAG(std::string, control_tls_cert, "", "PEM certificate chain: serve the c
 ABSL_FLAG(std::string, control_tls_key, "", "PEM private key for --control_tls_cert");
 ABSL_FLAG(std::string, control_tls_client_ca, "",
           "PEM CA bundle: control-plane clients must present a certificate signed by it");
+ABSL_FLAG(int, max_watchers, gateway::control::ControlServerOptions{}.max_watchers,
+          "WatchConnections streams open at once; more are refused with RESOURCE_EXHAUSTED; 0 = no limit");
+ABSL_FLAG(int64_t, watch_queue_bytes, gateway::control::ControlServerOptions{}.watch_queue_bytes,
+          "Bytes of events queued per watcher that reads slowly; what does not fit is dropped and counted");
 ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464",
           "Prometheus metrics address (GET /metrics), IPv4-address:port or hostname:port; empty = no metrics server");
 ABSL_FLAG(bool, metrics_latency, true,
@@ -94,6 +98,11 @@ absl::StatusOr<gateway::GatewayOptions> OptionsFromFlags() {
   if (low < 0 || low > high) return absl::InvalidArgumentError("--low_water_bytes must be 0..--high_water_bytes");
   if (r.read_budget < 1) return absl::InvalidArgumentError("--read_budget must be >= 1");
   if (options.backlog < 1) return absl::InvalidArgumentError("--backlog must be >= 1");
+  if (absl::GetFlag(FLAGS_max_watchers) < 0) return absl::InvalidArgumentError("--max_watchers must be >= 0");
+  if (absl::GetFlag(FLAGS_watch_queue_bytes) < static_cast<int64_t>(gateway::control::kMinWatchQueueBytes)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--watch_queue_bytes must be >= ", gateway::control::kMinWatchQueueBytes));
+  }
   r.high_water = static_cast<size_t>(high);
   r.low_water = static_cast<size_t>(low);
   return options;
@@ -161,6 +170,8 @@ int main(int argc, char** argv) {
     control_options.tls_cert_file = absl::GetFlag(FLAGS_control_tls_cert);
     control_options.tls_key_file = absl::GetFlag(FLAGS_control_tls_key);
     control_options.tls_client_ca_file = absl::GetFlag(FLAGS_control_tls_client_ca);
+    control_options.max_watchers = absl::GetFlag(FLAGS_max_watchers);
+    control_options.watch_queue_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_watch_queue_bytes));
     absl::StatusOr<std::unique_ptr<gateway::control::ControlServer>> started =
         gateway::control::StartControlServer(gw->get(), control_options);
     if (!started.ok()) {

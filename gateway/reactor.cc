@@ -214,6 +214,14 @@ void Reactor::ResumeBudgetWaiters() {
   }
 }
 
+// How long admission stays capped after the last accept that ran out of fds.
+constexpr int64_t kFdCeilingNs = 1'000'000'000;
+
+void Reactor::OutOfFds() {
+  shared_->fd_ceiling.store(shared_->active.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  shared_->fd_ceiling_until_ns.store(now_ns_ + kFdCeilingNs, std::memory_order_relaxed);
+}
+
 void Reactor::PauseAccepting() {
   if (accept_resume_ns_ != 0 || !listener_) return;
   stats_.accept_backoffs.Add();
@@ -261,7 +269,9 @@ void Reactor::Unlink(Connection* connection) {
 void Reactor::OnAccepted(int fd, const SocketAddress& peer) {
   stats_.accepted.Add();
   const int64_t active = shared_->active.fetch_add(1, std::memory_order_relaxed);
-  if (shutting_down_ || (options_.max_connections > 0 && active >= options_.max_connections)) {
+  const bool out_of_fds = now_ns_ < shared_->fd_ceiling_until_ns.load(std::memory_order_relaxed) &&
+                          active >= shared_->fd_ceiling.load(std::memory_order_relaxed);
+  if (shutting_down_ || (options_.max_connections > 0 && active >= options_.max_connections) || out_of_fds) {
     shared_->active.fetch_sub(1, std::memory_order_relaxed);
     stats_.rejected.Add();
     stats_.closed[static_cast<int>(shutting_down_ ? CloseReason::kShutdown : CloseReason::kMaxConnections)].Add();

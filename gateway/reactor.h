@@ -50,6 +50,13 @@ struct SharedCounters {
   std::atomic<int64_t> active{0};
   std::atomic<uint64_t> next_id{1};
   std::atomic<int64_t> queued_bytes{0};  // every reactor's BufferPool::outstanding_bytes()
+  // Out of fds: the connections open when accept() last failed with
+  // EMFILE/ENFILE, and until when (monotonic ns) no more are admitted. While
+  // it holds, a connection another reactor accepts with the fd a reactor
+  // freed to shed with is closed at once, so the fd comes back for the
+  // shedding reactor's spare instead of being kept.
+  std::atomic<int64_t> fd_ceiling{0};
+  std::atomic<int64_t> fd_ceiling_until_ns{0};
 };
 
 // Filter and page for connection listings.
@@ -134,6 +141,9 @@ class Reactor {
   // Out of fds with nothing to shed with: stop accepting for a moment rather
   // than spin on a listener that stays readable.
   void PauseAccepting();
+  // accept() failed for want of fds: admit no more connections than are
+  // open now for a second (renewed while the failures go on).
+  void OutOfFds();
 
  private:
   struct ListJob;

@@ -180,6 +180,48 @@ TEST_F(ControlServiceTest, GetAndCloseConnectionErrors) {
   EXPECT_EQ(stub_->CloseConnection(&context, request, &response).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+// With an id, Get/CloseConnection refuse a connection that has the fd but
+// is not the one meant (fds are reused, ids never are).
+TEST_F(ControlServiceTest, GetAndCloseByIdRefuseAnotherConnectionOnTheFd) {
+  Start(TwoReactors());
+  TestClient client = Connect();
+  const int fd = FdOf(client);
+  pb::Connection c;
+  ASSERT_TRUE(GetConnection(fd, &c).ok());
+  const uint64_t wrong_id = c.id() + 1000;
+
+  grpc::ClientContext get_context;
+  SetDeadline(&get_context);
+  pb::GetConnectionRequest get;
+  get.set_fd(fd);
+  get.set_id(wrong_id);
+  pb::Connection got;
+  grpc::Status status = stub_->GetConnection(&get_context, get, &got);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(status.error_message(), absl::StrCat("no connection with fd ", fd, " and id ", wrong_id));
+
+  for (bool force : {false, true}) {
+    grpc::ClientContext context;
+    SetDeadline(&context);
+    pb::CloseConnectionRequest request;
+    request.set_fd(fd);
+    request.set_id(wrong_id);
+    request.set_force(force);
+    pb::CloseConnectionResponse response;
+    status = stub_->CloseConnection(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  // Untouched, and reachable by its own id.
+  absl::StatusOr<std::string> reply = client.RoundTrip("still-here");
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(*reply, "ereh-llits");
+  grpc::ClientContext right_context;
+  SetDeadline(&right_context);
+  get.set_id(c.id());
+  ASSERT_TRUE(stub_->GetConnection(&right_context, get, &got).ok());
+  EXPECT_EQ(got.id(), c.id());
+}
+
 TEST_F(ControlServiceTest, ListConnectionsPagesEveryFdExactlyOnce) {
   gateway::testing::RaiseFdLimit();
   Start(TwoReactors());
