@@ -2,7 +2,8 @@
 // bytes of the input choose where the rest is cut into reads; the decoder
 // harness must never violate ScanFrame's contract and must agree with the
 // reference model.
-//   cmake -DCMAKE_CXX_COMPILER=clang++ ... && ./scan_frame_fuzzer -max_total_time=60
+// Input: byte 0 % 8 = number of cuts, then two bytes per cut (big-endian
+// offset modulo the stream size + 1), then the stream. Run: tests/fuzz/run.sh.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
