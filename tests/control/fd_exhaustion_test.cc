@@ -4,8 +4,8 @@
 // left hanging; the control plane (GetStats, health) and metrics answer on
 // fresh connections during and after; nothing spins; new clients are served
 // once the crowd leaves. Over-committed (--max_connections above what the
-// fds allow, two reactors sharing the fd table), accept failures back off
-// instead of spinning and the gateway recovers.
+// fds allow, two reactors sharing the fd table), the surplus is still shed
+// promptly, accept failures stay few (no spin) and the gateway recovers.
 #include <unistd.h>
 
 #include <memory>
@@ -229,7 +229,9 @@ TEST_F(FdExhaustionTest, OvercommittedLimitBacksOffInsteadOfSpinning) {
     TestClient client;
     if (TryOne(&client, &hung, absl::Seconds(2))) held.push_back(std::move(client));
   }
-  fprintf(stderr, "held %zu hung %d\n", held.size(), hung);
+  // A client another reactor accepts on the fd freed to shed with is closed
+  // at once, so every reactor gets its spare back and nobody is left hanging.
+  EXPECT_EQ(hung, 0);
   EXPECT_GT(held.size(), 100u);
   EXPECT_LT(held.size(), static_cast<size_t>(kFdLimit));
   // Out of fds for a while: failures are counted at a bounded rate (a few
