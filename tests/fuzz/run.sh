@@ -25,9 +25,10 @@ cmake --build "$dir" -j"$(nproc)" --target "${fuzzers[@]/%/_fuzzer}"
 
 parallel=()
 [[ $jobs -gt 1 ]] && parallel=(-jobs="$jobs" -workers="$jobs")
+[[ $dir == /* ]] || dir=$PWD/$dir
 for name in "${fuzzers[@]}"; do
-  binary=$PWD/$dir/tests/fuzz/${name}_fuzzer
-  work=$PWD/$dir/fuzz/$name
+  binary=$dir/tests/fuzz/${name}_fuzzer
+  work=$dir/fuzz/$name
   rm -rf "$work"
   mkdir -p "$work/corpus" "$work/artifacts"
   cp tests/fuzz/corpus/"$name"/* "$work/corpus/"
@@ -39,17 +40,19 @@ for name in "${fuzzers[@]}"; do
   echo "=== $name: fuzzing for ${seconds}s ($jobs job(s)) ==="
   log=$work/fuzz.log
   # -timeout: one input running 60 s is a hang; -rss_limit_mb is libFuzzer's default.
-  # shellcheck disable=SC2086  # GATEWAY_FUZZ_FLAGS is a list of flags
   # Run inside $work: with -jobs, libFuzzer writes its fuzz-N.log files there.
+  # shellcheck disable=SC2086  # GATEWAY_FUZZ_FLAGS is a list of flags
   if ! (cd "$work" && "$binary" -max_total_time="$seconds" -timeout=60 -rss_limit_mb=2048 -print_final_stats=1 \
           "${parallel[@]}" -artifact_prefix="$work/artifacts/" ${GATEWAY_FUZZ_FLAGS:-} corpus >"$log" 2>&1); then
-    tail -n 60 "$log" "$work"/fuzz-*.log 2>/dev/null
+    find "$work" -maxdepth 1 -name '*.log' ! -name regressions.log -exec tail -n 60 {} +
     echo "FAILED: $name; reproducer(s): $(ls "$work/artifacts")"
     echo "replay: $binary $work/artifacts/<file>"
     exit 1
   fi
-  # With -jobs the stats are in fuzz-N.log files; add them up.
-  runs=$(find "$work" -maxdepth 1 -name '*.log' ! -name regressions.log -exec cat {} + |
+  # With -jobs each job's stats are in its fuzz-N.log (the main log repeats them).
+  pattern=fuzz.log
+  [[ $jobs -gt 1 ]] && pattern='fuzz-*.log'
+  runs=$(find "$work" -maxdepth 1 -name "$pattern" -exec cat {} + |
          sed -n 's/^stat::number_of_executed_units: *//p' | awk '{s += $1} END {print s + 0}')
   echo "$name: $runs executions in ${seconds}s ($((runs / seconds))/s), corpus $(ls "$work/corpus" | wc -l) inputs, no crash"
 done
