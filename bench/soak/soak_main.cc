@@ -87,7 +87,7 @@ ABSL_FLAG(int, verified_conns, 32, "Verified-traffic connections");
 ABSL_FLAG(int, max_pipeline, 16, "Verified traffic: most requests in flight per connection");
 ABSL_FLAG(double, traffic_mbps, 0, "Verified traffic: request MB/s cap over all connections; 0 = none");
 ABSL_FLAG(double, stall_fraction, 0.125,
-          "Verified traffic: at most this fraction of the connections at a time stop reading for 0.5..3 s");
+          "Verified traffic: at most this fraction of the connections at a time stop reading for 0.5..8 s");
 ABSL_FLAG(int, stall_inflight_mb, 8, "Verified traffic: MB a stalled connection may pipeline meanwhile");
 ABSL_FLAG(double, churn_per_sec, 50, "Churn connections per second");
 ABSL_FLAG(double, rst_per_sec, 50, "RST-storm connections per second");

@@ -145,7 +145,7 @@ void VerifiedTraffic::UpdateStall(Slot& slot, Clock::time_point now, bool draini
   } else if (!stalled && !draining && now >= slot.next_stall_check) {
     slot.next_stall_check = now + std::chrono::milliseconds(2000 + rng_() % 6000);
     if (stalled_ < max_stalled_ && rng_() % 3 == 0) {
-      slot.stalled_until = now + std::chrono::milliseconds(500 + rng_() % 2500);
+      slot.stalled_until = now + std::chrono::milliseconds(500 + rng_() % 7500);
       ++stalled_;
       counters().verified_stalls.fetch_add(1);
     }

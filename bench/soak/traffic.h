@@ -18,7 +18,9 @@ struct TrafficOptions {
   uint64_t max_inflight_bytes = 512 * 1024;  // per connection
   double mbps = 0;                          // request bytes per second over all connections, in MB; 0 = no cap
   // Backpressure: up to this fraction of the connections at a time stop
-  // reading for 0.5..3 s while they pipeline up to stall_inflight_bytes.
+  // reading for 0.5..8 s while they pipeline up to stall_inflight_bytes. The
+  // gateway then stops reading them, often with a frame half read, for longer
+  // than a 5 s frame timeout: that must not count as a slow client.
   double stall_fraction = 0.125;
   uint64_t stall_inflight_bytes = 8 << 20;
   int drain_seconds = 30;  // after a stop: time allowed for the last answers
