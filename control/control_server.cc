@@ -121,6 +121,10 @@ absl::StatusOr<std::unique_ptr<ControlServer>> StartControlServer(Gateway* gatew
     return absl::InvalidArgumentError(absl::StrCat("--watch_queue_bytes must be at least ", kMinWatchQueueBytes,
                                                    ", got ", options.watch_queue_bytes));
   }
+  if (!(options.watch_events_per_sec >= 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--watch_events_per_sec must be >= 0, got ", options.watch_events_per_sec));
+  }
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = MakeCredentials(options);
   if (!credentials.ok()) return credentials.status();
 
@@ -129,6 +133,7 @@ absl::StatusOr<std::unique_ptr<ControlServer>> StartControlServer(Gateway* gatew
   watch_limits.max_watchers = options.max_watchers;
   watch_limits.queue_events = options.watch_queue_capacity;
   watch_limits.queue_bytes = options.watch_queue_bytes;
+  watch_limits.events_per_sec = options.watch_events_per_sec;
   server->service_ = std::make_unique<GatewayControlService>(gateway, watch_limits);
   // Both are process-wide switches read by every ServerBuilder built after them.
   grpc::EnableDefaultHealthCheckService(true);

@@ -29,6 +29,10 @@ struct ControlServerOptions {
   // Estimated bytes buffered per watcher before dropping (see WatchSession);
   // at least kMinWatchQueueBytes.
   size_t watch_queue_bytes = 256 * 1024;
+  // Events sent per second over all watchers together (what sending costs the
+  // cores the reactors share); beyond it watchers' queues fill and drop. 0 =
+  // no limit.
+  double watch_events_per_sec = 10000;
 };
 
 inline constexpr size_t kMinWatchQueueBytes = 1024;

@@ -20,7 +20,10 @@ inline constexpr int kMaxPageSize = 10000;
 class GatewayControlService final : public v1::GatewayControl::CallbackService {
  public:
   GatewayControlService(Gateway* gateway, const WatchLimits& watch_limits)
-      : gateway_(gateway), watch_limits_(watch_limits), watches_(watch_limits.max_watchers) {}
+      : gateway_(gateway),
+        watch_limits_(watch_limits),
+        pump_(watch_limits.events_per_sec),
+        watches_(watch_limits.max_watchers) {}
 
   // Ends every watch stream (after the events already queued) and refuses new
   // ones. Call before shutting the server down.

@@ -7,6 +7,7 @@
 // the write.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <condition_variable>
@@ -26,11 +27,15 @@ namespace gateway::control {
 
 // Limits on watchers. Every watcher costs each reactor a lock and a copy per
 // event it is sent, and holds up to `queue_bytes` (plus the one event being
-// written) while it does not read.
+// written) while it does not read. Sending costs the control plane's threads
+// CPU per event, on the same cores as the reactors, and a client that does
+// not read still takes events until its HTTP/2 window is full (megabytes with
+// gRPC's default window sizing): `events_per_sec` bounds that cost.
 struct WatchLimits {
   int max_watchers = 32;            // streams open at once; more end with RESOURCE_EXHAUSTED; 0 = no limit
   size_t queue_events = 4096;       // events queued per watcher before dropping
   size_t queue_bytes = 256 * 1024;  // estimated bytes queued per watcher before dropping (see WatchSession)
+  double events_per_sec = 10000;    // writes started per second over all watchers; 0 = no limit
 };
 
 // What the registry reports on its streams (for GetStats and tests).
@@ -48,26 +53,41 @@ class WatchSession;
 // without TSan annotations, so TSan cannot see absl::Mutex hand-offs.
 
 // Thread-safe. Owns one thread that starts writes on streams that have events
-// waiting and no write in flight.
+// waiting and no write in flight, and the budget of writes per second all
+// streams share (a token bucket holding a tenth of a second's worth): a
+// stream that finds it empty waits its turn, first come first served, while
+// its queue fills and then drops.
 class WatchPump {
  public:
-  WatchPump();
+  explicit WatchPump(double events_per_sec = 0);  // 0 = no budget
   ~WatchPump();  // Stop()
   WatchPump(const WatchPump&) = delete;
   WatchPump& operator=(const WatchPump&) = delete;
 
   // Asks the pump thread to call session->StartNextWrite(). Never blocks.
   void Kick(std::shared_ptr<WatchSession> session);
+  // Takes one write from the budget if one is left and no stream is waiting.
+  bool TryTakeWrite();
+  // Queues `session` for the next write the budget allows; the pump thread
+  // then calls session->StartGrantedWrite(). Never blocks.
+  void WaitForWrite(std::shared_ptr<WatchSession> session);
   // Joins the thread; later kicks are ignored. Idempotent.
   void Stop();
 
  private:
+  using Clock = std::chrono::steady_clock;
   void Run();
+  void RefillLocked(Clock::time_point now);
 
+  const double rate_;   // writes per second; 0 = no budget
+  const double burst_;  // the most the bucket holds
   std::mutex mu_;
   std::condition_variable wake_;
-  std::deque<std::shared_ptr<WatchSession>> ready_;  // guarded by mu_
-  bool stopping_ = false;                            // guarded by mu_
+  std::deque<std::shared_ptr<WatchSession>> ready_;    // guarded by mu_
+  std::deque<std::shared_ptr<WatchSession>> waiting_;  // for the budget; guarded by mu_
+  double tokens_;                                      // guarded by mu_
+  Clock::time_point refilled_;                         // guarded by mu_
+  bool stopping_ = false;                              // guarded by mu_
   std::thread thread_;
 };
 
@@ -98,6 +118,8 @@ class WatchSession : public ConnectionObserver, public std::enable_shared_from_t
   // Starts a write if events wait and none is in flight (or the stream's
   // deferred Finish if it is due).
   void StartNextWrite();
+  // StartNextWrite() with a write the pump took from the budget for it.
+  void StartGrantedWrite();
   void OnWriteDone(bool ok);
   // Ends the stream with `status`: after the events already queued when
   // `drain` (a clean end), else at once (a cancelled call). Idempotent.
@@ -110,11 +132,12 @@ class WatchSession : public ConnectionObserver, public std::enable_shared_from_t
 
  private:
   // What the caller must do once `mu_` is released.
-  enum class Action { kNone, kWrite, kFinish };
+  enum class Action { kNone, kWrite, kFinish, kWaitForBudget };
   struct Next {
     Action action = Action::kNone;
     grpc::ServerWriteReactor<v1::ConnectionEvent>* stream = nullptr;
     grpc::Status status;
+    bool more = false;  // kWrite: more events wait behind this one
   };
   Next NextLocked();   // with mu_ held
   void ClearLocked();  // with mu_ held: drops the queue (not counted: the stream is ending)
@@ -139,6 +162,8 @@ class WatchSession : public ConnectionObserver, public std::enable_shared_from_t
   uint64_t dropped_total_ = 0;
   bool kicked_ = false;   // the pump has it queued
   bool writing_ = false;  // a write is in flight
+  bool waiting_for_budget_ = false;  // queued in the pump for a write
+  bool granted_ = false;             // holds a write from the budget
   bool finish_wanted_ = false;
   bool finish_drain_ = false;
   bool finish_called_ = false;

@@ -4,7 +4,9 @@
 // watcher's queue: a watcher that never reads holds at most that much, and
 // every event is either delivered or counted in `dropped`, exactly; checked
 // on a session fed by several threads at once and through a real gRPC channel
-// against a real in-process gateway.
+// against a real in-process gateway. The budget of writes per second all
+// watchers share: a watcher that reads at full speed gets no more, and what
+// is held back is dropped and counted like the rest.
 #include <atomic>
 #include <memory>
 #include <string>
@@ -91,6 +93,20 @@ TEST(WatchSessionTest, EventCountBoundStillHolds) {
   EXPECT_EQ(session->queued_bytes(), 10 * WatchSession::QueuedBytes(EventWithPeer("127.0.0.1:4000")));
 }
 
+// The budget a pump shares among its streams: full at the start, then refilled
+// at its rate. (A bound that only loosens if the machine is slow.)
+TEST(WatchPumpTest, BudgetAllowsItsBurstThenItsRate) {
+  const absl::Time start = absl::Now();
+  WatchPump pump(/*events_per_sec=*/10);  // a burst of 1
+  int taken = 0;
+  for (int i = 0; i < 100; ++i) taken += pump.TryTakeWrite() ? 1 : 0;
+  const double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
+  EXPECT_GE(taken, 1);
+  EXPECT_LE(taken, 1 + static_cast<int>(elapsed * 10));
+  WatchPump unlimited(/*events_per_sec=*/0);
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(unlimited.TryTakeWrite());
+}
+
 // --- The cap on watchers, through ControlServerOptions ------------------------
 
 class WatchCapTest : public ControlFixture {
@@ -171,6 +187,11 @@ TEST_F(WatchCapTest, BadLimitsAreRefusedAtStart) {
   EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(server.status().message(), "--max_watchers must be >= 0, got -1");
   control.max_watchers = 0;  // no limit
+  control.watch_events_per_sec = -1;
+  server = StartControlServer(gw->get(), control);
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(server.status().message(), "--watch_events_per_sec must be >= 0, got -1");
+  control.watch_events_per_sec = 0;  // no limit
   control.watch_queue_bytes = kMinWatchQueueBytes - 1;
   server = StartControlServer(gw->get(), control);
   EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
@@ -213,6 +234,64 @@ class StalledWatcherTest : public ControlFixture {
     ControlFixture::TearDown();
   }
 
+  // Opens and closes `threads` x `per_thread` connections from that many
+  // client threads at once (both reactors publish concurrently), each after
+  // one round trip; returns once every close has been published (no reactor
+  // lists a connection any more: the listing runs after its earlier work).
+  void OpenAndCloseConnections(int threads, int per_thread) {
+    std::atomic<int> failures{0};
+    std::vector<std::thread> clients;
+    const int port = gw_->port();
+    for (int t = 0; t < threads; ++t) {
+      clients.emplace_back([&] {
+        for (int i = 0; i < per_thread; ++i) {
+          absl::StatusOr<TestClient> client = TestClient::Connect(port);
+          if (!client.ok() || !client->RoundTrip("x").ok()) ++failures;
+        }
+      });
+    }
+    for (std::thread& t : clients) t.join();
+    ASSERT_EQ(failures, 0);
+    ASSERT_TRUE(WaitUntil([&] {
+      absl::StatusOr<ConnectionPage> page = gw_->ListConnections(ListQuery{});
+      return page.ok() && page->total_matching == 0;
+    }));
+  }
+
+  // Opens marker connections, one at a time, until one's opening reaches
+  // `watch` (which must be reading): every event queued before it has been
+  // delivered or counted by then. Adds up what the watcher received and was
+  // told it missed, up to that marker, and how many events the markers
+  // before it produced.
+  void CountUpToMarker(WatchReader& watch, uint64_t* received, uint64_t* dropped, int* markers_before) {
+    std::vector<TestClient> markers;
+    std::string seen_marker;
+    for (int i = 0; i < 50 && seen_marker.empty(); ++i) {
+      markers.push_back(Connect());
+      FdOf(markers.back());  // listed: its event is queued (or counted) before the next marker's
+      watch.WaitFor(
+          [&](const auto& events) {
+            for (const auto& m : markers) {
+              if (HasOpened(events, m.peer_name())) seen_marker = m.peer_name();
+            }
+            return !seen_marker.empty();
+          },
+          absl::Now() + absl::Milliseconds(200));
+    }
+    ASSERT_FALSE(seen_marker.empty());
+    *received = *dropped = 0;
+    for (const pb::ConnectionEvent& e : watch.events()) {
+      ++*received;
+      *dropped += e.dropped();
+      if (e.connection().peer() == seen_marker) break;
+    }
+    *markers_before = 0;
+    for (const auto& m : markers) {
+      if (m.peer_name() == seen_marker) break;
+      ++*markers_before;
+    }
+  }
+
   std::unique_ptr<GatewayControlService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
 };
@@ -229,29 +308,11 @@ TEST_F(StalledWatcherTest, QueueStaysUnderItsByteBoundAndEveryEventIsAccounted) 
   StartService(limits, args);
   WatchReader watch(stub_.get(), pb::WatchConnectionsRequest(), /*read=*/false);
 
-  // 2000 events (1000 opens, 1000 closes) from both reactors at once, from
-  // four client threads, all while the watcher reads nothing.
+  // 2000 events (1000 opens, 1000 closes) from both reactors at once, all
+  // while the watcher reads nothing.
   constexpr int kThreads = 4;
   constexpr int kPerThread = 250;
-  std::atomic<int> failures{0};
-  std::vector<std::thread> threads;
-  const int port = gw_->port();
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&] {
-      for (int i = 0; i < kPerThread; ++i) {
-        absl::StatusOr<TestClient> client = TestClient::Connect(port);
-        if (!client.ok() || !client->RoundTrip("x").ok()) ++failures;
-      }
-    });
-  }
-  for (std::thread& t : threads) t.join();
-  ASSERT_EQ(failures, 0);
-  // Every close has been published once no reactor lists the connections
-  // (the listing runs on each reactor after its earlier work).
-  ASSERT_TRUE(WaitUntil([&] {
-    absl::StatusOr<ConnectionPage> page = gw_->ListConnections(ListQuery{});
-    return page.ok() && page->total_matching == 0;
-  }));
+  OpenAndCloseConnections(kThreads, kPerThread);
 
   WatchStats stats = service_->watch_stats();
   EXPECT_EQ(stats.open, 1);
@@ -262,38 +323,43 @@ TEST_F(StalledWatcherTest, QueueStaysUnderItsByteBoundAndEveryEventIsAccounted) 
   EXPECT_GT(stats.queued_bytes + largest_event, limits.queue_bytes);
   EXPECT_GT(stats.dropped, 0u);
 
-  // Now read, and open marker connections until one's event arrives: every
-  // event queued before it has been delivered or counted by then.
+  // Now read: every event is either delivered or counted.
   watch.Resume();
-  std::vector<TestClient> markers;
-  std::string seen_marker;
-  for (int i = 0; i < 50 && seen_marker.empty(); ++i) {
-    markers.push_back(Connect());
-    FdOf(markers.back());  // listed: its event is queued (or counted) before the next marker's
-    watch.WaitFor(
-        [&](const auto& events) {
-          for (const auto& m : markers) {
-            if (HasOpened(events, m.peer_name())) seen_marker = m.peer_name();
-          }
-          return !seen_marker.empty();
-        },
-        absl::Now() + absl::Milliseconds(200));
-  }
-  ASSERT_FALSE(seen_marker.empty());
   uint64_t received = 0;
   uint64_t dropped = 0;
-  for (const pb::ConnectionEvent& e : watch.events()) {
-    ++received;
-    dropped += e.dropped();
-    if (e.connection().peer() == seen_marker) break;
-  }
   int markers_before = 0;
-  for (const auto& m : markers) {
-    if (m.peer_name() == seen_marker) break;
-    ++markers_before;
-  }
+  CountUpToMarker(watch, &received, &dropped, &markers_before);
   EXPECT_EQ(received + dropped, 2u * kThreads * kPerThread + markers_before + 1);
   EXPECT_GE(dropped, stats.dropped);  // a marker may be dropped too, while the queue drains
+  EXPECT_LE(service_->watch_stats().peak_queued_bytes, limits.queue_bytes);
+}
+
+// A watcher that reads as fast as it can still gets no more writes than the
+// budget allows; what the budget holds back fills its queue and is counted.
+TEST_F(StalledWatcherTest, WritesStayWithinTheBudgetAndEveryEventIsAccounted) {
+  gateway::testing::RaiseFdLimit();
+  WatchLimits limits;
+  limits.queue_bytes = 16 * 1024;
+  limits.events_per_sec = 200;  // a burst of 20
+  const absl::Time start = absl::Now();  // before the pump (and its full bucket) exists
+  StartService(limits, grpc::ChannelArguments());
+  WatchReader watch(stub_.get(), pb::WatchConnectionsRequest());
+
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 250;
+  OpenAndCloseConnections(kThreads, kPerThread);
+  // Received so far <= writes started so far <= the burst plus the rate times
+  // the time since the bucket was full (slowness only loosens this).
+  const size_t received_early = watch.events().size();
+  const double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
+  EXPECT_LE(received_early, 20 + static_cast<size_t>(200 * elapsed)) << "after " << elapsed << " s";
+  EXPECT_GT(service_->watch_stats().dropped, 0u);
+
+  uint64_t received = 0;
+  uint64_t dropped = 0;
+  int markers_before = 0;
+  CountUpToMarker(watch, &received, &dropped, &markers_before);
+  EXPECT_EQ(received + dropped, 2u * kThreads * kPerThread + markers_before + 1);
   EXPECT_LE(service_->watch_stats().peak_queued_bytes, limits.queue_bytes);
 }
 
