@@ -68,6 +68,8 @@ build_all() {
   [[ -x $GW && -x $SOAK ]] || die "build did not produce $GW and $SOAK"
 }
 
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DIRTY=$(git diff --quiet HEAD -- gateway control bench 2>/dev/null && echo false || echo true)
 install_packages
 build_all
 mkdir -p "$OUT/tmp"
@@ -85,8 +87,7 @@ END=$(date +%s)
 [[ -s $OUT/summary.json ]] || die "gateway-soak wrote no summary (exit status $rc); see $OUT/tmp/gateway.log"
 
 cat >"$OUT/meta.json" <<EOF
-{"date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)", "commit": "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)",
- "dirty": $(git diff --quiet HEAD -- gateway control bench 2>/dev/null && echo false || echo true),
+{"date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)", "commit": "$COMMIT", "dirty": $DIRTY,
  "kernel": "$(uname -r)", "cpu": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')",
  "cpus": $(nproc), "mem_mb": $(free -m | awk '/Mem:/ {print $2}'),
  "load_start": "$LOAD_START", "load_end": "$(cut -d' ' -f1-3 /proc/loadavg)",
@@ -104,7 +105,7 @@ set datafile separator ","
 set key off
 set grid
 set xlabel "seconds"
-set multiplot layout 2,2 title "gateway soak, $DURATION ($(git rev-parse --short HEAD 2>/dev/null || echo unknown)): every second"
+set multiplot layout 2,2 title "gateway soak, $DURATION ($COMMIT$([[ $DIRTY == true ]] && echo +)): every second"
 set title "RSS (MiB)"
 set yrange [0:*]
 plot "$OUT/soak.csv" every ::1 using 1:(\$2 >= 0 ? \$2/1048576 : NaN) with lines lw 2
