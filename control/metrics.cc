@@ -264,8 +264,7 @@ void GatewayCollector::CollectLoop(std::vector<MetricFamily>* out) const {
                                    [](const ReactorStats& s) { return s.wakeups.Get(); }));
   MetricFamily queued = Family("gateway_queued_bytes",
                                "Bytes of buffer blocks held by the reactor's connections: queued output and "
-                               "partial frames (plus one 128 KiB read block per reactor). Reading pauses "
-                               "everywhere while the sum exceeds --max_queued_bytes.",
+                               "partial frames. Reading pauses everywhere while the sum exceeds --max_queued_bytes.",
                                MetricType::Gauge);
   for (int r = 0; r < gw.num_reactors(); ++r) {
     AddGauge(&queued, {ReactorLabel(r)}, static_cast<double>(gw.reactor_stats(r).queued_bytes.Get()));

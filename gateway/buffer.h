@@ -42,8 +42,12 @@ class BufferPool {
   void Release(char* block, size_t capacity);
 
   size_t free_bytes() const;
-  // Bytes in blocks handed out and not yet given back.
+  // Bytes in blocks handed out and not yet given back, less exempt ones.
   int64_t outstanding_bytes() const { return outstanding_; }
+  // Leaves `bytes` of handed-out blocks out of the counts (the owner's own
+  // working block, not what connections hold); a negative value counts
+  // them again.
+  void Exempt(int64_t bytes) { Count(-bytes); }
 
  private:
   static int ClassOf(size_t capacity);  // -1 if not a pooled size

@@ -14,8 +14,10 @@
 namespace gateway {
 namespace {
 
-// Leftover input at least this large is kept by adopting the scratch block.
-constexpr size_t kAdoptThreshold = 8 * 1024;
+// Leftover input at least this large is kept by adopting the scratch block
+// (saving the copy). Half the block, so a partial frame never holds more
+// than twice the bytes it has received, whichever way it is kept.
+constexpr size_t kAdoptThreshold = Reactor::kScratchSize / 2;
 
 }  // namespace
 
@@ -59,13 +61,17 @@ void Connection::Service() {
       if (reactor_->poller().mode() == TriggerMode::kEdge) reactor_->Owe(this);
       break;
     }
-    if (reactor_->OverBudget()) {
+    const bool over_budget = reactor_->OverBudget();
+    if (over_budget && (pending_frame_size_ == 0 || in_.writable() == 0)) {
       // The bytes wait in the kernel (TCP flow control slows the client)
       // until the gateway's buffers drain; the reactor services us then.
+      // A frame begun may still be completed in the room its block already
+      // has: that takes no new memory and frees the block once answered,
+      // so partial frames cannot hold the budget (and everyone) hostage.
       reactor_->WaitForBudget(this);
       break;
     }
-    if (!ReadOnce()) return;
+    if (!ReadOnce(/*in_place_only=*/over_budget)) return;
   }
   if (read_eof_ && !closing_) {
     closing_ = true;
@@ -90,7 +96,7 @@ void Connection::Service() {
   UpdateInterest();
 }
 
-bool Connection::ReadOnce() {
+bool Connection::ReadOnce(bool in_place_only) {
   BufferPool* pool = &reactor_->pool();
   char* scratch = reactor_->scratch();
   // One readv: first whatever completes the partial frame in in_ (exactly
@@ -108,19 +114,29 @@ bool Connection::ReadOnce() {
     return true;
   }
   const size_t room = high_water - out_.size();
+  //
+  // A frame begun is completed into its own block, which grows with what
+  // arrives (at most doubling per read), so a client that sends a header
+  // and trickles the rest never makes us hold a whole frame's block. Bytes
+  // go to the scratch block only once the frame is complete.
   size_t to_input = 0;
   size_t carried = 0;
+  bool frame_completes = true;
   if (!in_.empty()) {
     if (pending_frame_size_ == 0) {
       carried = in_.size();
       std::memcpy(scratch, in_.data(), carried);
       in_.Release(pool);
     } else {
-      to_input = std::min<size_t>(pending_frame_size_ - in_.size(), room);
+      const size_t rest = pending_frame_size_ - in_.size();
+      const size_t grow = in_place_only ? in_.writable() : std::max(in_.writable(), in_.size());
+      to_input = std::min({rest, room, grow});
+      frame_completes = to_input == rest;
       in_.EnsureWritable(to_input, pool);
     }
   }
-  const size_t to_scratch = std::min(Reactor::kScratchSize - carried, room - to_input);
+  const size_t to_scratch =
+      frame_completes && !in_place_only ? std::min(Reactor::kScratchSize - carried, room - to_input) : 0;
   iovec iov[2];
   int iov_count = 0;
   if (to_input > 0) iov[iov_count++] = iovec{in_.write_ptr(), to_input};
@@ -198,8 +214,8 @@ bool Connection::AnswerScratch(size_t len) {
     // has room for any whole frame) instead of copying the bytes out of it.
     in_.Adopt(reactor_->TakeScratch(), Reactor::kScratchSize, consumed, len, pool);
   } else if (consumed < len) {
-    // Room for the whole pending frame at once, so completing it never moves it.
-    in_.EnsureWritable(std::max<size_t>(pending_frame_size_, len - consumed), pool);
+    // A small partial frame (or header) gets a block for what has arrived;
+    // the block grows as the rest does (see ReadOnce).
     in_.Append(data + consumed, len - consumed, pool);
   }
   return true;

@@ -81,8 +81,10 @@ class Connection final : public PollHandler {
 
  private:
   void OnReady(uint32_t ready) override;
-  // One readv() and everything it makes possible. Returns false if closed.
-  bool ReadOnce();
+  // One readv() and everything it makes possible; `in_place_only` reads
+  // only into the room the partial frame's block already has (over the
+  // global buffer budget). Returns false if closed.
+  bool ReadOnce(bool in_place_only);
   // Answers the frame that in_ now holds whole. Returns false if closed.
   bool AnswerInput();
   // Answers the frames in the first `len` bytes of the scratch block and keeps

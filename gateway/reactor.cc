@@ -44,16 +44,20 @@ Reactor::Reactor(int index, int listen_fd, const ReactorOptions& options, Shared
   idle_granularity_ns_ = std::clamp<int64_t>(idle_timeout_ns_ / 64, 1'000'000, 250'000'000);
   size_t capacity = 0;
   scratch_ = pool_.Acquire(kScratchSize, &capacity);
+  pool_.Exempt(kScratchSize);  // the reactor's own block: not held by a connection
 }
 
 Reactor::~Reactor() {
   Join();
   connections_.clear();
   closed_.clear();
+  pool_.Exempt(-static_cast<int64_t>(kScratchSize));
   pool_.Release(scratch_, kScratchSize);
 }
 
 char* Reactor::TakeScratch() {
+  // The taken block becomes a connection's (counted from now on, by the
+  // Acquire below); the new scratch block is the reactor's own.
   char* taken = scratch_;
   size_t capacity = 0;
   scratch_ = pool_.Acquire(kScratchSize, &capacity);
