@@ -51,6 +51,9 @@ ABSL_FLAG(int, max_watchers, gateway::control::ControlServerOptions{}.max_watche
           "WatchConnections streams open at once; more are refused with RESOURCE_EXHAUSTED; 0 = no limit");
 ABSL_FLAG(int64_t, watch_queue_bytes, gateway::control::ControlServerOptions{}.watch_queue_bytes,
           "Bytes of events queued per watcher that reads slowly; what does not fit is dropped and counted");
+ABSL_FLAG(double, watch_events_per_sec, gateway::control::ControlServerOptions{}.watch_events_per_sec,
+          "Events sent per second over all WatchConnections streams together, so watchers cannot take the "
+          "cores from the reactors; beyond it watchers' queues fill and drop (counted); 0 = no limit");
 ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464",
           "Prometheus metrics address (GET /metrics), IPv4-address:port or hostname:port; empty = no metrics server");
 ABSL_FLAG(bool, metrics_latency, true,
@@ -172,6 +175,7 @@ int main(int argc, char** argv) {
     control_options.tls_client_ca_file = absl::GetFlag(FLAGS_control_tls_client_ca);
     control_options.max_watchers = absl::GetFlag(FLAGS_max_watchers);
     control_options.watch_queue_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_watch_queue_bytes));
+    control_options.watch_events_per_sec = absl::GetFlag(FLAGS_watch_events_per_sec);
     absl::StatusOr<std::unique_ptr<gateway::control::ControlServer>> started =
         gateway::control::StartControlServer(gw->get(), control_options);
     if (!started.ok()) {
