@@ -99,9 +99,9 @@ void Connection::Service() {
 bool Connection::ReadOnce(bool in_place_only) {
   BufferPool* pool = &reactor_->pool();
   char* scratch = reactor_->scratch();
-  // One readv: first whatever completes the partial frame in in_ (exactly
-  // that, so it is answered where it lies), then the scratch block. Nothing
-  // is copied except a partial header (at most four bytes), which is moved in
+  // One readv: first what goes on the partial frame in in_ (never past its
+  // end, so it is answered where it lies), then, once the frame is complete,
+  // the scratch block. A partial header (at most four bytes) is moved in
   // front of the new bytes.
   //
   // Every byte read may come back as a response that has to be queued, so a
