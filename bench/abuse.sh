@@ -7,6 +7,7 @@
 #             starts and never read;
 #   lists     ABUSE_LIST_LOOPS tight loops of full ListConnections snapshots
 #             (page_size 10000) while ABUSE_IDLE idle connections are held.
+#   idle      (a reference for lists) the idle connections alone.
 # The bystander is gateway-bench in open loop (fixed rate, latency from each
 # request's intended send time) against the real gateway binary, which runs
 # with its default flags apart from loopback addresses.
@@ -24,7 +25,10 @@
 #   ABUSE_DURATION [20] measured seconds      ABUSE_WARMUP [2]
 #   ABUSE_RATE [5000] req/s                   ABUSE_CONNS [100]   ABUSE_SIZE [64]
 #   ABUSE_WATCHERS [200]                      ABUSE_LIST_LOOPS [4]  ABUSE_IDLE [10000]
+#   ABUSE_START [ABUSE_WARMUP] seconds after the bystander starts when the abuse
+#                starts (the measured window starts after ABUSE_WARMUP)
 #   ABUSE_PORT [18000] first loopback port tried (3 per gateway)
+#   ABUSE_REPORT_ONLY=1  rewrite report.md from raw.jsonl (after editing notes.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -35,6 +39,7 @@ CASES=${ABUSE_CASES:-baseline watchers lists}
 REPS=${ABUSE_REPS:-3}
 DURATION=${ABUSE_DURATION:-20}
 WARMUP=${ABUSE_WARMUP:-2}
+ABUSE_START=${ABUSE_START:-$WARMUP}
 RATE=${ABUSE_RATE:-5000}
 CONNS=${ABUSE_CONNS:-100}
 SIZE=${ABUSE_SIZE:-64}
@@ -47,24 +52,27 @@ PY=/usr/bin/python3  # Debian's (a pyenv python3 may be first on PATH)
 log() { echo "[abuse $(date +%T)] $*" >&2; }
 die() { log "$*"; exit 1; }
 
-(($# > 0)) || die "usage: bench/abuse.sh NAME=GATEWAY_BINARY [NAME=GATEWAY_BINARY ...]"
-for spec in "$@"; do
-  [[ $spec == *=* && -x ${spec#*=} ]] || die "not NAME=EXECUTABLE: $spec"
-done
-
-BENCH=$BUILD/bench/gateway-bench
-PROBE=$BUILD/bench/abuse_probe
-if [[ ! -x $BENCH || ! -x $PROBE ]]; then
-  log "building gateway-bench and abuse_probe in $BUILD"
-  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$BUILD" -j2 --target gateway-bench abuse_probe >/dev/null
-fi
-
-mkdir -p "$OUT/tmp"
 RAW=$OUT/raw.jsonl
 LOGS=$OUT/tmp
-: >"$RAW"
-ulimit -n "$(ulimit -Hn)"
+REPORT_ONLY=${ABUSE_REPORT_ONLY:-0}
+if [[ $REPORT_ONLY != 1 ]]; then
+  (($# > 0)) || die "usage: bench/abuse.sh NAME=GATEWAY_BINARY [NAME=GATEWAY_BINARY ...]"
+  for spec in "$@"; do
+    [[ $spec == *=* && -x ${spec#*=} ]] || die "not NAME=EXECUTABLE: $spec"
+  done
+
+  BENCH=$BUILD/bench/gateway-bench
+  PROBE=$BUILD/bench/abuse_probe
+  if [[ ! -x $BENCH || ! -x $PROBE ]]; then
+    log "building gateway-bench and abuse_probe in $BUILD"
+    cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$BUILD" -j2 --target gateway-bench abuse_probe >/dev/null
+  fi
+
+  mkdir -p "$OUT/tmp"
+  : >"$RAW"
+  ulimit -n "$(ulimit -Hn)"
+fi
 
 GW_PID="" IDLE_PID="" PROBE_PID="" BYSTANDER_PID=""
 cleanup() {
@@ -128,7 +136,7 @@ run_case() {
   load1=$(cut -d' ' -f1 /proc/loadavg)
   start_gateway "$bin"
   IDLE_CMD=()
-  if [[ $case == lists ]]; then
+  if [[ $case == lists || $case == idle ]]; then
     IDLE_CMD=("$BENCH" --port="$PORT" --idle="$IDLE" --duration=600s)
     "${IDLE_CMD[@]}" >"$LOGS/idle-$tag.out" 2>&1 &
     IDLE_PID=$!
@@ -143,15 +151,16 @@ run_case() {
     --duration="${DURATION}s" --server_pid="$GW_PID" --label="$tag")
   "${BYSTANDER_CMD[@]}" >"$LOGS/bystander-$tag.out" 2>&1 &
   BYSTANDER_PID=$!
-  # The abuse starts as the measured window does and outlasts it.
+  # The abuse starts ABUSE_START s in (by default as the measured window does)
+  # and outlasts the window.
   PROBE_CMD=()
   case $case in
     watchers) PROBE_CMD=("$PROBE" --target=127.0.0.1:$CONTROL_PORT --watchers="$WATCHERS" --state_changes) ;;
     lists) PROBE_CMD=("$PROBE" --target=127.0.0.1:$CONTROL_PORT --list_loops="$LIST_LOOPS" --page_size=10000) ;;
   esac
   if ((${#PROBE_CMD[@]})); then
-    sleep "$WARMUP"
-    PROBE_CMD+=(--hold="$((DURATION + 2))s" --label="$tag")
+    sleep "$ABUSE_START"
+    PROBE_CMD+=(--hold="$((WARMUP - ABUSE_START + DURATION + 2))s" --label="$tag")
     "${PROBE_CMD[@]}" >"$LOGS/probe-$tag.out" 2>&1 &
     PROBE_PID=$!
   fi
@@ -176,23 +185,26 @@ run_case() {
   IDLE_PID=""
   stop "$GW_PID" TERM
   GW_PID=""
-  echo "{\"build\":\"$name\",\"binary\":\"$bin\",\"case\":\"$case\",\"rep\":$rep,\"load1_at_start\":$load1,\"rss_start_kb\":$rss_start,\"rss_peak_kb\":$rss_peak,\"rss_end_kb\":$rss_end,\"gateway_cmd\":\"${GW_CMD[*]}\",\"idle_cmd\":\"${IDLE_CMD[*]}\",\"bystander_cmd\":\"${BYSTANDER_CMD[*]}\",\"probe_cmd\":\"${PROBE_CMD[*]}\",\"bystander\":$bystander,\"probe\":$probe}" >>"$RAW"
+  echo "{\"env\":\"$(env | grep '^ABUSE_' | sort | tr '\n' ' ')\",\"build\":\"$name\",\"binary\":\"$bin\",\"case\":\"$case\",\"rep\":$rep,\"load1_at_start\":$load1,\"rss_start_kb\":$rss_start,\"rss_peak_kb\":$rss_peak,\"rss_end_kb\":$rss_end,\"gateway_cmd\":\"${GW_CMD[*]}\",\"idle_cmd\":\"${IDLE_CMD[*]}\",\"bystander_cmd\":\"${BYSTANDER_CMD[*]}\",\"probe_cmd\":\"${PROBE_CMD[*]}\",\"bystander\":$bystander,\"probe\":$probe}" >>"$RAW"
   log "$tag: $(grep -o '"p99":[^,]*' <<<"$bystander" | head -n1) rss peak ${rss_peak} kB (start ${rss_start})"
 }
 
-START=$(date +%s)
-for rep in $(seq "$REPS"); do
-  for case in $CASES; do
-    for spec in "$@"; do run_case "${spec%%=*}" "${spec#*=}" "$case" "$rep"; done
+if [[ $REPORT_ONLY != 1 ]]; then
+  START=$(date +%s)
+  for rep in $(seq "$REPS"); do
+    for case in $CASES; do
+      for spec in "$@"; do run_case "${spec%%=*}" "${spec#*=}" "$case" "$rep"; done
+    done
   done
-done
-log "runs done in $(($(date +%s) - START)) s"
+  log "runs done in $(($(date +%s) - START)) s"
+fi
 
 # --- The report ----------------------------------------------------------------
-"$PY" - "$RAW" "$OUT" "$*" <<'EOF'
+"$PY" - "$RAW" "$OUT" <<'EOF'
 import json, os, statistics, sys, platform, subprocess
-raw, out, specs = sys.argv[1], sys.argv[2], sys.argv[3]
+raw, out = sys.argv[1], sys.argv[2]
 runs = [json.loads(l) for l in open(raw) if l.strip()]
+specs = " ".join(dict.fromkeys("%s=%s" % (r["build"], r["binary"]) for r in runs))
 builds = []
 for r in runs:
     if r["build"] not in builds: builds.append(r["build"])
@@ -203,8 +215,9 @@ def ms(us): return us / 1000.0
 def lat(r, k): return ms(r["bystander"].get("latency_us", {}).get(k, float("nan")))
 def med(xs): return statistics.median(xs) if xs else float("nan")
 L = ["# Control-plane abuse vs the data plane: bystander latency and gateway memory", ""]
-L += ["Generated by `bench/abuse.sh " + specs + "`.", ""]
-title = {"baseline": "(a) baseline", "watchers": "(b) stalled watchers", "lists": "(c) snapshot loops + idle connections"}
+L += ["Generated by `" + runs[0].get("env", "") + "bench/abuse.sh " + specs + "`.", ""]
+title = {"baseline": "(a) baseline", "watchers": "(b) stalled watchers", "lists": "(c) snapshot loops + idle connections",
+         "idle": "idle connections alone"}
 L += ["## Summary (median over runs)", "",
       "| case | build | bystander p50 ms | p99 ms | p99.9 ms | max ms | gateway RSS start MB | peak MB | growth MB | abuse |",
       "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
