@@ -152,12 +152,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gateway: metrics on http://%s/metrics (port %d)\n", address.c_str(), metrics->port());
   }
   (*gw)->Start();
-  std::fprintf(stderr, "gateway: serving %s (port %d) with %d reactor(s), %s-triggered\n",
-               absl::GetFlag(FLAGS_listen).c_str(), (*gw)->port(), (*gw)->num_reactors(),
-               std::string(gateway::TriggerModeName((*gw)->trigger_mode())).c_str());
   const gateway::FdBudget& fds = (*gw)->fd_budget();
   const int64_t max_connections = (*gw)->options().reactor.max_connections;
-  std::fprintf(stderr, "gateway: max_connections %lld (fd limit %lld, %lld open at start, %lld reserved)\n",
+  std::fprintf(stderr,
+               "gateway: serving %s (port %d) with %d reactor(s), %s-triggered, max_connections %lld "
+               "(fd limit %lld, %lld open at start, %lld reserved)\n",
+               absl::GetFlag(FLAGS_listen).c_str(), (*gw)->port(), (*gw)->num_reactors(),
+               std::string(gateway::TriggerModeName((*gw)->trigger_mode())).c_str(),
                static_cast<long long>(max_connections), static_cast<long long>(fds.limit),
                static_cast<long long>(fds.open), static_cast<long long>(fds.reserve));
   if (max_connections > fds.max_connections) {
