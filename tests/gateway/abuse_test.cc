@@ -299,6 +299,29 @@ TEST_P(AbuseTest, PartialFramesOverBudgetStillComplete) {
   EXPECT_EQ(QueuedBytes(), 0);
 }
 
+// A large listing is taken in slices, one per loop turn, so I/O runs in
+// between: listing 2,000 connections on one reactor takes at least
+// 2000 / 256 turns (each a wakeup), and still returns every connection
+// exactly once, in fd order.
+TEST_P(AbuseTest, LargeListingIsTakenInSlicesAcrossLoopTurns) {
+  constexpr int kClients = 2000;
+  ::gateway::testing::RaiseFdLimit();
+  StartGateway(ReactorOptions{}, /*reactors=*/1);
+  std::vector<TestClient> clients;
+  for (int i = 0; i < kClients; ++i) clients.push_back(Connect());
+  ASSERT_TRUE(WaitUntil([&] { return gw_->active_connections() == kClients; }));
+  const uint64_t wakeups_before = gw_->reactor_stats(0).wakeups.Get();
+  absl::StatusOr<ConnectionPage> page = gw_->ListConnections(ListQuery{});
+  const uint64_t wakeups = gw_->reactor_stats(0).wakeups.Get() - wakeups_before;
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->connections.size(), static_cast<size_t>(kClients));
+  EXPECT_EQ(page->total_matching, static_cast<size_t>(kClients));
+  for (size_t i = 1; i < page->connections.size(); ++i) {
+    ASSERT_LT(page->connections[i - 1].fd, page->connections[i].fd);
+  }
+  EXPECT_GE(wakeups, static_cast<uint64_t>(kClients / 256));
+}
+
 // CloseConnection{fd, id} aimed at a client that has left must not close the
 // newcomer that the kernel gave the same fd number.
 TEST_P(AbuseTest, CloseByIdSparesTheNewcomerOnAReusedFd) {
