@@ -44,15 +44,7 @@ std::string Header(uint32_t size) {
 }  // namespace
 
 void RstStorm::Run() {
-  if (per_second_ <= 0) return;
-  const auto period = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / per_second_));
-  Clock::time_point next = Clock::now();
-  while (PaceUntil(next)) {
-    OneConnection();
-    next += period;
-    const Clock::time_point now = Clock::now();
-    if (next < now - std::chrono::seconds(1)) next = now;
-  }
+  RunAtRate(per_second_, [this] { OneConnection(); });
 }
 
 void RstStorm::OneConnection() {

@@ -60,6 +60,20 @@ class Scenario {
     std::unique_lock<std::mutex> lock(mu_);
     return !wake_.wait_until(lock, deadline, [this] { return stop_; });
   }
+  // Calls `once` `per_second` times a second until a stop is requested; after
+  // falling more than a second behind it starts afresh rather than burst.
+  template <typename Once>
+  void RunAtRate(double per_second, Once once) {
+    if (per_second <= 0) return;
+    const auto period = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / per_second));
+    Clock::time_point next = Clock::now();
+    while (PaceUntil(next)) {
+      once();
+      next += period;
+      const Clock::time_point now = Clock::now();
+      if (next < now - std::chrono::seconds(1)) next = now;
+    }
+  }
 
   SoakCounters& counters() { return *target_.counters; }
 

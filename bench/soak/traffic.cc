@@ -242,15 +242,7 @@ size_t VerifiedTraffic::Owed() const {
 }
 
 void Churn::Run() {
-  if (per_second_ <= 0) return;
-  const auto period = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / per_second_));
-  Clock::time_point next = Clock::now();
-  while (PaceUntil(next)) {
-    OneConnection();
-    next += period;
-    const Clock::time_point now = Clock::now();
-    if (next < now - std::chrono::seconds(1)) next = now;  // fell behind: do not burst to catch up
-  }
+  RunAtRate(per_second_, [this] { OneConnection(); });
 }
 
 void Churn::OneConnection() {
