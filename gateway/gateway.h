@@ -14,17 +14,10 @@
 #include "gateway/connection_observer.h"
 #include "gateway/fd_limit.h"
 #include "gateway/frame_handler.h"
+#include "gateway/options.h"
 #include "gateway/reactor.h"
 
 namespace gateway {
-
-struct GatewayOptions {
-  std::string listen_address = "0.0.0.0:6789";
-  int reactors = 0;  // 0 = one per core
-  int backlog = 4096;
-  ReactorOptions reactor;
-  std::shared_ptr<FrameHandlerFactory> handler_factory;  // null = ReverseHandler
-};
 
 // A page of a connection listing, sorted by fd.
 struct ConnectionPage {

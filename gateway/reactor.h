@@ -20,29 +20,10 @@
 #include "gateway/frame_codec.h"
 #include "gateway/frame_handler.h"
 #include "gateway/listener.h"
+#include "gateway/options.h"
 #include "gateway/reactor_stats.h"
 
 namespace gateway {
-
-// Settings every reactor shares; immutable once the gateway starts.
-struct ReactorOptions {
-  TriggerMode trigger_mode = TriggerMode::kEdge;
-  // Across all reactors. 0 = derived from the fd limit (Gateway::Create
-  // resolves it: RLIMIT_NOFILE minus the fds open at start minus a reserve).
-  int64_t max_connections = 0;
-  absl::Duration idle_timeout = absl::Minutes(10);  // no traffic at all; zero = off
-  // A frame whose first byte has arrived must be whole within this; zero = off.
-  absl::Duration frame_timeout = absl::Seconds(30);
-  // Above this many bytes in connection buffers (all reactors), no connection
-  // reads until they drain below 7/8 of it.
-  int64_t max_queued_bytes = int64_t{1} << 30;
-  size_t high_water = 256 * 1024;  // pause reading above this much queued output
-  size_t low_water = 64 * 1024;    // resume reading below this
-  int read_budget = 16;            // recv() calls per connection per wakeup
-  int accept_budget = 64;          // accept() calls per wakeup
-  bool measure_latency = true;     // time every request (two clock reads per batch)
-  absl::Duration linger = absl::Seconds(5);  // wait for the peer's FIN after ours
-};
 
 // State shared by all reactors of a gateway; touched on accept and close, and
 // when buffer blocks are taken or given back.

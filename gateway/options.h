@@ -1,0 +1,44 @@
+// What a gateway is configured with: the data plane's options, their
+// defaults (the binary's flag defaults come from here) and their validation.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "gateway/frame_handler.h"
+#include "gateway/types.h"
+
+namespace gateway {
+
+// Settings every reactor shares; immutable once the gateway starts.
+struct ReactorOptions {
+  TriggerMode trigger_mode = TriggerMode::kEdge;
+  // Across all reactors. 0 = derived from the fd limit (Gateway::Create
+  // resolves it: RLIMIT_NOFILE minus the fds open at start minus a reserve).
+  int64_t max_connections = 0;
+  absl::Duration idle_timeout = absl::Minutes(10);  // no traffic at all; zero = off
+  // A frame whose first byte has arrived must be whole within this; zero = off.
+  absl::Duration frame_timeout = absl::Seconds(30);
+  // Above this many bytes in connection buffers (all reactors), no connection
+  // reads until they drain below 7/8 of it.
+  int64_t max_queued_bytes = int64_t{1} << 30;
+  size_t high_water = 256 * 1024;  // pause reading above this much queued output
+  size_t low_water = 64 * 1024;    // resume reading below this
+  int read_budget = 16;            // recv() calls per connection per wakeup
+  int accept_budget = 64;          // accept() calls per wakeup
+  bool measure_latency = true;     // time every request (two clock reads per batch)
+  absl::Duration linger = absl::Seconds(5);  // wait for the peer's FIN after ours
+};
+
+struct GatewayOptions {
+  std::string listen_address = "0.0.0.0:6789";
+  int reactors = 0;  // 0 = one per core
+  int backlog = 4096;
+  ReactorOptions reactor;
+  std::shared_ptr<FrameHandlerFactory> handler_factory;  // null = ReverseHandler
+};
+
+}  // namespace gateway
