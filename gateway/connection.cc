@@ -8,8 +8,14 @@
 #include <cerrno>
 #include <cstring>
 
+#include "gateway/connection_events.h"
+#include "gateway/event_loop.h"
 #include "gateway/frame_codec.h"
-#include "gateway/reactor.h"
+#include "gateway/frame_handler.h"
+#include "gateway/options.h"
+#include "gateway/read_scratch.h"
+#include "gateway/reactor_stats.h"
+#include "gateway/thread_check.h"
 
 namespace gateway {
 namespace {
@@ -17,22 +23,28 @@ namespace {
 // Leftover input at least this large is kept by adopting the scratch block
 // (saving the copy). Half the block, so a partial frame never holds more
 // than twice the bytes it has received, whichever way it is kept.
-constexpr size_t kAdoptThreshold = Reactor::kScratchSize / 2;
+constexpr size_t kAdoptThreshold = ReadScratch::kSize / 2;
 
 }  // namespace
 
-Connection::Connection(Reactor* reactor, int fd, uint64_t id, const SocketAddress& peer, int64_t now_ns)
-    : reactor_(reactor), fd_(fd), id_(id), peer_(peer), opened_ns_(now_ns), last_active_ns_(now_ns) {}
+Connection::Connection(const ConnectionContext* context, int fd, uint64_t id, const SocketAddress& peer)
+    : ctx_(context),
+      fd_(fd),
+      id_(id),
+      peer_(peer),
+      opened_ns_(context->loop->now_ns()),
+      last_active_ns_(opened_ns_) {}
 
 Connection::~Connection() {
-  in_.Release(&reactor_->pool());
-  out_.Release(&reactor_->pool());
+  in_.Release(ctx_->pool);
+  out_.Release(ctx_->pool);
   close(fd_);
 }
 
 absl::Status Connection::Start() {
+  GATEWAY_ASSERT_IN_LOOP(*ctx_->loop);
   registered_interest_ = DesiredInterest();
-  absl::Status status = reactor_->poller().Add(fd_, this, registered_interest_);
+  absl::Status status = ctx_->loop->poller().Add(fd_, this, registered_interest_);
   if (!status.ok()) return status;
   // Both modes report the first bytes as an event; that drives the first read.
   SetState(ConnectionState::kRead);
@@ -47,48 +59,45 @@ void Connection::OnReady(uint32_t ready) {
 }
 
 void Connection::Service() {
-  if (closed_) return;
-  if (lingering_) {
+  GATEWAY_ASSERT_IN_LOOP(*ctx_->loop);
+  if (phase_ == Phase::kClosed) return;
+  if (phase_ == Phase::kLingering) {
     DiscardInput();
     return;
   }
-  if (writable_ && !out_.empty() && !FlushOutput()) return;
-  int budget = reactor_->options().read_budget;
-  while (readable_ && !read_eof_ && !paused_ && !closing_) {
+  if (writable_ && !out_.empty() && FlushOutput() == IoResult::kClosed) return;
+  int budget = ctx_->options->read_budget;
+  while (readable_ && !read_eof_ && !paused_ && open()) {
     if (budget-- == 0) {
       // Edge mode will not report these bytes again: come back to them after
       // the other connections of this wakeup had their turn.
-      if (reactor_->poller().mode() == TriggerMode::kEdge) reactor_->Owe(this);
+      if (ctx_->loop->poller().mode() == TriggerMode::kEdge) ctx_->host->ServiceLater(this);
       break;
     }
-    const bool over_budget = reactor_->OverBudget();
+    const bool over_budget = ctx_->host->OverBudget();
     if (over_budget && (pending_frame_size_ == 0 || in_.writable() == 0)) {
       // The bytes wait in the kernel (TCP flow control slows the client)
       // until the gateway's buffers drain; the reactor services us then.
       // A frame begun may still be completed in the room its block already
       // has: that takes no new memory and frees the block once answered,
       // so partial frames cannot hold the budget (and everyone) hostage.
-      reactor_->WaitForBudget(this);
+      ctx_->host->WaitForBudget(this);
       break;
     }
-    if (!ReadOnce(/*in_place_only=*/over_budget)) return;
+    if (ReadOnce(/*in_place_only=*/over_budget) == IoResult::kClosed) return;
   }
-  if (read_eof_ && !closing_) {
-    closing_ = true;
-    close_reason_ = CloseReason::kPeerClosed;
-  }
-  if (draining_ && !readable_ && !closing_) {
+  if (read_eof_ && open()) StopReading(CloseReason::kPeerClosed);
+  if (phase_ == Phase::kDraining && !readable_) {
     // Everything the kernel held when the drain began has been answered.
-    closing_ = true;
-    close_reason_ = CloseReason::kShutdown;
+    StopReading(CloseReason::kShutdown);
   }
-  if (closing_ || paused_ || waiting_for_budget) {
+  if (!open() || paused_ || host_links_.waiting_for_budget) {
     // The frame deadline runs only while we are willing to read: a client
     // held back by our backpressure is not slow, and a closing connection
     // drops its partial frame. Reading again restarts it (see ReadOnce).
-    reactor_->FrameDone(this);
+    ctx_->timers->FrameDone(this);
   }
-  if (closing_ && out_.empty()) {
+  if (!open() && out_.empty()) {
     FinishClosing();
     return;
   }
@@ -96,9 +105,9 @@ void Connection::Service() {
   UpdateInterest();
 }
 
-bool Connection::ReadOnce(bool in_place_only) {
-  BufferPool* pool = &reactor_->pool();
-  char* scratch = reactor_->scratch();
+IoResult Connection::ReadOnce(bool in_place_only) {
+  BufferPool* pool = ctx_->pool;
+  char* scratch = ctx_->scratch->data();
   // One readv: first what goes on the partial frame in in_ (never past its
   // end, so it is answered where it lies), then, once the frame is complete,
   // the scratch block. A partial header (at most four bytes) is moved in
@@ -108,10 +117,10 @@ bool Connection::ReadOnce(bool in_place_only) {
   // read takes at most the room left under the high-water mark: queued
   // output then never exceeds high_water plus the frame that was partly
   // buffered before the read (< one maximum frame).
-  const size_t high_water = reactor_->options().high_water;
+  const size_t high_water = ctx_->options->high_water;
   if (out_.size() >= high_water) {
     paused_ = true;
-    return true;
+    return IoResult::kKeepOpen;
   }
   const size_t room = high_water - out_.size();
   //
@@ -136,7 +145,7 @@ bool Connection::ReadOnce(bool in_place_only) {
     }
   }
   const size_t to_scratch =
-      frame_completes && !in_place_only ? std::min(Reactor::kScratchSize - carried, room - to_input) : 0;
+      frame_completes && !in_place_only ? std::min(ReadScratch::kSize - carried, room - to_input) : 0;
   iovec iov[2];
   int iov_count = 0;
   if (to_input > 0) iov[iov_count++] = iovec{in_.write_ptr(), to_input};
@@ -149,14 +158,14 @@ bool Connection::ReadOnce(bool in_place_only) {
     if (carried > 0) in_.Append(scratch, carried, pool);  // put the header bytes back
     if (n == 0) {
       read_eof_ = true;
-      return true;
+      return IoResult::kKeepOpen;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       readable_ = false;
-      return true;
+      return IoResult::kKeepOpen;
     }
     CloseForErrno(errno);
-    return false;
+    return IoResult::kClosed;
   }
 
   const size_t got = static_cast<size_t>(n);
@@ -165,7 +174,7 @@ bool Connection::ReadOnce(bool in_place_only) {
   // after a hang-up, whose event has been consumed: read on to the EOF.
   if (got < to_input + to_scratch && !hangup_seen_) readable_ = false;
   bytes_in_ += got;
-  reactor_->mutable_stats().bytes_in.Add(got);
+  ctx_->stats->bytes_in.Add(got);
   Touch();
   const uint64_t frames_before = frames_in_;
   size_t into_scratch = got;
@@ -173,67 +182,70 @@ bool Connection::ReadOnce(bool in_place_only) {
     const size_t into_input = std::min(got, to_input);
     in_.Produce(into_input);
     into_scratch -= into_input;
-    if (in_.size() == pending_frame_size_ && !AnswerInput()) return false;
+    if (in_.size() == pending_frame_size_ && AnswerInput() == IoResult::kClosed) return IoResult::kClosed;
   }
-  if (carried + into_scratch > 0 && !AnswerScratch(carried + into_scratch)) return false;
+  if (carried + into_scratch > 0 && AnswerScratch(carried + into_scratch) == IoResult::kClosed) {
+    return IoResult::kClosed;
+  }
   // The frame deadline runs from the first byte of the frame now pending.
   if (in_.empty()) {
-    reactor_->FrameDone(this);
-  } else if (frames_in_ != frames_before || !in_frame_list) {
-    reactor_->FrameStarted(this);  // a new frame, or reading resumed after a pause
+    ctx_->timers->FrameDone(this);
+  } else if (frames_in_ != frames_before || !timer_links_.in_frame_list) {
+    ctx_->timers->FrameStarted(this, ctx_->loop->now_ns());  // a new frame, or reading resumed after a pause
   }
-  return true;
+  return IoResult::kKeepOpen;
 }
 
-bool Connection::AnswerInput() {
-  size_t consumed = 0;
-  uint64_t frames = 0;
-  bool bad_header = false;  // cannot happen: in_ starts with a validated header
-  const size_t response_bytes = AnswerFrames(in_.data(), in_.size(), &consumed, &frames, &bad_header);
-  if (frames > 0 && !SendResponses(in_.data(), response_bytes, frames)) return false;
-  in_.Consume(consumed);
-  in_.ReleaseIfEmpty(&reactor_->pool());
-  return true;
+IoResult Connection::AnswerInput() {
+  // in_ starts with a validated header, so there is no bad header to find.
+  const Answered answered = AnswerFrames(in_.data(), in_.size());
+  if (answered.frames > 0 &&
+      SendResponses(in_.data(), answered.response_bytes, answered.frames) == IoResult::kClosed) {
+    return IoResult::kClosed;
+  }
+  in_.Consume(answered.consumed);
+  in_.ReleaseIfEmpty(ctx_->pool);
+  return IoResult::kKeepOpen;
 }
 
-bool Connection::AnswerScratch(size_t len) {
-  BufferPool* pool = &reactor_->pool();
-  char* data = reactor_->scratch();
-  size_t consumed = 0;
-  uint64_t frames = 0;
-  bool bad_header = false;
-  const size_t response_bytes = AnswerFrames(data, len, &consumed, &frames, &bad_header);
-  if (frames > 0 && !SendResponses(data, response_bytes, frames)) return false;
-  if (bad_header) {
-    reactor_->mutable_stats().protocol_errors.Add();
+IoResult Connection::AnswerScratch(size_t len) {
+  BufferPool* pool = ctx_->pool;
+  char* data = ctx_->scratch->data();
+  const Answered answered = AnswerFrames(data, len);
+  if (answered.frames > 0 && SendResponses(data, answered.response_bytes, answered.frames) == IoResult::kClosed) {
+    return IoResult::kClosed;
+  }
+  const size_t consumed = answered.consumed;
+  if (answered.bad_header) {
+    ctx_->stats->protocol_errors.Add();
     pending_frame_size_ = 0;
-    closing_ = true;
-    close_reason_ = CloseReason::kProtocolError;
+    StopReading(CloseReason::kProtocolError);
   } else if (len - consumed >= kAdoptThreshold) {
     // A large partial frame: the scratch block becomes the input buffer (it
     // has room for any whole frame) instead of copying the bytes out of it.
-    in_.Adopt(reactor_->TakeScratch(), Reactor::kScratchSize, consumed, len, pool);
+    in_.Adopt(ctx_->scratch->Take(), ReadScratch::kSize, consumed, len, pool);
   } else if (consumed < len) {
     // A small partial frame (or header) gets a block for what has arrived;
     // the block grows as the rest does (see ReadOnce).
     in_.Append(data + consumed, len - consumed, pool);
   }
-  return true;
+  return IoResult::kKeepOpen;
 }
 
-size_t Connection::AnswerFrames(char* data, size_t len, size_t* consumed, uint64_t* frames, bool* bad_header) {
+Connection::Answered Connection::AnswerFrames(char* data, size_t len) {
+  Answered answered;
   size_t read_pos = 0;
   size_t write_pos = 0;
-  FrameHandler& handler = reactor_->handler();
+  FrameHandler& handler = *ctx_->handler;
   for (;;) {
     const FrameScan scan = ScanFrame(absl::string_view(data + read_pos, len - read_pos));
     read_pos += scan.skip;
     if (scan.status != FrameScan::Status::kFrame) {
       pending_frame_size_ = static_cast<uint32_t>(scan.frame_size);
-      *bad_header = scan.status == FrameScan::Status::kError;
+      answered.bad_header = scan.status == FrameScan::Status::kError;
       break;
     }
-    if (*frames == 0) SetState(ConnectionState::kProcess);
+    if (answered.frames == 0) SetState(ConnectionState::kProcess);
     char* frame = data + read_pos;
     handler.HandleInPlace(absl::Span<char>(frame + kHeaderSize, scan.frame_size - kHeaderSize));
     // Responses are packed at the front so they leave in one send(); frames
@@ -241,46 +253,47 @@ size_t Connection::AnswerFrames(char* data, size_t len, size_t* consumed, uint64
     if (write_pos != read_pos) std::memmove(data + write_pos, frame, scan.frame_size);
     write_pos += scan.frame_size;
     read_pos += scan.frame_size;
-    ++*frames;
+    ++answered.frames;
   }
-  *consumed = read_pos;
-  if (*frames > 0) {
-    frames_in_ += *frames;
-    reactor_->mutable_stats().frames_in.Add(*frames);
+  answered.consumed = read_pos;
+  answered.response_bytes = write_pos;
+  if (answered.frames > 0) {
+    frames_in_ += answered.frames;
+    ctx_->stats->frames_in.Add(answered.frames);
   }
-  return write_pos;
+  return answered;
 }
 
-bool Connection::SendResponses(const char* data, size_t len, uint64_t frames) {
+IoResult Connection::SendResponses(const char* data, size_t len, uint64_t frames) {
   SetState(ConnectionState::kWrite);
   if (!out_.empty() || !writable_) {
     QueueOutput(data, len, frames);
-    return true;
+    return IoResult::kKeepOpen;
   }
   size_t sent = 0;
-  if (!WriteToSocket(data, len, &sent)) return false;
+  if (WriteToSocket(data, len, &sent) == IoResult::kClosed) return IoResult::kClosed;
   if (sent < len) {
     QueueOutput(data + sent, len - sent, frames);
-    return true;
+    return IoResult::kKeepOpen;
   }
   frames_out_ += frames;
-  ReactorStats& stats = reactor_->mutable_stats();
+  ReactorStats& stats = *ctx_->stats;
   stats.frames_out.Add(frames);
-  if (reactor_->options().measure_latency) {
-    stats.request_duration.Observe(static_cast<double>(MonotonicNowNs() - reactor_->now_ns()) * 1e-9, frames);
+  if (ctx_->options->measure_latency) {
+    stats.request_duration.Observe(static_cast<double>(MonotonicNowNs() - ctx_->loop->now_ns()) * 1e-9, frames);
   }
   SetState(ConnectionState::kRead);
-  return true;
+  return IoResult::kKeepOpen;
 }
 
 void Connection::QueueOutput(const char* data, size_t len, uint64_t frames) {
   if (out_.empty()) out_started_at_ = bytes_out_;
-  out_.Append(data, len, &reactor_->pool());
-  pending_.push_back(PendingBatch{bytes_out_ + out_.size(), frames, reactor_->now_ns()});
-  if (out_.size() >= reactor_->options().high_water) paused_ = true;
+  out_.Append(data, len, ctx_->pool);
+  pending_.push_back(PendingBatch{bytes_out_ + out_.size(), frames, ctx_->loop->now_ns()});
+  if (out_.size() >= ctx_->options->high_water) paused_ = true;
 }
 
-bool Connection::WriteToSocket(const char* data, size_t len, size_t* sent) {
+IoResult Connection::WriteToSocket(const char* data, size_t len, size_t* sent) {
   *sent = 0;
   while (*sent < len) {
     const ssize_t n = send(fd_, data + *sent, len - *sent, MSG_NOSIGNAL);
@@ -293,39 +306,40 @@ bool Connection::WriteToSocket(const char* data, size_t len, size_t* sent) {
       break;
     } else {
       CloseForErrno(n == 0 ? EPIPE : errno);
-      return false;
+      return IoResult::kClosed;
     }
   }
   bytes_out_ += *sent;
-  reactor_->mutable_stats().bytes_out.Add(*sent);
-  return true;
+  ctx_->stats->bytes_out.Add(*sent);
+  return IoResult::kKeepOpen;
 }
 
-bool Connection::FlushOutput() {
+IoResult Connection::FlushOutput() {
   size_t sent = 0;
-  if (!WriteToSocket(out_.data(), out_.size(), &sent)) return false;
+  if (WriteToSocket(out_.data(), out_.size(), &sent) == IoResult::kClosed) return IoResult::kClosed;
   if (sent > 0) {
     out_.Consume(sent);
     Touch();
   }
   CompleteWrites();
   if (out_.empty()) {
-    out_.Release(&reactor_->pool());
+    out_.Release(ctx_->pool);
     std::vector<PendingBatch>().swap(pending_);
   }
-  if (paused_ && out_.size() <= reactor_->options().low_water) paused_ = false;
-  return true;
+  if (paused_ && out_.size() <= ctx_->options->low_water) paused_ = false;
+  return IoResult::kKeepOpen;
 }
 
 void Connection::CompleteWrites() {
   size_t done = 0;
-  ReactorStats& stats = reactor_->mutable_stats();
-  const int64_t now = reactor_->options().measure_latency ? MonotonicNowNs() : 0;
+  ReactorStats& stats = *ctx_->stats;
+  const bool measure_latency = ctx_->options->measure_latency;
+  const int64_t now = measure_latency ? MonotonicNowNs() : 0;
   while (done < pending_.size() && pending_[done].end <= bytes_out_) {
     const PendingBatch& batch = pending_[done++];
     frames_out_ += batch.frames;
     stats.frames_out.Add(batch.frames);
-    if (reactor_->options().measure_latency) {
+    if (measure_latency) {
       stats.request_duration.Observe(static_cast<double>(now - batch.read_ns) * 1e-9, batch.frames);
     }
   }
@@ -343,18 +357,18 @@ void Connection::FinishClosing() {
     Close(close_reason_);
     return;
   }
-  lingering_ = true;
-  in_.Release(&reactor_->pool());
+  phase_ = Phase::kLingering;
+  in_.Release(ctx_->pool);
   SetState(ConnectionState::kClosing);
-  reactor_->StartLinger(this);
+  ctx_->timers->StartLinger(this, ctx_->loop->now_ns());
   UpdateInterest();
   DiscardInput();
 }
 
 void Connection::DiscardInput() {
-  char* scratch = reactor_->scratch();
-  for (int budget = reactor_->options().read_budget; budget > 0; --budget) {
-    const ssize_t n = recv(fd_, scratch, Reactor::kScratchSize, 0);
+  char* scratch = ctx_->scratch->data();
+  for (int budget = ctx_->options->read_budget; budget > 0; --budget) {
+    const ssize_t n = recv(fd_, scratch, ReadScratch::kSize, 0);
     if (n > 0) continue;
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -364,19 +378,24 @@ void Connection::DiscardInput() {
     Close(close_reason_);  // EOF or error: the peer is gone either way
     return;
   }
-  if (reactor_->poller().mode() == TriggerMode::kEdge) reactor_->Owe(this);
+  if (ctx_->loop->poller().mode() == TriggerMode::kEdge) ctx_->host->ServiceLater(this);
 }
 
-void Connection::RequestClose(CloseReason reason, bool force) {
-  if (closed_) return;
-  if (force) {
+void Connection::StopReading(CloseReason reason) {
+  if (open() || close_reason_ == CloseReason::kPeerClosed) close_reason_ = reason;
+  if (open()) phase_ = Phase::kClosing;
+}
+
+void Connection::RequestClose(CloseReason reason, CloseMode mode) {
+  GATEWAY_ASSERT_IN_LOOP(*ctx_->loop);
+  if (phase_ == Phase::kClosed) return;
+  if (mode == CloseMode::kForce) {
     Close(reason);
     return;
   }
-  if (!closing_ || close_reason_ == CloseReason::kPeerClosed) close_reason_ = reason;
-  closing_ = true;
-  reactor_->FrameDone(this);
-  if (lingering_) return;
+  StopReading(reason);
+  ctx_->timers->FrameDone(this);
+  if (phase_ == Phase::kLingering) return;
   if (out_.empty()) {
     FinishClosing();
     return;
@@ -386,19 +405,21 @@ void Connection::RequestClose(CloseReason reason, bool force) {
 }
 
 void Connection::BeginDrain() {
-  if (closed_ || closing_) return;  // already on its way out, with its own reason
+  GATEWAY_ASSERT_IN_LOOP(*ctx_->loop);
+  if (phase_ != Phase::kOpen) return;  // already on its way out, with its own reason
   // Read on (across wakeups, and after backpressure clears) until the socket
   // runs dry, then close as RequestClose(kShutdown) would. The drain deadline
   // bounds a client that never stops sending.
-  draining_ = true;
+  phase_ = Phase::kDraining;
   readable_ = true;
   Service();
 }
 
 void Connection::OnTriggerModeChanged() {
-  if (closed_) return;
+  GATEWAY_ASSERT_IN_LOOP(*ctx_->loop);
+  if (phase_ == Phase::kClosed) return;
   const uint32_t interest = DesiredInterest();
-  if (!reactor_->poller().Modify(fd_, this, interest).ok()) {
+  if (!ctx_->loop->poller().Modify(fd_, this, interest).ok()) {
     Close(CloseReason::kError);
     return;
   }
@@ -406,14 +427,15 @@ void Connection::OnTriggerModeChanged() {
   // Bytes that arrived before the switch raise no new edge: look for them.
   readable_ = true;
   writable_ = true;
-  reactor_->Owe(this);
+  ctx_->host->ServiceLater(this);
 }
 
 void Connection::Close(CloseReason reason) {
-  if (closed_) return;
-  closed_ = true;
+  GATEWAY_ASSERT_IN_LOOP(*ctx_->loop);
+  if (phase_ == Phase::kClosed) return;
+  phase_ = Phase::kClosed;
   SetState(ConnectionState::kClosing);
-  reactor_->OnClosed(this, reason);
+  ctx_->host->Closed(this, reason);
 }
 
 void Connection::CloseForErrno(int err) {
@@ -421,19 +443,19 @@ void Connection::CloseForErrno(int err) {
 }
 
 void Connection::Touch() {
-  last_active_ns_ = reactor_->now_ns();
-  reactor_->Touched(this);
+  last_active_ns_ = ctx_->loop->now_ns();
+  ctx_->timers->Touched(this, last_active_ns_);
 }
 
 void Connection::SetState(ConnectionState state) {
   if (state == state_) return;
   const ConnectionState old_state = state_;
   state_ = state;
-  reactor_->OnStateChanged(this, old_state);
+  ctx_->events->StateChanged(*this, old_state, state);
 }
 
 void Connection::UpdateState() {
-  if (closing_ || lingering_) {
+  if (!open()) {
     SetState(ConnectionState::kClosing);
   } else if (!out_.empty()) {
     SetState(ConnectionState::kWrite);
@@ -443,12 +465,14 @@ void Connection::UpdateState() {
 }
 
 uint32_t Connection::DesiredInterest() const {
-  if (reactor_->poller().mode() == TriggerMode::kEdge) {
+  if (ctx_->loop->poller().mode() == TriggerMode::kEdge) {
     // Registered once for both directions: no epoll_ctl as output comes and goes.
     return Poller::kReadable | Poller::kWritable;
   }
   uint32_t interest = 0;
-  if (lingering_ || (!read_eof_ && !paused_ && !closing_ && !waiting_for_budget)) interest |= Poller::kReadable;
+  if (phase_ == Phase::kLingering || (open() && !read_eof_ && !paused_ && !host_links_.waiting_for_budget)) {
+    interest |= Poller::kReadable;
+  }
   if (!out_.empty()) interest |= Poller::kWritable;
   return interest;
 }
@@ -456,7 +480,7 @@ uint32_t Connection::DesiredInterest() const {
 void Connection::UpdateInterest() {
   const uint32_t interest = DesiredInterest();
   if (interest == registered_interest_) return;
-  if (!reactor_->poller().Modify(fd_, this, interest).ok()) {
+  if (!ctx_->loop->poller().Modify(fd_, this, interest).ok()) {
     Close(CloseReason::kError);
     return;
   }
@@ -469,8 +493,8 @@ ConnectionInfo Connection::Snapshot(absl::Time wall_now, int64_t mono_now_ns) co
   info.id = id_;
   info.peer = FormatAddress(peer_);
   info.state = state_;
-  info.trigger_mode = reactor_->poller().mode();
-  info.reactor = reactor_->index();
+  info.trigger_mode = ctx_->loop->poller().mode();
+  info.reactor = ctx_->reactor_index;
   info.have_read = in_.size();
   const size_t frame = pending_frame_size_ != 0 ? pending_frame_size_ : kHeaderSize;
   info.need_read = frame > in_.size() ? frame - in_.size() : 0;

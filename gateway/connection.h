@@ -4,23 +4,31 @@
 #pragma once
 
 #include <cstdint>
-#include <list>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "gateway/buffer.h"
+#include "gateway/connection_host.h"
+#include "gateway/connection_timers.h"
 #include "gateway/poller.h"
 #include "gateway/socket_util.h"
 #include "gateway/types.h"
 
 namespace gateway {
 
-class Reactor;
+// How a connection closes: after delivering what it owes, or at once.
+enum class CloseMode { kFlush, kForce };
 
-// Loop-thread only; owned by its Reactor, which also owns the fd's lifetime
-// through it (the destructor closes the fd).
+// What an I/O step left behind: the connection still open, or closed (and so
+// scheduled for destruction: the caller must not touch it further).
+enum class IoResult { kKeepOpen, kClosed };
+
+// Loop-thread only; owned by its reactor's connection table, and owns its fd
+// (the destructor closes it). Reaches its reactor only through its
+// ConnectionContext and ConnectionHost.
 //
-// Reads land in the reactor's scratch buffer (after, in the same readv, the
+// Reads land in the reactor's scratch block (after, in the same readv, the
 // rest of a frame already begun, straight into its input buffer); complete
 // frames are answered in place and sent from where they lie. Only output the
 // socket does not take, and a frame not yet whole, stay in the connection's
@@ -28,16 +36,34 @@ class Reactor;
 // connection holds no buffer memory.
 class Connection final : public PollHandler {
  public:
-  Connection(Reactor* reactor, int fd, uint64_t id, const SocketAddress& peer, int64_t now_ns);
+  // The lifecycle, in order; a connection only moves forward.
+  enum class Phase : uint8_t {
+    kOpen,       // reading requests and answering them
+    kDraining,   // shutdown: answering what the kernel already holds, then kClosing
+    kClosing,    // no more requests; delivering the responses owed, then EOF
+    kLingering,  // EOF sent; reading and dropping input until the peer's FIN (bounded)
+    kClosed,     // closed; destroyed at the end of this loop turn
+  };
+
+  // Where the host queues the connection; only the host reads or writes it.
+  struct HostLinks {
+    bool service_later = false;     // on the host's list to service after this turn's events
+    bool waiting_for_budget = false;  // stopped reading: over --max_queued_bytes
+  };
+
+  Connection(const ConnectionContext* context, int fd, uint64_t id, const SocketAddress& peer);
   ~Connection() override;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
   int fd() const { return fd_; }
   uint64_t id() const { return id_; }
+  Phase phase() const { return phase_; }
+  // What the control plane reports: derived from the phase and, while open,
+  // from what the connection is doing.
   ConnectionState state() const { return state_; }
-  bool closed() const { return closed_; }
   int64_t last_active_ns() const { return last_active_ns_; }
+  HostLinks& host_links() { return host_links_; }
 
   // Registers with the poller in the current trigger mode and enters READ.
   absl::Status Start();
@@ -46,12 +72,12 @@ class Connection final : public PollHandler {
   // allow. May close (and so schedule the destruction of) this connection.
   void Service();
 
-  // Stops reading; delivers every response already produced, then sends EOF
-  // and closes. `force` closes at once instead.
-  void RequestClose(CloseReason reason, bool force);
+  // kFlush: stops reading; delivers every response already produced, then
+  // sends EOF and closes. kForce: closes at once.
+  void RequestClose(CloseReason reason, CloseMode mode);
 
   // Shutdown: answers what the kernel has already received (reading until the
-  // socket is dry), then closes as RequestClose(kShutdown, false) does.
+  // socket is dry), then closes as RequestClose(kShutdown, kFlush) does.
   void BeginDrain();
 
   // Re-registers after the poller's trigger mode changed. Readiness is
@@ -67,42 +93,43 @@ class Connection final : public PollHandler {
 
   ConnectionInfo Snapshot(absl::Time wall_now, int64_t mono_now_ns) const;
 
-  // Positions in the reactor's idle and linger lists (owned by Reactor).
-  std::list<Connection*>::iterator timer_pos;
-  int64_t timer_pos_ns = 0;  // when it was last (re)linked into its list
-  bool in_idle_list = false;
-  bool in_linger_list = false;
-  bool owed = false;  // on the reactor's list of connections with work left over
-  // Position in the reactor's frame-deadline list (owned by Reactor).
-  std::list<Connection*>::iterator frame_pos;
-  int64_t frame_started_ns = 0;
-  bool in_frame_list = false;
-  bool waiting_for_budget = false;  // on the reactor's list of budget waiters
-
  private:
+  friend class ConnectionTimers;  // keeps timer_links_
+
+  // What AnswerFrames found in a run of bytes.
+  struct Answered {
+    size_t response_bytes = 0;  // packed at the front of the run
+    size_t consumed = 0;        // bytes of whole frames (and skipped CR/LF)
+    uint64_t frames = 0;
+    bool bad_header = false;
+  };
+
   void OnReady(uint32_t ready) override;
+  bool open() const { return phase_ == Phase::kOpen || phase_ == Phase::kDraining; }
   // One readv() and everything it makes possible; `in_place_only` reads
   // only into the room the partial frame's block already has (over the
-  // global buffer budget). Returns false if closed.
-  bool ReadOnce(bool in_place_only);
-  // Answers the frame that in_ now holds whole. Returns false if closed.
-  bool AnswerInput();
+  // global buffer budget).
+  IoResult ReadOnce(bool in_place_only);
+  // Answers the frame that in_ now holds whole.
+  IoResult AnswerInput();
   // Answers the frames in the first `len` bytes of the scratch block and keeps
-  // what is left of an incomplete one in in_. Returns false if closed.
-  bool AnswerScratch(size_t len);
+  // what is left of an incomplete one in in_.
+  IoResult AnswerScratch(size_t len);
   // Answers every complete frame in [data, data+len) in place, packing the
-  // responses at the front. Returns the bytes of responses; sets `consumed`.
-  size_t AnswerFrames(char* data, size_t len, size_t* consumed, uint64_t* frames, bool* bad_header);
+  // responses at the front.
+  Answered AnswerFrames(char* data, size_t len);
   // Sends `len` response bytes holding `frames` frames, queueing what the
-  // socket does not take. Returns false if closed.
-  bool SendResponses(const char* data, size_t len, uint64_t frames);
-  // Writes queued output. Returns false if closed.
-  bool FlushOutput();
-  // Sends until done or EAGAIN; `*sent` gets the bytes taken. Returns false
-  // if the socket failed (and the connection is closed).
-  bool WriteToSocket(const char* data, size_t len, size_t* sent);
+  // socket does not take.
+  IoResult SendResponses(const char* data, size_t len, uint64_t frames);
+  // Writes queued output.
+  IoResult FlushOutput();
+  // Sends until done or EAGAIN; `*sent` gets the bytes taken.
+  IoResult WriteToSocket(const char* data, size_t len, size_t* sent);
   void QueueOutput(const char* data, size_t len, uint64_t frames);
   void CompleteWrites();  // counts frames whose last byte went out
+  // Enters kClosing (the first reason given is kept, except that a peer's
+  // FIN gives way to a more specific one).
+  void StopReading(CloseReason reason);
   // After output drains on a closing connection: EOF, then linger or close.
   void FinishClosing();
   void DiscardInput();  // lingering: read and drop until EOF
@@ -122,7 +149,7 @@ class Connection final : public PollHandler {
     int64_t read_ns;
   };
 
-  Reactor* const reactor_;
+  const ConnectionContext* const ctx_;
   const int fd_;
   const uint64_t id_;
   const SocketAddress peer_;
@@ -135,17 +162,19 @@ class Connection final : public PollHandler {
   uint32_t pending_frame_size_ = 0;  // size of the frame at in_'s front, 0 if unknown
   uint32_t registered_interest_ = 0;
 
+  Phase phase_ = Phase::kOpen;
   ConnectionState state_ = ConnectionState::kAccept;
   CloseReason close_reason_ = CloseReason::kPeerClosed;
-  bool readable_ = false;      // no EAGAIN on read since the last readiness
-  bool writable_ = true;       // no EAGAIN on write since the last readiness
-  bool read_eof_ = false;      // the peer sent FIN
-  bool hangup_seen_ = false;   // FIN or error reported: read on to the end
-  bool paused_ = false;        // output above the high-water mark
-  bool draining_ = false;      // shutdown: answer what has arrived, then close
-  bool closing_ = false;       // no more requests; close once output drains
-  bool lingering_ = false;     // EOF sent; draining input until the peer closes
-  bool closed_ = false;
+  // Readiness, as the poller last reported it (not the lifecycle).
+  bool readable_ = false;     // no EAGAIN on read since the last readiness
+  bool writable_ = true;      // no EAGAIN on write since the last readiness
+  bool hangup_seen_ = false;  // FIN or error reported: read on to the end
+  // Input flow.
+  bool read_eof_ = false;  // the peer sent FIN
+  bool paused_ = false;    // output above the high-water mark
+
+  HostLinks host_links_;
+  ConnectionTimers::Links timer_links_;
 
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;

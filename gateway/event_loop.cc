@@ -1,29 +1,35 @@
 #include "gateway/event_loop.h"
 
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
+
+#include "gateway/log.h"
 
 namespace gateway {
 
 EventLoop::EventLoop(TriggerMode mode)
     : poller_(std::make_unique<EpollPoller>(mode)), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
-  if (wake_fd_ < 0) {
-    std::fprintf(stderr, "gateway: eventfd: %s\n", std::strerror(errno));
-    std::abort();
-  }
+  if (wake_fd_ < 0) DieErrno("eventfd");
   // The eventfd stays level-triggered in both modes: it is drained on each
   // wakeup anyway, and re-registering it on a mode switch buys nothing.
   const absl::Status added = poller_->Add(wake_fd_, this, Poller::kReadable);
-  if (!added.ok()) {
-    std::fprintf(stderr, "gateway: %s\n", std::string(added.message()).c_str());
-    std::abort();
-  }
+  if (!added.ok()) Die(added.message());
 }
+
+int64_t MonotonicNowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+void EventLoop::AssertInLoopThread() const {
+  if (!IsInLoopThread()) Die("a loop-thread-only method was called from another thread");
+}
+
+void EventLoop::UpdateTime() { now_ns_ = MonotonicNowNs(); }
 
 EventLoop::~EventLoop() { close(wake_fd_); }
 
@@ -44,7 +50,11 @@ bool EventLoop::Post(Task task) {
   return true;
 }
 
-int EventLoop::Wait(int timeout_ms) { return poller_->Wait(timeout_ms, &events_); }
+int EventLoop::Wait(int timeout_ms) {
+  const int n = poller_->Wait(timeout_ms, &events_);
+  UpdateTime();
+  return n;
+}
 
 void EventLoop::Dispatch() {
   for (const Poller::Event& event : events_) event.handler->OnReady(event.ready);

@@ -1,5 +1,6 @@
-// One event loop per reactor thread: a Poller plus a task queue woken through
-// an eventfd. Post() is the only way other threads reach a reactor.
+// One event loop per reactor thread: a Poller, the loop's clock, and a task
+// queue woken through an eventfd. Post() is the only way other threads reach
+// a reactor.
 #pragma once
 
 #include <atomic>
@@ -15,6 +16,9 @@ namespace gateway {
 
 // Post() is safe from any thread; everything else must be called in the loop
 // thread (the thread that called BindToCurrentThread()).
+// The monotonic clock in nanoseconds.
+int64_t MonotonicNowNs();
+
 class EventLoop : private PollHandler {
  public:
   using Task = absl::AnyInvocable<void() &&>;
@@ -32,12 +36,21 @@ class EventLoop : private PollHandler {
   // Marks the calling thread as the loop thread.
   void BindToCurrentThread() { owner_ = std::this_thread::get_id(); }
   bool IsInLoopThread() const { return owner_ == std::this_thread::get_id(); }
+  // Aborts with a message unless called on the loop thread. Loop-only
+  // methods call it through GATEWAY_ASSERT_IN_LOOP (thread_check.h).
+  void AssertInLoopThread() const;
+
+  // Monotonic nanoseconds, read once per wakeup (when Wait() returns): every
+  // deadline of a turn is measured against the same instant.
+  int64_t now_ns() const { return now_ns_; }
+  void UpdateTime();
 
   Poller& poller() { return *poller_; }
   const Poller& poller() const { return *poller_; }
 
 
-  // Waits for events, at most `timeout_ms` (-1: no limit). Returns how many.
+  // Waits for events, at most `timeout_ms` (-1: no limit), then updates the
+  // clock. Returns how many.
   int Wait(int timeout_ms);
   // Dispatches the events of the last Wait(), then the posted tasks.
   void Dispatch();
@@ -53,6 +66,7 @@ class EventLoop : private PollHandler {
   int wake_fd_;
   bool wake_pending_ = false;
   std::thread::id owner_;
+  int64_t now_ns_ = 0;
   std::vector<Poller::Event> events_;
   std::vector<Task> running_;
 

@@ -11,11 +11,9 @@ namespace gateway {
 
 // One instance per reactor; loop-thread only.
 //
-// Today's handlers answer synchronously and in place: the response payload
-// has the request's length and overwrites it, which lets a connection send
-// straight from its read buffer. Handlers that answer later or with another
-// length (the upstream proxy) will add a deferred-response path next to this
-// one; connections already keep responses in request order.
+// A handler answers synchronously and in place: the response payload has the
+// request's length and overwrites it, which lets a connection send straight
+// from its read buffer.
 class FrameHandler {
  public:
   virtual ~FrameHandler() = default;

@@ -197,7 +197,7 @@ absl::StatusOr<ConnectionInfo> Gateway::GetConnection(int fd, uint64_t id) {
 absl::Status Gateway::CloseConnection(int fd, uint64_t id, bool force) {
   auto found = std::make_shared<std::atomic<bool>>(false);
   absl::Status status = RunOnAllReactors([fd, id, force, found](Reactor& r) {
-    if (r.CloseConnection(fd, id, force)) found->store(true);
+    if (r.CloseConnection(fd, id, force ? CloseMode::kForce : CloseMode::kFlush)) found->store(true);
   });
   if (!status.ok()) return status;
   if (!found->load()) return NotFound(fd, id);
@@ -222,7 +222,7 @@ absl::Status Gateway::AdoptConnection(int fd) {
     return absl::InvalidArgumentError(absl::StrCat("fd ", fd, " cannot be made non-blocking"));
   }
   Reactor* r = reactors_[next_adopter_.fetch_add(1, std::memory_order_relaxed) % reactors_.size()].get();
-  if (!r->Post([r, fd, peer] { r->OnAccepted(fd, peer); })) {
+  if (!r->Post([r, fd, peer] { r->Adopt(fd, peer); })) {
     close(fd);
     return absl::UnavailableError("the gateway is shutting down");
   }

@@ -7,30 +7,48 @@
 
 #include <cerrno>
 
-#include "gateway/reactor.h"
-#include "gateway/socket_util.h"
+#include "gateway/thread_check.h"
 
 namespace gateway {
 
-Listener::Listener(Reactor* reactor, int listen_fd)
-    : reactor_(reactor), fd_(listen_fd), spare_fd_(open("/dev/null", O_RDONLY | O_CLOEXEC)) {}
+Listener::Listener(EventLoop* loop, ListenerHost* host, ReactorStats* stats, int accept_budget, int listen_fd)
+    : loop_(loop),
+      host_(host),
+      stats_(stats),
+      accept_budget_(accept_budget),
+      fd_(listen_fd),
+      spare_fd_(open("/dev/null", O_RDONLY | O_CLOEXEC)) {}
 
 Listener::~Listener() {
   close(fd_);
   if (spare_fd_ >= 0) close(spare_fd_);
 }
 
-absl::Status Listener::Register() { return reactor_->poller().Add(fd_, this, Poller::kReadable); }
+absl::Status Listener::Register() {
+  GATEWAY_ASSERT_IN_LOOP(*loop_);
+  return loop_->poller().Add(fd_, this, Poller::kReadable);
+}
 
-absl::Status Listener::Reregister() { return reactor_->poller().Modify(fd_, this, Poller::kReadable); }
+absl::Status Listener::Reregister() {
+  GATEWAY_ASSERT_IN_LOOP(*loop_);
+  return loop_->poller().Modify(fd_, this, Poller::kReadable);
+}
+
+absl::Status Listener::Mute() {
+  GATEWAY_ASSERT_IN_LOOP(*loop_);
+  // Interest 0 keeps the registration but reports nothing: a listener with
+  // a full backlog would otherwise wake a level-triggered loop at once.
+  return loop_->poller().Modify(fd_, this, 0);
+}
 
 void Listener::AcceptSome() {
-  for (int budget = reactor_->options().accept_budget; budget > 0; --budget) {
+  GATEWAY_ASSERT_IN_LOOP(*loop_);
+  for (int budget = accept_budget_; budget > 0; --budget) {
     SocketAddress peer{};
     socklen_t len = sizeof peer;
     const int fd = accept4(fd_, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      reactor_->OnAccepted(fd, peer);
+      host_->Accepted(fd, peer);
       continue;
     }
     switch (errno) {
@@ -42,21 +60,21 @@ void Listener::AcceptSome() {
         continue;
       case EMFILE:
       case ENFILE:
-        reactor_->mutable_stats().accept_errors.Add();
-        reactor_->OutOfFds();
+        stats_->accept_errors.Add();
+        host_->OutOfFds();
         switch (ShedOne()) {
           case ShedResult::kShed: continue;
           case ShedResult::kBacklogEmpty: return;
-          case ShedResult::kNoFd: reactor_->PauseAccepting(); return;
+          case ShedResult::kNoFd: host_->PauseAccepting(); return;
         }
         return;
       default:  // ENOBUFS, ENOMEM: try again after a pause, not in a spin
-        reactor_->mutable_stats().accept_errors.Add();
-        reactor_->PauseAccepting();
+        stats_->accept_errors.Add();
+        host_->PauseAccepting();
         return;
     }
   }
-  reactor_->OweAccept();  // budget spent with connections maybe still queued
+  host_->AcceptLater();  // budget spent with connections maybe still queued
 }
 
 void Listener::RefillSpare() {
@@ -75,15 +93,14 @@ Listener::ShedResult Listener::ShedOne() {
   const int accept_errno = errno;
   if (fd >= 0) {
     close(fd);
-    ReactorStats& stats = reactor_->mutable_stats();
-    stats.accepted.Add();
-    stats.rejected.Add();
-    stats.closed[static_cast<int>(CloseReason::kError)].Add();
+    stats_->accepted.Add();
+    stats_->rejected.Add();
+    stats_->closed[static_cast<int>(CloseReason::kError)].Add();
   }
   RefillSpare();
   if (fd >= 0) return ShedResult::kShed;
   if (accept_errno == EAGAIN || accept_errno == EWOULDBLOCK) return ShedResult::kBacklogEmpty;
-  reactor_->mutable_stats().accept_errors.Add();
+  stats_->accept_errors.Add();
   return ShedResult::kNoFd;  // another thread took the freed number
 }
 

@@ -9,24 +9,43 @@
 
 #include <cstdint>
 
-#include "gateway/poller.h"
+#include "absl/status/status.h"
+#include "gateway/event_loop.h"
+#include "gateway/reactor_stats.h"
+#include "gateway/socket_util.h"
 
 namespace gateway {
 
-class Reactor;
+// Loop-thread only. Implemented by the reactor that owns the listener.
+class ListenerHost {
+ public:
+  virtual ~ListenerHost() = default;
+  // A connection was accepted: admit it (or close it at once).
+  virtual void Accepted(int fd, const SocketAddress& peer) = 0;
+  // The accept budget ran out with connections maybe still queued: accept
+  // more after this turn's events.
+  virtual void AcceptLater() = 0;
+  // accept() failed for want of fds: admit no more connections than are
+  // open now for a moment (renewed while the failures go on).
+  virtual void OutOfFds() = 0;
+  // Out of fds (or kernel memory) with nothing to shed with: stop accepting
+  // for a moment rather than spin on a listener that stays readable.
+  virtual void PauseAccepting() = 0;
+};
 
 // Loop-thread only; owned by its Reactor. Owns the listening fd.
 class Listener final : public PollHandler {
  public:
-  Listener(Reactor* reactor, int listen_fd);
+  Listener(EventLoop* loop, ListenerHost* host, ReactorStats* stats, int accept_budget, int listen_fd);
   ~Listener() override;
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
 
-  int fd() const { return fd_; }
-  absl::Status Register();             // adds the fd to the poller
-  absl::Status Reregister();           // after a trigger mode switch
-  // Accepts up to the reactor's accept budget.
+  absl::Status Register();    // adds the fd to the poller
+  absl::Status Reregister();  // after a trigger mode switch, or a pause
+  // Keeps the registration but reports nothing (a paused listener).
+  absl::Status Mute();
+  // Accepts up to the accept budget.
   void AcceptSome();
   // Reopens the spare fd if shedding spent it and fds have been freed since.
   void RefillSpare();
@@ -40,7 +59,10 @@ class Listener final : public PollHandler {
   // empty until RefillSpare() succeeds, and the caller backs off instead.
   ShedResult ShedOne();
 
-  Reactor* const reactor_;
+  EventLoop* const loop_;
+  ListenerHost* const host_;
+  ReactorStats* const stats_;
+  const int accept_budget_;
   const int fd_;
   int spare_fd_;
 };

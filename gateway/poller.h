@@ -1,6 +1,5 @@
 // The I/O readiness seam: register fds with an interest set and wait for
-// events. EpollPoller is the only implementation today; select, poll and
-// io_uring pollers slot in behind the same interface.
+// events. EpollPoller, level- or edge-triggered, is the implementation.
 #pragma once
 
 #include <sys/epoll.h>
@@ -43,7 +42,6 @@ class Poller {
   // `interest` is a mask of kReadable / kWritable.
   virtual absl::Status Add(int fd, PollHandler* handler, uint32_t interest) = 0;
   virtual absl::Status Modify(int fd, PollHandler* handler, uint32_t interest) = 0;
-  virtual void Remove(int fd) = 0;
   // Waits up to `timeout_ms` (-1: forever) and fills `events`. Returns the
   // number of events; 0 on timeout or EINTR.
   virtual int Wait(int timeout_ms, std::vector<Event>* events) = 0;
@@ -60,7 +58,6 @@ class EpollPoller final : public Poller {
   void set_mode(TriggerMode mode) override { mode_ = mode; }
   absl::Status Add(int fd, PollHandler* handler, uint32_t interest) override;
   absl::Status Modify(int fd, PollHandler* handler, uint32_t interest) override;
-  void Remove(int fd) override;
   int Wait(int timeout_ms, std::vector<Event>* events) override;
 
  private:

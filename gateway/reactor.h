@@ -4,7 +4,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -15,12 +14,15 @@
 #include "absl/time/time.h"
 #include "gateway/buffer.h"
 #include "gateway/connection.h"
+#include "gateway/connection_events.h"
+#include "gateway/connection_host.h"
 #include "gateway/connection_observer.h"
+#include "gateway/connection_timers.h"
 #include "gateway/event_loop.h"
-#include "gateway/frame_codec.h"
 #include "gateway/frame_handler.h"
 #include "gateway/listener.h"
 #include "gateway/options.h"
+#include "gateway/read_scratch.h"
 #include "gateway/reactor_stats.h"
 
 namespace gateway {
@@ -47,13 +49,18 @@ struct ListQuery {
   size_t limit = 0;   // 0 = no limit
 };
 
-// Thread affinity: Post() and the const accessors of stats() are safe from any
-// thread; every other method runs on the reactor's own thread.
-class Reactor {
+// Thread affinity: Post(), index() and the const accessors of stats() are
+// safe from any thread; every other method runs on the reactor's own thread
+// (asserted in debug and sanitizer builds), reached from others via Post().
+//
+// The reactor owns its connections' table and admission; it lends them the
+// loop's services (ConnectionContext) and hears back from them through
+// ConnectionHost. Timers and event fan-out are classes of their own.
+class Reactor final : private ConnectionHost, private ListenerHost {
  public:
   Reactor(int index, int listen_fd, const ReactorOptions& options, SharedCounters* shared,
           std::unique_ptr<FrameHandler> handler);
-  ~Reactor();
+  ~Reactor() override;
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
 
@@ -67,7 +74,6 @@ class Reactor {
 
   // --- Loop-thread only: the control plane reaches these through Post(). ---
   void SetTriggerMode(TriggerMode mode);
-  TriggerMode trigger_mode() const { return loop_.poller().mode(); }
   // Takes the page in slices across loop turns, so a large page never holds
   // up I/O for more than about a millisecond, then runs `done` on this thread
   // with the matching connections with fd > query.after_fd, sorted by fd, at
@@ -75,68 +81,42 @@ class Reactor {
   // page is not one instant's picture: each slice is taken when it runs.
   using ListDone = absl::AnyInvocable<void(std::vector<ConnectionInfo> page, size_t total) &&>;
   void ListConnections(const ListQuery& query, ListDone done);
-  // The connection on `fd`, if it has `id` (0 = any id); nullptr otherwise.
-  Connection* FindConnection(int fd, uint64_t id);
+  // The connection on `fd` if it has `id` (0 = any id).
   std::optional<ConnectionInfo> GetConnection(int fd, uint64_t id);
-  bool CloseConnection(int fd, uint64_t id, bool force);  // false if not found
+  bool CloseConnection(int fd, uint64_t id, CloseMode mode);  // false if not found
   void AddObserver(std::shared_ptr<ConnectionObserver> observer);
   void RemoveObserver(const ConnectionObserver* observer);
+  // Serves an already-connected, non-blocking socket like an accepted one.
+  void Adopt(int fd, const SocketAddress& peer) { Accepted(fd, peer); }
   // Stops accepting, answers what has arrived, flushes and closes every
   // connection; force-closes what is left at `deadline`, then the loop exits.
   void BeginShutdown(absl::Time deadline);
 
-  // --- Loop-thread only: services for this reactor's connections. ---
-  ReactorStats& mutable_stats() { return stats_; }
-  const ReactorOptions& options() const { return options_; }
-  BufferPool& pool() { return pool_; }
-  FrameHandler& handler() { return *handler_; }
-  Poller& poller() { return loop_.poller(); }
-  // The buffer reads land in: a pool block big enough for any whole frame.
-  char* scratch() { return scratch_; }
-  static constexpr size_t kScratchSize = 128 * 1024;
-  static_assert(kScratchSize >= kMaxFrameSize && kScratchSize <= BufferPool::kMaxBlock);
-  // Hands the scratch block over (to become a connection's input buffer, which
-  // saves copying a large partial frame) and takes a fresh one from the pool.
-  char* TakeScratch();
-  // The loop's clock, read once per wakeup.
-  int64_t now_ns() const { return now_ns_; }
-  bool has_state_observers() const { return state_observers_ > 0; }
-
-  void Owe(Connection* connection);      // service again without a new event
-  void Touched(Connection* connection);  // traffic: push back its idle deadline
-  void StartLinger(Connection* connection);
-  // A new frame began (its first byte arrived now): its deadline starts.
-  void FrameStarted(Connection* connection);
-  void FrameDone(Connection* connection);  // no frame pending any more
-  // True while the buffers of all reactors hold more than --max_queued_bytes
-  // (until they drain below 7/8 of it). A connection that finds it so stops
-  // reading and calls WaitForBudget(); it is serviced again once under.
-  bool OverBudget();
-  void WaitForBudget(Connection* connection);
-  void OnStateChanged(Connection* connection, ConnectionState old_state);
-  void OnClosed(Connection* connection, CloseReason reason);
-
-  // Listener callbacks.
-  void OnAccepted(int fd, const SocketAddress& peer);
-  void OweAccept() { accept_owed_ = true; }
-  // Out of fds with nothing to shed with: stop accepting for a moment rather
-  // than spin on a listener that stays readable.
-  void PauseAccepting();
-  // accept() failed for want of fds: admit no more connections than are
-  // open now for a second (renewed while the failures go on).
-  void OutOfFds();
-
  private:
   struct ListJob;
+
+  // ConnectionHost
+  void ServiceLater(Connection* connection) override;
+  bool OverBudget() override;
+  void WaitForBudget(Connection* connection) override;
+  void Closed(Connection* connection, CloseReason reason) override;
+  // ListenerHost
+  void Accepted(int fd, const SocketAddress& peer) override;
+  void AcceptLater() override { accept_pending_ = true; }
+  void OutOfFds() override;
+  void PauseAccepting() override;
+
+  // The loop, one turn per wakeup: wait, dispatch events and posted tasks,
+  // run deferred work, expire deadlines, destroy what closed.
   void Run();
   int NextTimeoutMs() const;
-  void ServiceOwed();
-  void ExpireTimers();
+  void RunDeferred();
+  void ExpireDeadlines();
   void ResumeBudgetWaiters();
+  void ResumeAccepting();
+  void RearmListener();
   void ContinueList(std::shared_ptr<ListJob> job);
-  void Publish(const ConnectionEvent& event);
-  ConnectionEvent EventFor(const Connection& connection, ConnectionEvent::Type type) const;
-  void Unlink(Connection* connection);
+  Connection* FindConnection(int fd, uint64_t id);
   // A copy of the table, for loops that may close (and so unlist) connections.
   std::vector<Connection*> AllConnections() const;
 
@@ -147,37 +127,27 @@ class Reactor {
   ReactorStats stats_;
   EventLoop loop_;
   BufferPool pool_;
-  char* scratch_;  // a kScratchSize block from pool_
+  ReadScratch scratch_;
+  ConnectionTimers timers_;
+  ConnectionEvents events_;
+  const ConnectionContext context_;
   std::unique_ptr<Listener> listener_;
   std::thread thread_;
 
-  int64_t now_ns_ = 0;
   absl::btree_map<int, std::unique_ptr<Connection>> connections_;  // ordered: pages walk it by fd
   std::vector<std::unique_ptr<Connection>> closed_;  // destroyed after each wakeup
-  std::vector<Connection*> owed_;
-  std::vector<Connection*> owed_running_;
-  bool accept_owed_ = false;
-  std::list<Connection*> idle_list_;    // by time of last relink, oldest first
-  std::list<Connection*> linger_list_;  // by time lingering began
-  std::list<Connection*> frame_list_;   // by time the pending frame began
-  int64_t idle_timeout_ns_ = 0;
-  int64_t linger_ns_ = 0;
-  int64_t frame_timeout_ns_ = 0;
-  int64_t idle_granularity_ns_ = 0;
+  // Connections to service again after this turn's events (ServiceLater).
+  std::vector<Connection*> deferred_;
+  std::vector<Connection*> deferred_running_;
+  bool accept_pending_ = false;  // the listener has more to accept (AcceptLater)
 
   std::vector<Connection*> budget_waiters_;  // stopped reading: over --max_queued_bytes
   bool over_budget_ = false;                 // with hysteresis, see OverBudget()
   int64_t accept_resume_ns_ = 0;             // accepting paused until then; 0 = not paused
 
-  std::vector<std::shared_ptr<ConnectionObserver>> observers_;
-  int state_observers_ = 0;
-
   bool shutting_down_ = false;
   int64_t shutdown_deadline_ns_ = 0;
   bool running_ = false;
 };
-
-// The loop's monotonic clock in nanoseconds.
-int64_t MonotonicNowNs();
 
 }  // namespace gateway

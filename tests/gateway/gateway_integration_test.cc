@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/frame_codec.h"
 #include "gateway/gateway.h"
+#include "gateway/read_scratch.h"
 #include "gtest/gtest.h"
 #include "tests/gateway/decoder_harness.h"
 #include "tests/gateway/test_client.h"
@@ -319,7 +320,7 @@ TEST_P(GatewayIntegrationTest, BackpressureDeliversEveryByteAndBoundsQueuedOutpu
   // Bounded: the high-water mark plus at most one read's worth of responses.
   const uint64_t max_seen = std::max<uint64_t>(max_queued.load(), paused.need_write);
   EXPECT_GE(max_seen, high_water);
-  EXPECT_LT(max_seen, high_water + Reactor::kScratchSize + 2 * kMaxFrameSize);
+  EXPECT_LT(max_seen, high_water + ReadScratch::kSize + 2 * kMaxFrameSize);
 }
 
 TEST_P(GatewayIntegrationTest, BadHeaderAfterGoodFrames) {
