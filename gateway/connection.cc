@@ -1,8 +1,6 @@
 #include "gateway/connection.h"
 
-#include <sys/socket.h>
 #include <sys/uio.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -38,7 +36,7 @@ Connection::Connection(const ConnectionContext* context, int fd, uint64_t id, co
 Connection::~Connection() {
   in_.Release(ctx_->pool);
   out_.Release(ctx_->pool);
-  close(fd_);
+  ctx_->loop->poller().Close(fd_);
 }
 
 absl::Status Connection::Start() {
@@ -146,14 +144,11 @@ IoResult Connection::ReadOnce(bool in_place_only) {
   }
   const size_t to_scratch =
       frame_completes && !in_place_only ? std::min(ReadScratch::kSize - carried, room - to_input) : 0;
-  iovec iov[2];
+  iovec iov[2] = {};
   int iov_count = 0;
   if (to_input > 0) iov[iov_count++] = iovec{in_.write_ptr(), to_input};
   if (to_scratch > 0) iov[iov_count++] = iovec{scratch + carried, to_scratch};
-  ssize_t n;
-  do {
-    n = readv(fd_, iov, iov_count);
-  } while (n < 0 && errno == EINTR);
+  const ssize_t n = ctx_->loop->poller().Readv(fd_, iov, iov_count);
   if (n <= 0) {
     if (carried > 0) in_.Append(scratch, carried, pool);  // put the header bytes back
     if (n == 0) {
@@ -296,11 +291,9 @@ void Connection::QueueOutput(const char* data, size_t len, uint64_t frames) {
 IoResult Connection::WriteToSocket(const char* data, size_t len, size_t* sent) {
   *sent = 0;
   while (*sent < len) {
-    const ssize_t n = send(fd_, data + *sent, len - *sent, MSG_NOSIGNAL);
+    const ssize_t n = ctx_->loop->poller().Send(fd_, data + *sent, len - *sent);
     if (n > 0) {
       *sent += static_cast<size_t>(n);
-    } else if (n < 0 && errno == EINTR) {
-      continue;
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       writable_ = false;
       break;
@@ -353,7 +346,7 @@ void Connection::FinishClosing() {
   }
   // Unread input would turn close() into an RST that can destroy responses
   // still in flight; send FIN and wait (bounded) for the peer's.
-  if (shutdown(fd_, SHUT_WR) != 0) {
+  if (ctx_->loop->poller().ShutdownWrite(fd_) != 0) {
     Close(close_reason_);
     return;
   }
@@ -368,9 +361,9 @@ void Connection::FinishClosing() {
 void Connection::DiscardInput() {
   char* scratch = ctx_->scratch->data();
   for (int budget = ctx_->options->read_budget; budget > 0; --budget) {
-    const ssize_t n = recv(fd_, scratch, ReadScratch::kSize, 0);
+    const iovec iov{scratch, ReadScratch::kSize};
+    const ssize_t n = ctx_->loop->poller().Readv(fd_, &iov, 1);
     if (n > 0) continue;
-    if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       readable_ = false;
       return;

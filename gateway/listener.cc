@@ -46,7 +46,7 @@ void Listener::AcceptSome() {
   for (int budget = accept_budget_; budget > 0; --budget) {
     SocketAddress peer{};
     socklen_t len = sizeof peer;
-    const int fd = accept4(fd_, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const int fd = loop_->poller().Accept(fd_, &peer.sa, &len);
     if (fd >= 0) {
       host_->Accepted(fd, peer);
       continue;
@@ -88,7 +88,7 @@ Listener::ShedResult Listener::ShedOne() {
   spare_fd_ = -1;
   int fd;
   do {
-    fd = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    fd = loop_->poller().Accept(fd_, nullptr, nullptr);
   } while (fd < 0 && (errno == EINTR || errno == ECONNABORTED || errno == EPROTO));
   const int accept_errno = errno;
   if (fd >= 0) {

@@ -1,6 +1,7 @@
 #include "gateway/poller.h"
 
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,6 +20,30 @@ namespace {
 constexpr int kMaxEventsPerWait = 1024;
 
 }  // namespace
+
+int Poller::Accept(int listen_fd, sockaddr* peer, socklen_t* peer_len) {
+  return accept4(listen_fd, peer, peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+ssize_t Poller::Readv(int fd, const iovec* iov, int iov_count) {
+  ssize_t n;
+  do {
+    n = readv(fd, iov, iov_count);
+  } while (n < 0 && errno == EINTR);
+  return n;
+}
+
+ssize_t Poller::Send(int fd, const char* data, size_t len) {
+  ssize_t n;
+  do {
+    n = send(fd, data, len, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  return n;
+}
+
+int Poller::ShutdownWrite(int fd) { return shutdown(fd, SHUT_WR); }
+
+void Poller::Close(int fd) { close(fd); }
 
 EpollPoller::EpollPoller(TriggerMode mode) : epfd_(epoll_create1(EPOLL_CLOEXEC)), mode_(mode) {
   if (epfd_ < 0) DieErrno("epoll_create1");

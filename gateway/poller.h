@@ -1,8 +1,12 @@
-// The I/O readiness seam: register fds with an interest set and wait for
-// events. EpollPoller, level- or edge-triggered, is the implementation.
+// The I/O back-end seam: register fds with an interest set, wait for events,
+// and move a connection's bytes. EpollPoller, level- or edge-triggered, is
+// the implementation.
 #pragma once
 
 #include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include <cstdint>
 #include <vector>
@@ -23,6 +27,13 @@ class PollHandler {
 };
 
 // Loop-thread only; owned by EventLoop. Does not own the fds.
+//
+// Connections make their socket calls through the poller, never directly, so
+// that a back-end decides how bytes move (a completion-based one serves reads
+// from buffers the kernel already filled and queues sends) without a change
+// to the connection. The defaults are the plain non-blocking syscalls a
+// readiness back-end needs; they return what the syscall returns, with errno
+// set on -1 (EINTR is retried here).
 class Poller {
  public:
   static constexpr uint32_t kReadable = 1;
@@ -45,6 +56,17 @@ class Poller {
   // Waits up to `timeout_ms` (-1: forever) and fills `events`. Returns the
   // number of events; 0 on timeout or EINTR.
   virtual int Wait(int timeout_ms, std::vector<Event>* events) = 0;
+
+  // accept4(2), non-blocking and close-on-exec: the new fd, -1 with errno.
+  virtual int Accept(int listen_fd, sockaddr* peer, socklen_t* peer_len);
+  // readv(2): bytes read, 0 at EOF, -1 with errno (EAGAIN: nothing now).
+  virtual ssize_t Readv(int fd, const iovec* iov, int iov_count);
+  // send(2) without SIGPIPE: bytes taken, -1 with errno (EAGAIN: full now).
+  virtual ssize_t Send(int fd, const char* data, size_t len);
+  // shutdown(SHUT_WR): our FIN. 0 or -1 with errno.
+  virtual int ShutdownWrite(int fd);
+  // Closes a connection's fd (which also ends its registration).
+  virtual void Close(int fd);
 };
 
 // Linux epoll, level- or edge-triggered.
