@@ -19,7 +19,7 @@
 #include "absl/time/time.h"
 #include "gateway/v1/control.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
-#include "tests/gateway/test_client.h"
+#include "tests/support/test_client.h"
 
 ABSL_FLAG(int, data_port, 6789, "gateway data port on 127.0.0.1");
 ABSL_FLAG(std::string, control, "127.0.0.1:50051", "control-plane address");

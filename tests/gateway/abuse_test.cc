@@ -19,21 +19,10 @@
 #include "gateway/frame_codec.h"
 #include "gateway/gateway.h"
 #include "gtest/gtest.h"
-#include "tests/gateway/test_client.h"
+#include "tests/support/test_client.h"
 
-namespace gateway {
+namespace gateway::testing {
 namespace {
-
-using ::gateway::testing::ClosedCount;
-using ::gateway::testing::Deadline;
-using ::gateway::testing::FindConnection;
-using ::gateway::testing::Frame;
-using ::gateway::testing::RandomBytes;
-using ::gateway::testing::ReversedFrame;
-using ::gateway::testing::StartTestGateway;
-using ::gateway::testing::SumStat;
-using ::gateway::testing::TestClient;
-using ::gateway::testing::WaitUntil;
 
 constexpr size_t kMaxFrameBytes = kMaxFrameSize;  // 100,004
 
@@ -100,8 +89,8 @@ TEST_P(AbuseTest, FrameTimeoutClosesATricklingClient) {
     EXPECT_EQ(*rest, "");  // nothing after the first response; a reset is fine too
   }
   EXPECT_EQ(ClosedCount(*gw_, CloseReason::kIdleTimeout), 0u);
-  EXPECT_EQ(SumStat(*gw_, [](const ReactorStats& s) { return s.frames_in.Get(); }), 1u);
-  EXPECT_EQ(SumStat(*gw_, [](const ReactorStats& s) { return s.frames_out.Get(); }), 1u);
+  EXPECT_EQ(SumStat(*gw_, &ReactorStats::frames_in), 1u);
+  EXPECT_EQ(SumStat(*gw_, &ReactorStats::frames_out), 1u);
 }
 
 // The deadline is per frame: frames that each take a while but finish in
@@ -221,7 +210,7 @@ TEST_P(AbuseTest, GlobalBudgetBoundsBufferedBytes) {
   ASSERT_TRUE(WaitUntil(
       [&] {
         max_queued = std::max(max_queued, QueuedBytes());
-        const uint64_t in = SumStat(*gw_, [](const ReactorStats& s) { return s.bytes_in.Get(); });
+        const uint64_t in = SumStat(*gw_, &ReactorStats::bytes_in);
         stable_polls = in == last_in ? stable_polls + 1 : 0;
         last_in = in;
         absl::SleepFor(absl::Milliseconds(20));
@@ -277,7 +266,7 @@ TEST_P(AbuseTest, PartialFramesOverBudgetStillComplete) {
   uint64_t last_in = 0;
   int stable_polls = 0;
   ASSERT_TRUE(WaitUntil([&] {
-    const uint64_t in = SumStat(*gw_, [](const ReactorStats& s) { return s.bytes_in.Get(); });
+    const uint64_t in = SumStat(*gw_, &ReactorStats::bytes_in);
     stable_polls = in == last_in ? stable_polls + 1 : 0;
     last_in = in;
     absl::SleepFor(absl::Milliseconds(20));
@@ -305,7 +294,7 @@ TEST_P(AbuseTest, PartialFramesOverBudgetStillComplete) {
 // exactly once, in fd order.
 TEST_P(AbuseTest, LargeListingIsTakenInSlicesAcrossLoopTurns) {
   constexpr int kClients = 2000;
-  ::gateway::testing::RaiseFdLimit();
+  RaiseFdLimit();
   StartGateway(ReactorOptions{}, /*reactors=*/1);
   std::vector<TestClient> clients;
   for (int i = 0; i < kClients; ++i) clients.push_back(Connect());
@@ -380,4 +369,4 @@ TEST_P(AbuseTest, CloseByIdSparesTheNewcomerOnAReusedFd) {
 }
 
 }  // namespace
-}  // namespace gateway
+}  // namespace gateway::testing

@@ -10,7 +10,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "tests/gateway/decoder_harness.h"
+#include "tests/support/decoder_harness.h"
 
 namespace gateway {
 namespace {

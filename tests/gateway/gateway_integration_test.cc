@@ -14,8 +14,8 @@
 #include "gateway/frame_codec.h"
 #include "gateway/gateway.h"
 #include "gtest/gtest.h"
-#include "tests/gateway/decoder_harness.h"
-#include "tests/gateway/test_client.h"
+#include "tests/support/decoder_harness.h"
+#include "tests/support/test_client.h"
 
 namespace gateway {
 namespace {

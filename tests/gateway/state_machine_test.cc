@@ -14,20 +14,11 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/gateway/recording_observer.h"
-#include "tests/gateway/test_client.h"
+#include "tests/support/test_client.h"
 
-namespace gateway {
+namespace gateway::testing {
 namespace {
 
-using ::gateway::testing::ClosedCount;
-using ::gateway::testing::Deadline;
-using ::gateway::testing::FindConnection;
-using ::gateway::testing::Frame;
-using ::gateway::testing::RecordingObserver;
-using ::gateway::testing::ReversedFrame;
-using ::gateway::testing::StartTestGateway;
-using ::gateway::testing::TestClient;
-using ::gateway::testing::WaitUntil;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 
@@ -102,7 +93,7 @@ TEST_P(StateMachineTest, ThreeSequentialRequests) {
   for (absl::string_view payload : {"one", "two", "three"}) {
     absl::StatusOr<std::string> reply = client.RoundTrip(payload);
     ASSERT_TRUE(reply.ok()) << reply.status();
-    EXPECT_EQ(*reply, std::string(payload.rbegin(), payload.rend()));
+    EXPECT_EQ(*reply, Reversed(payload));
   }
   client.Close();
   EXPECT_THAT(RecordingObserver::Describe(ClosedEvents(peer)),
@@ -227,7 +218,7 @@ void StartFlood(TestClient& client, int frames, Flood* flood) {
   std::mt19937_64 rng(42);
   std::string stream;
   for (int i = 0; i < frames; ++i) {
-    flood->payloads.push_back(::gateway::testing::RandomBytes(rng, kMaxPayload));
+    flood->payloads.push_back(RandomBytes(rng, kMaxPayload));
     stream += Frame(flood->payloads.back());
     flood->expected += ReversedFrame(flood->payloads.back());
   }
@@ -449,4 +440,4 @@ INSTANTIATE_TEST_SUITE_P(BothModes, StateMachineTest, ::testing::Values(TriggerM
                          });
 
 }  // namespace
-}  // namespace gateway
+}  // namespace gateway::testing

@@ -16,14 +16,11 @@
 #include "control/metrics.h"
 #include "gateway/gateway.h"
 #include "gtest/gtest.h"
-#include "tests/gateway/test_client.h"
-#include "tests/monitoring/http_client.h"
+#include "tests/support/http_client.h"
+#include "tests/support/test_client.h"
 
-namespace gateway {
+namespace gateway::testing {
 namespace {
-
-using ::gateway::testing::Exposition;
-using ::gateway::testing::TestClient;
 
 constexpr int kReactors = 2;
 constexpr int kSilentConnections = 50;
@@ -38,10 +35,10 @@ constexpr absl::Duration kHangUpDeadline = absl::Seconds(15);
 class MetricsAbuseTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    testing::RaiseFdLimit();
+    RaiseFdLimit();
     GatewayOptions options;
     options.reactors = kReactors;
-    absl::StatusOr<std::unique_ptr<Gateway>> gw = testing::StartTestGateway(std::move(options));
+    absl::StatusOr<std::unique_ptr<Gateway>> gw = StartTestGateway(std::move(options));
     ASSERT_TRUE(gw.ok()) << gw.status();
     gw_ = *std::move(gw);
     absl::StatusOr<std::unique_ptr<MetricsServer>> metrics = MetricsServer::Start("127.0.0.1:0", gw_.get());
@@ -57,8 +54,8 @@ class MetricsAbuseTest : public ::testing::Test {
     ASSERT_TRUE(reply.ok()) << reply.status();
     ASSERT_EQ(*reply, "cba");
     data_client_ = *std::move(client);
-    ASSERT_TRUE(testing::WaitUntil([&] {
-      return testing::SumStat(*gw_, [](const ReactorStats& s) { return s.frames_in.Get(); }) == 1;
+    ASSERT_TRUE(WaitUntil([&] {
+      return SumStat(*gw_, &ReactorStats::frames_in) == 1;
     }));
   }
 
@@ -131,4 +128,4 @@ TEST_F(MetricsAbuseTest, SilentAndStalledConnectionsDoNotBlindAScrape) {
 }
 
 }  // namespace
-}  // namespace gateway
+}  // namespace gateway::testing

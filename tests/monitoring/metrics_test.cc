@@ -13,18 +13,11 @@
 #include "control/metrics.h"
 #include "gateway/gateway.h"
 #include "gtest/gtest.h"
-#include "tests/gateway/test_client.h"
-#include "tests/monitoring/http_client.h"
+#include "tests/support/http_client.h"
+#include "tests/support/test_client.h"
 
-namespace gateway {
+namespace gateway::testing {
 namespace {
-
-using ::gateway::testing::Deadline;
-using ::gateway::testing::Exposition;
-using ::gateway::testing::Frame;
-using ::gateway::testing::ReversedFrame;
-using ::gateway::testing::TestClient;
-using ::gateway::testing::WaitUntil;
 
 constexpr int kReactors = 2;
 
@@ -32,7 +25,7 @@ class MetricsTest : public ::testing::Test {
  protected:
   void StartGateway(GatewayOptions options = {}) {
     options.reactors = kReactors;
-    absl::StatusOr<std::unique_ptr<Gateway>> gw = testing::StartTestGateway(std::move(options));
+    absl::StatusOr<std::unique_ptr<Gateway>> gw = StartTestGateway(std::move(options));
     ASSERT_TRUE(gw.ok()) << gw.status();
     gw_ = *std::move(gw);
     absl::StatusOr<std::unique_ptr<MetricsServer>> metrics = MetricsServer::Start("127.0.0.1:0", gw_.get());
@@ -209,7 +202,7 @@ TEST_F(MetricsTest, CountsKnownTrafficExactly) {
   }
   // The per-reactor series add up to what the data plane counts.
   EXPECT_EQ(e.Sum("gateway_frames_received_total"),
-            static_cast<double>(testing::SumStat(*gw_, [](const ReactorStats& s) { return s.frames_in.Get(); })));
+            static_cast<double>(SumStat(*gw_, &ReactorStats::frames_in)));
 }
 
 TEST_F(MetricsTest, ReportsOpenConnectionsByState) {
@@ -322,7 +315,7 @@ TEST_F(MetricsTest, ScrapesStayConsistentUnderConcurrentTraffic) {
 TEST(MetricsServerTest, ReportsABusyPortAndABadAddress) {
   GatewayOptions options;
   options.reactors = 1;
-  absl::StatusOr<std::unique_ptr<Gateway>> gw = testing::StartTestGateway(options);
+  absl::StatusOr<std::unique_ptr<Gateway>> gw = StartTestGateway(options);
   ASSERT_TRUE(gw.ok()) << gw.status();
   absl::StatusOr<std::unique_ptr<MetricsServer>> first = MetricsServer::Start("127.0.0.1:0", gw->get());
   ASSERT_TRUE(first.ok()) << first.status();
@@ -337,4 +330,4 @@ TEST(MetricsServerTest, ReportsABusyPortAndABadAddress) {
 }
 
 }  // namespace
-}  // namespace gateway
+}  // namespace gateway::testing
