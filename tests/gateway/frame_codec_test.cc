@@ -49,7 +49,9 @@ struct ScanCase {
   std::optional<size_t> frame_size;
 };
 
-void PrintTo(const ScanCase& c, std::ostream* os) { *os << c.name << " \"" << absl::CEscape(c.input.substr(0, 40)) << "\""; }
+void PrintTo(const ScanCase& c, std::ostream* os) {
+  *os << c.name << " \"" << absl::CEscape(c.input.substr(0, 40)) << "\"";
+}
 
 std::vector<ScanCase> ScanCases() {
   const std::string largest = "99999" + std::string(kMaxPayload, 'z');

@@ -17,6 +17,7 @@
 #include "gateway/gateway.h"
 #include "gtest/gtest.h"
 #include "tests/support/http_client.h"
+#include "tests/support/status_matchers.h"
 #include "tests/support/test_client.h"
 
 namespace gateway::testing {
@@ -115,12 +116,11 @@ TEST_F(MetricsAbuseTest, SilentAndStalledConnectionsDoNotBlindAScrape) {
   // connection, a 400 for an unfinished request.
   for (int i = 0; i < static_cast<int>(abusers_.size()); ++i) {
     SCOPED_TRACE(i);
-    absl::StatusOr<std::string> got = abusers_[i].ReadUntilEof(absl::Now() + kHangUpDeadline);
-    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_OK_AND_ASSIGN(const std::string got, abusers_[i].ReadUntilEof(absl::Now() + kHangUpDeadline));
     if (i < kSilentConnections) {
-      EXPECT_EQ(*got, "");
+      EXPECT_EQ(got, "");
     } else {
-      EXPECT_TRUE(absl::StartsWith(*got, "HTTP/1.0 400 Bad Request\r\n")) << *got;
+      EXPECT_TRUE(absl::StartsWith(got, "HTTP/1.0 400 Bad Request\r\n")) << got;
     }
   }
   abusers_.clear();
