@@ -1,9 +1,13 @@
 // control_probe: times the gateway's control-plane operations that scale with
-// the number of connections, for bench/run.sh: a full ListConnections
-// snapshot (every page) and SetTriggerMode switches (level, then back to
-// edge), each repeated --repeat times over one gRPC channel. Prints one JSON
-// line starting with {"control": and exits 1 if a call fails or the snapshot
-// does not hold --expect connections.
+// the number of connections, for bench/run.sh and by hand: a full
+// ListConnections snapshot (every page), its first page alone, GetStats, and
+// SetTriggerMode switches (level, then back to edge), each repeated --repeat
+// times over one gRPC channel. Prints one JSON line starting with {"control":
+// (min/median/max in ms) and exits 1 if a call fails or the snapshot does not
+// hold --expect connections. The connections come from elsewhere, e.g.
+//   gateway --reactors=2 &
+//   gateway-bench --port=6789 --idle=10000 --duration=600s &   # holds them open
+//   control_probe --target=127.0.0.1:50051 --expect=10000 --page_size=1000
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -61,7 +65,7 @@ int main(int argc, char** argv) {
   auto stub = v1::GatewayControl::NewStub(channel);
   std::string error;
   int64_t listed = -1;
-  std::vector<double> list_ms, switch_ms;
+  std::vector<double> list_ms, page_ms, stats_ms, switch_ms;
   for (int i = 0; i < repeat && error.empty(); ++i) {
     const auto start = std::chrono::steady_clock::now();
     int64_t count = 0;
@@ -83,6 +87,20 @@ int main(int argc, char** argv) {
     listed = count;
   }
   for (int i = 0; i < repeat && error.empty(); ++i) {
+    v1::ListConnectionsRequest request;
+    request.set_page_size(absl::GetFlag(FLAGS_page_size));
+    v1::ListConnectionsResponse page;
+    auto start = std::chrono::steady_clock::now();
+    grpc::Status status = stub->ListConnections(Context().get(), request, &page);
+    page_ms.push_back(MillisSince(start));
+    if (!status.ok()) error = absl::StrCat("ListConnections: ", status.error_message());
+    v1::Stats stats;
+    start = std::chrono::steady_clock::now();
+    status = stub->GetStats(Context().get(), v1::GetStatsRequest(), &stats);
+    stats_ms.push_back(MillisSince(start));
+    if (!status.ok()) error = absl::StrCat("GetStats: ", status.error_message());
+  }
+  for (int i = 0; i < repeat && error.empty(); ++i) {
     for (v1::TriggerMode mode : {v1::TRIGGER_MODE_LEVEL, v1::TRIGGER_MODE_EDGE}) {
       v1::SetTriggerModeRequest request;
       request.set_mode(mode);
@@ -102,8 +120,9 @@ int main(int argc, char** argv) {
   label.erase(std::remove_if(label.begin(), label.end(), [](char c) { return c == '"' || c == '\\'; }), label.end());
   std::printf(
       "{\"control\":\"control_probe\",\"label\":\"%s\",\"connections\":%lld,\"repeat\":%d,\"list_ms\":%s,"
-      "\"switch_ms\":%s,\"error\":\"%s\",\"ok\":%s}\n",
-      label.c_str(), static_cast<long long>(listed), repeat, Summary(list_ms).c_str(), Summary(switch_ms).c_str(),
+      "\"page_ms\":%s,\"stats_ms\":%s,\"switch_ms\":%s,\"error\":\"%s\",\"ok\":%s}\n",
+      label.c_str(), static_cast<long long>(listed), repeat, Summary(list_ms).c_str(), Summary(page_ms).c_str(),
+      Summary(stats_ms).c_str(), Summary(switch_ms).c_str(),
       absl::StrReplaceAll(error, {{"\"", "'"}, {"\\", "/"}}).c_str(), error.empty() ? "true" : "false");
   return error.empty() ? 0 : 1;
 }

@@ -2,20 +2,14 @@
 // (closed loop, open loop, idle), and against deliberately wrong servers
 // (a corrupted byte, an early EOF, nothing listening), which must make it exit
 // non-zero with the right error counted. Timings are never asserted.
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
-#include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,9 +23,12 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gateway/gateway.h"
+#include "tests/support/loopback.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/test_client.h"
 
-extern char** environ;
-
+namespace gateway::testing {
 namespace {
 
 struct BenchRun {
@@ -40,54 +37,33 @@ struct BenchRun {
   std::string json;    // the line starting with {"bench":
 };
 
-// Runs gateway-bench with `args`; kills it if it has not finished in 60 s.
-// `on_output`, if set, sees the output so far after every read, with the pid.
-BenchRun RunBench(const std::vector<std::string>& args,
-                  const std::function<void(const std::string&, pid_t)>& on_output = nullptr) {
-  std::vector<std::string> argv_storage = {GATEWAY_BENCH_PATH};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int out[2];
-  EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, out[1], STDERR_FILENO);
-  pid_t pid = -1;
+// The line of `output` that starts with {"bench":, or empty.
+std::string JsonLine(const std::string& output) {
+  std::string json;
+  for (absl::string_view line : absl::StrSplit(output, '\n')) {
+    if (absl::StartsWith(line, "{\"bench\":")) json = std::string(line);
+  }
+  return json;
+}
+
+std::vector<std::string> BenchArgv(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {GATEWAY_BENCH_PATH};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+// Runs gateway-bench with `args` to completion; kills it (and fails the test)
+// if it has not finished in 60 s.
+BenchRun RunBench(const std::vector<std::string>& args) {
   BenchRun run;
-  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(out[1]);
-  if (rc != 0) {
-    close(out[0]);
-    ADD_FAILURE() << "posix_spawn " << argv[0] << ": " << rc;
+  absl::StatusOr<CommandResult> result = RunCommand(BenchArgv(args), "", absl::Seconds(60));
+  if (!result.ok()) {
+    ADD_FAILURE() << result.status();
     return run;
   }
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  char buf[4096];
-  for (;;) {
-    const int64_t left_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-    if (left_ms <= 0) {
-      ADD_FAILURE() << "gateway-bench did not finish in 60 s; output so far:\n" << run.output;
-      kill(pid, SIGKILL);
-      break;
-    }
-    pollfd p{out[0], POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(left_ms)) <= 0) continue;
-    const ssize_t n = read(out[0], buf, sizeof buf);
-    if (n <= 0) break;
-    run.output.append(buf, static_cast<size_t>(n));
-    if (on_output) on_output(run.output, pid);
-  }
-  close(out[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  for (absl::string_view line : absl::StrSplit(run.output, '\n')) {
-    if (absl::StartsWith(line, "{\"bench\":")) run.json = std::string(line);
-  }
+  run.exit_code = result->exit_code;
+  run.output = std::move(result->output);
+  run.json = JsonLine(run.output);
   return run;
 }
 
@@ -110,20 +86,16 @@ double JsonNumber(const std::string& json, const std::string& key) {
 class GatewayBenchTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    gateway::GatewayOptions options;
-    options.listen_address = "127.0.0.1:0";
+    GatewayOptions options;
     options.reactors = 1;
-    absl::StatusOr<std::unique_ptr<gateway::Gateway>> gw = gateway::Gateway::Create(options);
-    ASSERT_TRUE(gw.ok()) << gw.status();
-    gw_ = *std::move(gw);
-    gw_->Start();
+    ASSERT_OK_AND_ASSIGN(gw_, StartTestGateway(options));
   }
   void TearDown() override {
     if (gw_) gw_->Shutdown(absl::Seconds(2));
   }
   std::string Port() const { return absl::StrCat("--port=", gw_->port()); }
 
-  std::unique_ptr<gateway::Gateway> gw_;
+  std::unique_ptr<Gateway> gw_;
 };
 
 TEST_F(GatewayBenchTest, ClosedLoopValidatesEveryResponseAndReportsJson) {
@@ -175,18 +147,21 @@ TEST_F(GatewayBenchTest, IdleModeProvesAndHoldsConnections) {
 }
 
 TEST_F(GatewayBenchTest, SigintEndsTheIdleHoldEarlyWithASummary) {
-  bool signalled = false;
-  const BenchRun run = RunBench({Port(), "--idle=20", "--duration=600s"}, [&](const std::string& out, pid_t pid) {
-    if (!signalled && out.find("idle: 20 of 20") != std::string::npos) {
-      kill(pid, SIGINT);
-      signalled = true;
-    }
-  });
-  ASSERT_TRUE(signalled) << run.output;
-  EXPECT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_EQ(JsonField(run.json, "interrupted"), "true");
-  EXPECT_EQ(JsonNumber(run.json, "established"), 20);
-  EXPECT_EQ(JsonNumber(run.json, "total"), 0);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Subprocess> bench,
+                       Subprocess::Start(BenchArgv({Port(), "--idle=20", "--duration=600s"})));
+  ASSERT_TRUE(WaitUntil([&] { return absl::StrContains(bench->Log(), "idle: 20 of 20") || !bench->Running(); },
+                        Deadline(absl::Seconds(60))))
+      << bench->Log();
+  ASSERT_TRUE(bench->Running()) << bench->Log();
+  ASSERT_EQ(kill(bench->pid(), SIGINT), 0);
+  const std::optional<int> exit_code = bench->Wait(Deadline(absl::Seconds(60)));
+  const std::string output = bench->Log();
+  ASSERT_TRUE(exit_code.has_value()) << "gateway-bench did not exit after SIGINT:\n" << output;
+  EXPECT_EQ(*exit_code, 0) << output;
+  const std::string json = JsonLine(output);
+  EXPECT_EQ(JsonField(json, "interrupted"), "true");
+  EXPECT_EQ(JsonNumber(json, "established"), 20);
+  EXPECT_EQ(JsonNumber(json, "total"), 0);
 }
 
 TEST(GatewayBenchFlagsTest, BadFlagsExitWithStatus2) {
@@ -197,15 +172,8 @@ TEST(GatewayBenchFlagsTest, BadFlagsExitWithStatus2) {
 
 TEST(GatewayBenchErrorsTest, NothingListeningIsAConnectError) {
   // A bound but not listening socket holds the port, so connecting is refused.
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const BenchRun run = RunBench({absl::StrCat("--port=", ntohs(addr.sin_port)), "--conns=2", "--duration=100ms"});
-  close(fd);
+  ASSERT_OK_AND_ASSIGN(const LoopbackSocket held, BindLoopback());
+  const BenchRun run = RunBench({absl::StrCat("--port=", held.port()), "--conns=2", "--duration=100ms"});
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_EQ(JsonNumber(run.json, "connect"), 2);
   EXPECT_EQ(JsonField(run.json, "ok"), "false");
@@ -218,23 +186,16 @@ class WrongServer {
 
   // Misbehaves on its `nth` response (1 = the first).
   WrongServer(Fault fault, int nth) : fault_(fault), nth_(nth) {
-    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    EXPECT_EQ(listen(listen_fd_, 16), 0);
-    socklen_t len = sizeof addr;
-    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    absl::StatusOr<LoopbackSocket> listener = ListenOnLoopback();
+    EXPECT_OK(listener);
+    if (listener.ok()) listener_ = *std::move(listener);
     thread_ = std::thread([this] { Serve(); });
   }
   ~WrongServer() {
     stop_ = true;
     thread_.join();
-    close(listen_fd_);
   }
-  int port() const { return port_; }
+  int port() const { return listener_.port(); }
   int faults() const { return faults_.load(); }
 
  private:
@@ -257,8 +218,8 @@ class WrongServer {
     return true;
   }
   void Serve() {
-    while (WaitReadable(listen_fd_)) {
-      const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    while (listener_.fd() >= 0 && WaitReadable(listener_.fd())) {
+      const int fd = accept4(listener_.fd(), nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) continue;
       int served = 0;
       std::string frame;
@@ -284,8 +245,7 @@ class WrongServer {
 
   const Fault fault_;
   const int nth_;
-  int listen_fd_ = -1;
-  int port_ = 0;
+  LoopbackSocket listener_;
   std::atomic<bool> stop_{false};
   std::atomic<int> faults_{0};
   std::thread thread_;
@@ -322,3 +282,4 @@ TEST(GatewayBenchErrorsTest, EarlyEofIsCounted) {
 }
 
 }  // namespace
+}  // namespace gateway::testing

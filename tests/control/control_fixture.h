@@ -14,9 +14,13 @@
 #include "gateway/v1/control.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "tests/gateway/test_client.h"
+#include "tests/support/test_client.h"
 
 namespace gateway::control::testing {
+
+// The shared test helpers (test client, frames, waits) by their
+// plain names in every control-plane test.
+using namespace ::gateway::testing;  // NOLINT(build/namespaces): test-only namespace
 
 namespace pb = ::gateway::v1;
 

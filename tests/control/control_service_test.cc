@@ -15,17 +15,10 @@
 #include "gtest/gtest.h"
 #include "tests/control/control_fixture.h"
 #include "tests/control/watch_reader.h"
-#include "tests/gateway/test_client.h"
+#include "tests/support/test_client.h"
 
 namespace gateway::control::testing {
 namespace {
-
-using ::gateway::testing::Deadline;
-using ::gateway::testing::Frame;
-using ::gateway::testing::RandomBytes;
-using ::gateway::testing::ReversedFrame;
-using ::gateway::testing::TestClient;
-using ::gateway::testing::WaitUntil;
 
 GatewayOptions TwoReactors() {
   GatewayOptions options;
@@ -223,7 +216,7 @@ TEST_F(ControlServiceTest, GetAndCloseByIdRefuseAnotherConnectionOnTheFd) {
 }
 
 TEST_F(ControlServiceTest, ListConnectionsPagesEveryFdExactlyOnce) {
-  gateway::testing::RaiseFdLimit();
+  RaiseFdLimit();
   Start(TwoReactors());
   constexpr int kClients = 300;
   std::vector<TestClient> clients;
@@ -388,7 +381,7 @@ TEST_F(ControlServiceTest, CloseConnectionFlushesResponsesThenEof) {
     pb::Connection c;
     return GetConnection(fd, &c).error_code() == grpc::StatusCode::NOT_FOUND;
   }));
-  EXPECT_EQ(gateway::testing::ClosedCount(*gw_, CloseReason::kControlPlane), 1u);
+  EXPECT_EQ(ClosedCount(*gw_, CloseReason::kControlPlane), 1u);
 }
 
 TEST_F(ControlServiceTest, ForcedCloseEndsAtOnce) {
@@ -425,7 +418,7 @@ TEST_F(ControlServiceTest, ForcedCloseEndsAtOnce) {
   EXPECT_TRUE(expected.compare(0, got.size(), got) == 0) << "responses corrupted";
   writer_.join();
   client.Close();
-  EXPECT_EQ(gateway::testing::ClosedCount(*gw_, CloseReason::kControlPlane), 1u);
+  EXPECT_EQ(ClosedCount(*gw_, CloseReason::kControlPlane), 1u);
 }
 
 bool HasEvent(const std::vector<pb::ConnectionEvent>& events, pb::ConnectionEvent::Type type,
@@ -542,7 +535,7 @@ TEST_F(ControlServiceTest, WatchEndsCleanlyWhenTheServerShutsDown) {
 // A watcher that does not read loses events, never the gateway's time: what
 // it misses is counted in `dropped` on the next event it gets, exactly.
 TEST_F(ControlServiceTest, SlowWatcherDropsAndCounts) {
-  gateway::testing::RaiseFdLimit();
+  RaiseFdLimit();
   ControlServerOptions control;
   control.watch_queue_capacity = 8;
   // A tiny HTTP/2 window, so the stream backs up after ~1 KiB.

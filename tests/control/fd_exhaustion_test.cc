@@ -21,42 +21,17 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
-#include "tests/gateway/test_client.h"
-#include "tests/monitoring/http_client.h"
-#include "tests/monitoring/subprocess.h"
+#include "tests/support/http_client.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/test_client.h"
 
-namespace gateway {
+namespace gateway::testing {
 namespace {
 
 namespace pb = ::gateway::v1;
-using ::gateway::testing::Deadline;
-using ::gateway::testing::Frame;
-using ::gateway::testing::ReversedFrame;
-using ::gateway::testing::Subprocess;
-using ::gateway::testing::TempDir;
-using ::gateway::testing::TestClient;
-using ::gateway::testing::WaitUntil;
 
 constexpr int kFdLimit = 256;
 constexpr int kClients = 400;  // well over the fd limit
-
-// Waits for "<marker> ... (port N" in the log and returns N; -1 if absent.
-int PortFromLog(Subprocess& process, absl::string_view marker) {
-  int port = -1;
-  WaitUntil([&] {
-    for (absl::string_view line : absl::StrSplit(process.Log(), '\n')) {
-      const size_t at = line.find(marker);
-      if (at == absl::string_view::npos) continue;
-      const size_t p = line.find("(port ", at);
-      if (p == absl::string_view::npos) continue;
-      absl::string_view rest = line.substr(p + 6);
-      rest = rest.substr(0, rest.find_first_of("),"));
-      if (absl::SimpleAtoi(rest, &port)) return true;
-    }
-    return false;
-  });
-  return port;
-}
 
 // The effective limit the binary printed: "max_connections N (...".
 int64_t MaxConnectionsFromLog(Subprocess& process) {
@@ -112,7 +87,7 @@ absl::StatusOr<int> HealthCheck(const std::shared_ptr<grpc::Channel>& channel) {
 
 class FdExhaustionTest : public ::testing::Test {
  protected:
-  void SetUp() override { ::gateway::testing::RaiseFdLimit(); }  // the clients live in this process
+  void SetUp() override { RaiseFdLimit(); }  // the clients live in this process
 
   void StartGateway(const std::vector<std::string>& extra) {
     std::vector<std::string> argv = {"prlimit",
@@ -126,9 +101,9 @@ class FdExhaustionTest : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<Subprocess>> started = Subprocess::Start(argv, dir_.File("gateway.log"));
     ASSERT_TRUE(started.ok()) << started.status();
     gateway_ = *std::move(started);
-    data_port_ = PortFromLog(*gateway_, "serving");
-    control_port_ = PortFromLog(*gateway_, "control plane on");
-    metrics_port_ = PortFromLog(*gateway_, "metrics on");
+    data_port_ = WaitForPort(*gateway_, "serving", Deadline());
+    control_port_ = WaitForPort(*gateway_, "control plane on", Deadline());
+    metrics_port_ = WaitForPort(*gateway_, "metrics on", Deadline());
     ASSERT_GT(data_port_, 0) << gateway_->Log();
     ASSERT_GT(control_port_, 0) << gateway_->Log();
     ASSERT_GT(metrics_port_, 0) << gateway_->Log();
@@ -257,4 +232,4 @@ TEST_F(FdExhaustionTest, OvercommittedLimitBacksOffInsteadOfSpinning) {
 }
 
 }  // namespace
-}  // namespace gateway
+}  // namespace gateway::testing

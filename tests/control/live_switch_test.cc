@@ -20,15 +20,10 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/control/control_fixture.h"
-#include "tests/gateway/test_client.h"
+#include "tests/support/test_client.h"
 
 namespace gateway::control::testing {
 namespace {
-
-using ::gateway::testing::Frame;
-using ::gateway::testing::RandomBytes;
-using ::gateway::testing::ReversedFrame;
-using ::gateway::testing::TestClient;
 
 constexpr int kConnections = 32;
 constexpr int kFlips = 200;

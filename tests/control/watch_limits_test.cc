@@ -19,14 +19,10 @@
 #include "gtest/gtest.h"
 #include "tests/control/control_fixture.h"
 #include "tests/control/watch_reader.h"
-#include "tests/gateway/test_client.h"
+#include "tests/support/test_client.h"
 
 namespace gateway::control::testing {
 namespace {
-
-using ::gateway::testing::Deadline;
-using ::gateway::testing::TestClient;
-using ::gateway::testing::WaitUntil;
 
 GatewayOptions TwoReactors() {
   GatewayOptions options;
@@ -178,7 +174,7 @@ TEST_F(WatchCapTest, SlotFreesWhenTheClientGivesUp) {
 }
 
 TEST_F(WatchCapTest, BadLimitsAreRefusedAtStart) {
-  absl::StatusOr<std::unique_ptr<Gateway>> gw = gateway::testing::StartTestGateway(TwoReactors());
+  absl::StatusOr<std::unique_ptr<Gateway>> gw = StartTestGateway(TwoReactors());
   ASSERT_TRUE(gw.ok()) << gw.status();
   ControlServerOptions control;
   control.listen_address = "127.0.0.1:0";
@@ -206,7 +202,7 @@ TEST_F(WatchCapTest, BadLimitsAreRefusedAtStart) {
 class StalledWatcherTest : public ControlFixture {
  protected:
   void StartService(const WatchLimits& limits, const grpc::ChannelArguments& channel_args) {
-    absl::StatusOr<std::unique_ptr<Gateway>> gw = gateway::testing::StartTestGateway(TwoReactors());
+    absl::StatusOr<std::unique_ptr<Gateway>> gw = StartTestGateway(TwoReactors());
     ASSERT_TRUE(gw.ok()) << gw.status();
     gw_ = *std::move(gw);
     service_ = std::make_unique<GatewayControlService>(gw_.get(), limits);
@@ -297,7 +293,7 @@ class StalledWatcherTest : public ControlFixture {
 };
 
 TEST_F(StalledWatcherTest, QueueStaysUnderItsByteBoundAndEveryEventIsAccounted) {
-  gateway::testing::RaiseFdLimit();
+  RaiseFdLimit();
   WatchLimits limits;
   limits.queue_events = 1 << 20;  // the bytes bind
   limits.queue_bytes = 16 * 1024;
@@ -337,7 +333,7 @@ TEST_F(StalledWatcherTest, QueueStaysUnderItsByteBoundAndEveryEventIsAccounted) 
 // A watcher that reads as fast as it can still gets no more writes than the
 // budget allows; what the budget holds back fills its queue and is counted.
 TEST_F(StalledWatcherTest, WritesStayWithinTheBudgetAndEveryEventIsAccounted) {
-  gateway::testing::RaiseFdLimit();
+  RaiseFdLimit();
   WatchLimits limits;
   limits.queue_bytes = 16 * 1024;
   limits.events_per_sec = 200;  // a burst of 20

@@ -55,7 +55,7 @@
 #include "absl/time/time.h"
 #include "gateway/frame_codec.h"
 #include "gateway/gateway.h"
-#include "tests/gateway/decoder_harness.h"
+#include "tests/support/decoder_harness.h"
 
 namespace gateway::fuzz {
 namespace {

@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "tests/gateway/decoder_harness.h"
+#include "tests/support/decoder_harness.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;

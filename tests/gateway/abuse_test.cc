@@ -19,21 +19,11 @@
 #include "gateway/frame_codec.h"
 #include "gateway/gateway.h"
 #include "gtest/gtest.h"
-#include "tests/gateway/test_client.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/test_client.h"
 
-namespace gateway {
+namespace gateway::testing {
 namespace {
-
-using ::gateway::testing::ClosedCount;
-using ::gateway::testing::Deadline;
-using ::gateway::testing::FindConnection;
-using ::gateway::testing::Frame;
-using ::gateway::testing::RandomBytes;
-using ::gateway::testing::ReversedFrame;
-using ::gateway::testing::StartTestGateway;
-using ::gateway::testing::SumStat;
-using ::gateway::testing::TestClient;
-using ::gateway::testing::WaitUntil;
 
 constexpr size_t kMaxFrameBytes = kMaxFrameSize;  // 100,004
 
@@ -80,10 +70,9 @@ TEST_P(AbuseTest, FrameTimeoutClosesATricklingClient) {
   options.frame_timeout = absl::Seconds(1);
   StartGateway(options);
   TestClient client = Connect();
-  ASSERT_TRUE(client.WriteAll("00003abc").ok());
-  absl::StatusOr<std::string> first = client.ReadExactly(8);
-  ASSERT_TRUE(first.ok()) << first.status();
-  EXPECT_EQ(*first, "00003cba");
+  ASSERT_OK(client.WriteAll("00003abc"));
+  ASSERT_OK_AND_ASSIGN(const std::string first, client.ReadExactly(8));
+  EXPECT_EQ(first, "00003cba");
 
   const std::string trickled = Frame(std::string(100, 'x'));
   bool closed = false;
@@ -100,8 +89,8 @@ TEST_P(AbuseTest, FrameTimeoutClosesATricklingClient) {
     EXPECT_EQ(*rest, "");  // nothing after the first response; a reset is fine too
   }
   EXPECT_EQ(ClosedCount(*gw_, CloseReason::kIdleTimeout), 0u);
-  EXPECT_EQ(SumStat(*gw_, [](const ReactorStats& s) { return s.frames_in.Get(); }), 1u);
-  EXPECT_EQ(SumStat(*gw_, [](const ReactorStats& s) { return s.frames_out.Get(); }), 1u);
+  EXPECT_EQ(SumStat(*gw_, &ReactorStats::frames_in), 1u);
+  EXPECT_EQ(SumStat(*gw_, &ReactorStats::frames_out), 1u);
 }
 
 // The deadline is per frame: frames that each take a while but finish in
@@ -115,16 +104,16 @@ TEST_P(AbuseTest, FrameTimeoutIsPerFrameNotPerConnection) {
     const std::string payload = absl::StrCat("frame-", i);
     const std::string frame = Frame(payload);
     // Half now, half after a pause: each frame takes ~0.6 s, the four 2.4 s+.
-    ASSERT_TRUE(client.WriteAll(frame.substr(0, 4)).ok());
+    ASSERT_OK(client.WriteAll(frame.substr(0, 4)));
     absl::SleepFor(absl::Milliseconds(600));
-    ASSERT_TRUE(client.WriteAll(frame.substr(4)).ok());
+    ASSERT_OK(client.WriteAll(frame.substr(4)));
     absl::StatusOr<std::string> reply = client.ReadExactly(frame.size());
     ASSERT_TRUE(reply.ok()) << "frame " << i << ": " << reply.status();
     EXPECT_EQ(*reply, ReversedFrame(payload));
   }
   EXPECT_EQ(ClosedCount(*gw_, CloseReason::kFrameTimeout), 0u);
-  ASSERT_TRUE(client.ShutdownWrite().ok());
-  EXPECT_TRUE(client.ExpectEof().ok());
+  ASSERT_OK(client.ShutdownWrite());
+  EXPECT_OK(client.ExpectEof());
 }
 
 // Sends `frames` pipelined frames of `payload_size` random bytes from a
@@ -161,11 +150,10 @@ TEST_P(AbuseTest, QueuedOutputStaysUnderHighWaterPlusOneFrame) {
   options.low_water = 4 * 1024;
   StartGateway(options);
   TestClient client = Connect();
-  ASSERT_TRUE(client.SetReceiveBuffer(64 * 1024).ok());
+  ASSERT_OK(client.SetReceiveBuffer(64 * 1024));
   // More than the kernel's socket buffers on both sides can hold.
   PipelinedSender sender(&client, 120, kMaxPayload, 7);
-  absl::StatusOr<ConnectionInfo> info = FindConnection(*gw_, client);
-  ASSERT_TRUE(info.ok()) << info.status();
+  ASSERT_OK_AND_ASSIGN(const ConnectionInfo info, FindConnection(*gw_, client));
 
   // Wait until the gateway has paused: output queued, nothing read for a while.
   uint64_t max_queued = 0;
@@ -173,7 +161,7 @@ TEST_P(AbuseTest, QueuedOutputStaysUnderHighWaterPlusOneFrame) {
   int stable_polls = 0;
   ASSERT_TRUE(WaitUntil(
       [&] {
-        absl::StatusOr<ConnectionInfo> now = gw_->GetConnection(info->fd, info->id);
+        absl::StatusOr<ConnectionInfo> now = gw_->GetConnection(info.fd, info.id);
         if (!now.ok()) return false;
         max_queued = std::max(max_queued, now->need_write);
         stable_polls = now->bytes_in == last_bytes_in && now->need_write > 0 ? stable_polls + 1 : 0;
@@ -187,9 +175,9 @@ TEST_P(AbuseTest, QueuedOutputStaysUnderHighWaterPlusOneFrame) {
   EXPECT_LE(max_queued, options.high_water + kMaxFrameBytes);
   EXPECT_EQ(gw_->active_connections(), 1);
 
-  absl::StatusOr<std::string> replies = client.ReadExactly(sender.expected.size(), Deadline(absl::Seconds(90)));
-  ASSERT_TRUE(replies.ok()) << replies.status();
-  EXPECT_TRUE(*replies == sender.expected) << "responses differ";
+  ASSERT_OK_AND_ASSIGN(const std::string replies,
+                       client.ReadExactly(sender.expected.size(), Deadline(absl::Seconds(90))));
+  EXPECT_TRUE(replies == sender.expected) << "responses differ";
   sender.thread.join();
   EXPECT_TRUE(sender.write_status.ok()) << sender.write_status;
 }
@@ -209,7 +197,7 @@ TEST_P(AbuseTest, GlobalBudgetBoundsBufferedBytes) {
   std::vector<std::unique_ptr<PipelinedSender>> senders;
   for (int i = 0; i < kClients; ++i) {
     clients.push_back(Connect());
-    ASSERT_TRUE(clients.back().SetReceiveBuffer(64 * 1024).ok());
+    ASSERT_OK(clients.back().SetReceiveBuffer(64 * 1024));
   }
   for (int i = 0; i < kClients; ++i) {
     senders.push_back(std::make_unique<PipelinedSender>(&clients[i], 60, kMaxPayload, 100 + i));
@@ -221,7 +209,7 @@ TEST_P(AbuseTest, GlobalBudgetBoundsBufferedBytes) {
   ASSERT_TRUE(WaitUntil(
       [&] {
         max_queued = std::max(max_queued, QueuedBytes());
-        const uint64_t in = SumStat(*gw_, [](const ReactorStats& s) { return s.bytes_in.Get(); });
+        const uint64_t in = SumStat(*gw_, &ReactorStats::bytes_in);
         stable_polls = in == last_in ? stable_polls + 1 : 0;
         last_in = in;
         absl::SleepFor(absl::Milliseconds(20));
@@ -271,13 +259,13 @@ TEST_P(AbuseTest, PartialFramesOverBudgetStillComplete) {
   for (int i = 0; i < kHolders; ++i) {
     frames.push_back(Frame(RandomBytes(rng, kMaxPayload)));
     holders.push_back(Connect());
-    ASSERT_TRUE(holders.back().WriteAll(frames.back().substr(0, kFirstPart)).ok());
+    ASSERT_OK(holders.back().WriteAll(frames.back().substr(0, kFirstPart)));
   }
   // Until the gateway stops reading: the budget is spent on partial frames.
   uint64_t last_in = 0;
   int stable_polls = 0;
   ASSERT_TRUE(WaitUntil([&] {
-    const uint64_t in = SumStat(*gw_, [](const ReactorStats& s) { return s.bytes_in.Get(); });
+    const uint64_t in = SumStat(*gw_, &ReactorStats::bytes_in);
     stable_polls = in == last_in ? stable_polls + 1 : 0;
     last_in = in;
     absl::SleepFor(absl::Milliseconds(20));
@@ -294,7 +282,7 @@ TEST_P(AbuseTest, PartialFramesOverBudgetStillComplete) {
   }
   TestClient newcomer = Connect();
   absl::StatusOr<std::string> reply = newcomer.RoundTrip("abc");
-  ASSERT_TRUE(reply.ok()) << reply.status();
+  ASSERT_OK(reply);
   EXPECT_EQ(*reply, "cba");
   EXPECT_EQ(QueuedBytes(), 0);
 }
@@ -305,7 +293,7 @@ TEST_P(AbuseTest, PartialFramesOverBudgetStillComplete) {
 // exactly once, in fd order.
 TEST_P(AbuseTest, LargeListingIsTakenInSlicesAcrossLoopTurns) {
   constexpr int kClients = 2000;
-  ::gateway::testing::RaiseFdLimit();
+  RaiseFdLimit();
   StartGateway(ReactorOptions{}, /*reactors=*/1);
   std::vector<TestClient> clients;
   for (int i = 0; i < kClients; ++i) clients.push_back(Connect());
@@ -313,7 +301,7 @@ TEST_P(AbuseTest, LargeListingIsTakenInSlicesAcrossLoopTurns) {
   const uint64_t wakeups_before = gw_->reactor_stats(0).wakeups.Get();
   absl::StatusOr<ConnectionPage> page = gw_->ListConnections(ListQuery{});
   const uint64_t wakeups = gw_->reactor_stats(0).wakeups.Get() - wakeups_before;
-  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_OK(page);
   ASSERT_EQ(page->connections.size(), static_cast<size_t>(kClients));
   EXPECT_EQ(page->total_matching, static_cast<size_t>(kClients));
   for (size_t i = 1; i < page->connections.size(); ++i) {
@@ -328,7 +316,7 @@ TEST_P(AbuseTest, CloseByIdSparesTheNewcomerOnAReusedFd) {
   StartGateway(ReactorOptions{}, /*reactors=*/1);
   int pair_a[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, pair_a), 0);
-  ASSERT_TRUE(gw_->AdoptConnection(pair_a[1]).ok());
+  ASSERT_OK(gw_->AdoptConnection(pair_a[1]));
   const int server_fd = pair_a[1];
   absl::StatusOr<ConnectionInfo> old_info;
   ASSERT_TRUE(WaitUntil([&] {
@@ -348,7 +336,7 @@ TEST_P(AbuseTest, CloseByIdSparesTheNewcomerOnAReusedFd) {
   const int reused = fcntl(pair_b[1], F_DUPFD_CLOEXEC, server_fd);
   ASSERT_EQ(reused, server_fd) << "fd " << server_fd << " was taken by something else";
   close(pair_b[1]);
-  ASSERT_TRUE(gw_->AdoptConnection(reused).ok());
+  ASSERT_OK(gw_->AdoptConnection(reused));
   absl::StatusOr<ConnectionInfo> new_info;
   ASSERT_TRUE(WaitUntil([&] {
     new_info = gw_->GetConnection(server_fd);
@@ -373,11 +361,11 @@ TEST_P(AbuseTest, CloseByIdSparesTheNewcomerOnAReusedFd) {
   }));
   EXPECT_EQ(std::string(reply, 7), "00002ih");
   EXPECT_EQ(ClosedCount(*gw_, CloseReason::kControlPlane), 0u);
-  EXPECT_TRUE(gw_->CloseConnection(server_fd, new_info->id, /*force=*/false).ok());
+  EXPECT_OK(gw_->CloseConnection(server_fd, new_info->id, /*force=*/false));
   EXPECT_EQ(recv(pair_b[0], reply, sizeof reply, 0), 0);  // the gateway's FIN
   close(pair_b[0]);
   EXPECT_TRUE(WaitUntil([&] { return ClosedCount(*gw_, CloseReason::kControlPlane) == 1; }));
 }
 
 }  // namespace
-}  // namespace gateway
+}  // namespace gateway::testing

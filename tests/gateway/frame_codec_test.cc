@@ -4,20 +4,19 @@
 // the encoder.
 #include "gateway/frame_codec.h"
 
+#include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "tests/gateway/decoder_harness.h"
+#include "tests/support/decoder_harness.h"
 
-namespace gateway {
+namespace gateway::testing {
 namespace {
 
-using ::gateway::testing::DecodeResult;
-using ::gateway::testing::ReferenceDecode;
-using ::gateway::testing::StreamDecoder;
 using Status = FrameScan::Status;
 
 std::string Bytes(std::initializer_list<int> values) {
@@ -38,99 +37,82 @@ DecodeResult DecodeInPieces(absl::string_view stream, const std::vector<size_t>&
   return decoder.result();
 }
 
-// --- ScanFrame on single inputs ---------------------------------------------
+// --- ScanFrame on single inputs: one table -----------------------------------
 
-TEST(ScanFrameTest, EmptyInputNeedsMore) {
-  const FrameScan scan = ScanFrame("");
-  EXPECT_EQ(scan.status, Status::kNeedMore);
-  EXPECT_EQ(scan.skip, 0u);
-  EXPECT_EQ(scan.frame_size, 0u);
+// One input and what ScanFrame must say about it; skip and frame_size are
+// checked where given.
+struct ScanCase {
+  std::string name;  // the test's name suffix
+  std::string input;
+  Status status;
+  std::optional<size_t> skip;
+  std::optional<size_t> frame_size;
+};
+
+void PrintTo(const ScanCase& c, std::ostream* os) {
+  *os << c.name << " \"" << absl::CEscape(c.input.substr(0, 40)) << "\"";
 }
 
-TEST(ScanFrameTest, CompleteFrame) {
-  const FrameScan scan = ScanFrame("00003abc");
-  EXPECT_EQ(scan.status, Status::kFrame);
-  EXPECT_EQ(scan.skip, 0u);
-  EXPECT_EQ(scan.frame_size, 8u);
-}
-
-TEST(ScanFrameTest, CompleteFrameFollowedByMoreBytes) {
-  const FrameScan scan = ScanFrame("00003abc00002xy");
-  EXPECT_EQ(scan.status, Status::kFrame);
-  EXPECT_EQ(scan.frame_size, 8u);
-}
-
-TEST(ScanFrameTest, PartialHeaderNeedsMoreWithUnknownSize) {
-  for (absl::string_view prefix : {"0", "00", "000", "0000"}) {
-    const FrameScan scan = ScanFrame(prefix);
-    EXPECT_EQ(scan.status, Status::kNeedMore) << prefix;
-    EXPECT_EQ(scan.frame_size, 0u) << prefix;
-  }
-}
-
-TEST(ScanFrameTest, PartialPayloadNeedsMoreWithKnownSize) {
-  for (absl::string_view data : {"00010", "00010abc", "00010abcdefghi"}) {
-    const FrameScan scan = ScanFrame(data);
-    EXPECT_EQ(scan.status, Status::kNeedMore) << data;
-    EXPECT_EQ(scan.frame_size, 15u) << data;
-  }
-}
-
-TEST(ScanFrameTest, PayloadMayHoldAnyByte) {
-  const std::string payload = Bytes({0, '\r', '\n', 0xff, '0', 'x'});
-  const std::string frame = EncodeFrame(payload);
-  const FrameScan scan = ScanFrame(frame);
-  ASSERT_EQ(scan.status, Status::kFrame);
-  EXPECT_EQ(scan.frame_size, 11u);
-}
-
-TEST(ScanFrameTest, LargestPayload) {
-  const std::string frame = "99999" + std::string(kMaxPayload, 'z');
-  const FrameScan whole = ScanFrame(frame);
-  EXPECT_EQ(whole.status, Status::kFrame);
-  EXPECT_EQ(whole.frame_size, kMaxFrameSize);
-  const FrameScan short_by_one = ScanFrame(absl::string_view(frame).substr(0, frame.size() - 1));
-  EXPECT_EQ(short_by_one.status, Status::kNeedMore);
-  EXPECT_EQ(short_by_one.frame_size, kMaxFrameSize);
-}
-
-TEST(ScanFrameTest, SmallestPayload) {
-  const FrameScan scan = ScanFrame("00001x");
-  EXPECT_EQ(scan.status, Status::kFrame);
-  EXPECT_EQ(scan.frame_size, 6u);
-}
-
-// --- CR/LF skipping -----------------------------------------------------------
-
-TEST(ScanFrameTest, SkipsCrLfBeforeHeader) {
+std::vector<ScanCase> ScanCases() {
+  const std::string largest = "99999" + std::string(kMaxPayload, 'z');
+  std::vector<ScanCase> cases = {
+      {"EmptyInputNeedsMore", "", Status::kNeedMore, 0, 0},
+      {"CompleteFrame", "00003abc", Status::kFrame, 0, 8},
+      {"CompleteFrameFollowedByMoreBytes", "00003abc00002xy", Status::kFrame, 0, 8},
+      // A partial header: the size is not known yet.
+      {"PartialHeader1", "0", Status::kNeedMore, 0, 0},
+      {"PartialHeader2", "00", Status::kNeedMore, 0, 0},
+      {"PartialHeader3", "000", Status::kNeedMore, 0, 0},
+      {"PartialHeader4", "0000", Status::kNeedMore, 0, 0},
+      // A partial payload: the size is known.
+      {"PartialPayloadHeaderOnly", "00010", Status::kNeedMore, 0, 15},
+      {"PartialPayload3Of10", "00010abc", Status::kNeedMore, 0, 15},
+      {"PartialPayload9Of10", "00010abcdefghi", Status::kNeedMore, 0, 15},
+      {"PayloadMayHoldAnyByte", EncodeFrame(Bytes({0, '\r', '\n', 0xff, '0', 'x'})), Status::kFrame, 0, 11},
+      {"SmallestPayload", "00001x", Status::kFrame, 0, 6},
+      {"LargestPayload", largest, Status::kFrame, 0, kMaxFrameSize},
+      {"LargestPayloadShortByOne", largest.substr(0, largest.size() - 1), Status::kNeedMore, 0, kMaxFrameSize},
+      // CR/LF before a header is skipped; inside a payload it is data.
+      {"OnlyCrLfNeedsMoreAndSkipsAll", "\r\n\r\n", Status::kNeedMore, 4, 0},
+      {"SkipsCrLfBeforePartialHeader", "\n\n000", Status::kNeedMore, 2, std::nullopt},
+      {"CrLfInsidePayloadIsData", "00004\r\n\r\n", Status::kFrame, 0, 9},
+      {"ErrorReportsWhereTheHeaderStarts", "\r\n\r\nabcde", Status::kError, 4, std::nullopt},
+      // A zero length is an error, but only once the header is complete.
+      {"ZeroLength", "00000", Status::kError, std::nullopt, std::nullopt},
+      {"ZeroLengthWithBytesAfter", "00000abc", Status::kError, std::nullopt, std::nullopt},
+      {"ZeroLengthAfterCrLf", "\r\n00000", Status::kError, std::nullopt, std::nullopt},
+      {"ZeroLengthIncompleteNeedsMore", "0000", Status::kNeedMore, std::nullopt, std::nullopt},
+  };
+  int n = 0;
   for (absl::string_view prefix : {"\r", "\n", "\r\n", "\n\n\n", "\r\r\n\n\r"}) {
-    const std::string data = absl::StrCat(prefix, "00003abc");
-    const FrameScan scan = ScanFrame(data);
-    EXPECT_EQ(scan.status, Status::kFrame);
-    EXPECT_EQ(scan.skip, prefix.size());
-    EXPECT_EQ(scan.frame_size, 8u);
+    cases.push_back({absl::StrCat("SkipsCrLfBeforeHeader", ++n), absl::StrCat(prefix, "00003abc"), Status::kFrame,
+                     prefix.size(), 8});
   }
+  n = 0;
+  for (absl::string_view input : {"0\r003abc", "00\n03abc", "000\r\nabc", "0000\nabc", "\n0\r003abc"}) {
+    cases.push_back({absl::StrCat("CrLfInsideHeader", ++n), std::string(input), Status::kError, std::nullopt,
+                     std::nullopt});
+  }
+  n = 0;
+  for (absl::string_view input : {"-0003abc", "+0003abc", " 0003abc", "0003 abc", "   3abc", "0x003abc", "3    abc"}) {
+    cases.push_back({absl::StrCat("SignOrSpaceInHeader", ++n), std::string(input), Status::kError, std::nullopt,
+                     std::nullopt});
+  }
+  return cases;
 }
 
-TEST(ScanFrameTest, OnlyCrLfNeedsMoreAndSkipsAll) {
-  const FrameScan scan = ScanFrame("\r\n\r\n");
-  EXPECT_EQ(scan.status, Status::kNeedMore);
-  EXPECT_EQ(scan.skip, 4u);
-  EXPECT_EQ(scan.frame_size, 0u);
+class ScanFrameCaseTest : public ::testing::TestWithParam<ScanCase> {};
+
+TEST_P(ScanFrameCaseTest, Scans) {
+  const ScanCase& c = GetParam();
+  const FrameScan scan = ScanFrame(c.input);
+  EXPECT_EQ(scan.status, c.status);
+  if (c.skip.has_value()) EXPECT_EQ(scan.skip, *c.skip);
+  if (c.frame_size.has_value()) EXPECT_EQ(scan.frame_size, *c.frame_size);
 }
 
-TEST(ScanFrameTest, SkipsCrLfBeforePartialHeader) {
-  const FrameScan scan = ScanFrame("\n\n000");
-  EXPECT_EQ(scan.status, Status::kNeedMore);
-  EXPECT_EQ(scan.skip, 2u);
-}
-
-TEST(ScanFrameTest, CrLfInsidePayloadIsData) {
-  const FrameScan scan = ScanFrame("00004\r\n\r\n");
-  EXPECT_EQ(scan.status, Status::kFrame);
-  EXPECT_EQ(scan.skip, 0u);
-  EXPECT_EQ(scan.frame_size, 9u);
-}
+INSTANTIATE_TEST_SUITE_P(Table, ScanFrameCaseTest, ::testing::ValuesIn(ScanCases()),
+                         [](const ::testing::TestParamInfo<ScanCase>& info) { return info.param.name; });
 
 TEST(StreamDecoderTest, CrLfBetweenFramesAndAfterTheLast) {
   StreamDecoder decoder;
@@ -178,31 +160,6 @@ TEST(ScanFrameTest, NonDigitAtEveryHeaderPositionIsAnError) {
       }
     }
   }
-}
-
-TEST(ScanFrameTest, CrLfInsideHeaderIsAnError) {
-  for (absl::string_view data : {"0\r003abc", "00\n03abc", "000\r\nabc", "0000\nabc", "\n0\r003abc"}) {
-    EXPECT_EQ(ScanFrame(data).status, Status::kError) << absl::CEscape(data);
-  }
-}
-
-TEST(ScanFrameTest, ZeroLengthIsAnErrorOnlyOnceComplete) {
-  EXPECT_EQ(ScanFrame("00000").status, Status::kError);
-  EXPECT_EQ(ScanFrame("00000abc").status, Status::kError);
-  EXPECT_EQ(ScanFrame("\r\n00000").status, Status::kError);
-  EXPECT_EQ(ScanFrame("0000").status, Status::kNeedMore);
-}
-
-TEST(ScanFrameTest, SignsAndSpacesAreErrors) {
-  for (absl::string_view data : {"-0003abc", "+0003abc", " 0003abc", "0003 abc", "   3abc", "0x003abc", "3    abc"}) {
-    EXPECT_EQ(ScanFrame(data).status, Status::kError) << data;
-  }
-}
-
-TEST(ScanFrameTest, ErrorReportsWhereTheHeaderStarts) {
-  const FrameScan scan = ScanFrame("\r\n\r\nabcde");
-  EXPECT_EQ(scan.status, Status::kError);
-  EXPECT_EQ(scan.skip, 4u);
 }
 
 TEST(StreamDecoderTest, GoodFramesBeforeBadHeaderAreDelivered) {
@@ -354,4 +311,4 @@ TEST(HeaderTest, EveryLengthRoundTripsThroughScanFrame) {
 }
 
 }  // namespace
-}  // namespace gateway
+}  // namespace gateway::testing

@@ -13,14 +13,10 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/frame_codec.h"
 #include "gtest/gtest.h"
-#include "tests/gateway/decoder_harness.h"
+#include "tests/support/decoder_harness.h"
 
-namespace gateway {
+namespace gateway::testing {
 namespace {
-
-using ::gateway::testing::DecodeResult;
-using ::gateway::testing::ReferenceDecode;
-using ::gateway::testing::StreamDecoder;
 
 int Iterations(int fallback) {
   const char* env = std::getenv("GATEWAY_FUZZ_ITERATIONS");
@@ -168,4 +164,4 @@ TEST(FrameFuzzTest, ArbitraryBytes) {
 }
 
 }  // namespace
-}  // namespace gateway
+}  // namespace gateway::testing

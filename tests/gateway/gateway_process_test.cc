@@ -2,18 +2,9 @@
 // (every frame already sent is answered, then EOF, exit status 0, the port
 // closed), the drain timeout, and start-up errors (busy port, bad flags: one
 // line on stderr, non-zero exit).
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <algorithm>
-#include <cerrno>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -21,157 +12,39 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
-#include "tests/gateway/test_client.h"
+#include "tests/support/loopback.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/test_client.h"
 
 #ifndef GATEWAY_BINARY
 #error "GATEWAY_BINARY must name the gateway executable"
 #endif
 
-namespace gateway {
+namespace gateway::testing {
 namespace {
 
-using ::gateway::testing::Deadline;
-using ::gateway::testing::Frame;
-using ::gateway::testing::RandomBytes;
-using ::gateway::testing::ReversedFrame;
-using ::gateway::testing::TestClient;
-using ::gateway::testing::WaitUntil;
+// Starts the gateway binary with `args`, its stdout and stderr in its log.
+// The control plane and metrics listen on fixed default ports, which other
+// tests running in parallel may hold: off unless a test asks for them (a
+// later flag wins).
+absl::StatusOr<std::unique_ptr<Subprocess>> StartGateway(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {GATEWAY_BINARY, "--control_listen=", "--metrics_listen="};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return Subprocess::Start(argv);
+}
 
-// The gateway binary running as a child process, its stderr (and stdout,
-// where only --help writes) on a pipe.
-// Killed (SIGKILL) on destruction if still running. Test-thread only.
-class GatewayProcess {
- public:
-  explicit GatewayProcess(std::vector<std::string> args) {
-    int pipe_fds[2];
-    if (pipe2(pipe_fds, O_CLOEXEC) != 0) return;
-    // The control plane and metrics listen on fixed default ports, which other
-    // tests running in parallel may hold: off unless a test asks for them
-    // (a later flag wins).
-    std::vector<std::string> argv_storage = {GATEWAY_BINARY, "--control_listen=", "--metrics_listen="};
-    argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (std::string& a : argv_storage) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const pid_t parent = getpid();
-    pid_ = fork();
-    if (pid_ == 0) {
-      // Child: die with the test; stderr to the pipe.
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(127);
-      dup2(pipe_fds[1], STDERR_FILENO);
-      dup2(pipe_fds[1], STDOUT_FILENO);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(pipe_fds[1]);
-    stderr_fd_ = pipe_fds[0];
-  }
-
-  ~GatewayProcess() {
-    if (pid_ > 0 && !status_.has_value()) {
-      kill(pid_, SIGKILL);
-      int status;
-      waitpid(pid_, &status, 0);
-    }
-    if (stderr_fd_ >= 0) close(stderr_fd_);
-  }
-
-  bool started() const { return pid_ > 0; }
-  pid_t pid() const { return pid_; }
-
-  // Returns the next line of stderr, without its newline; nullopt at EOF or
-  // when `deadline` passes.
-  std::optional<std::string> ReadLine(absl::Time deadline) {
-    for (;;) {
-      const size_t newline = buffered_.find('\n');
-      if (newline != std::string::npos) {
-        std::string line = buffered_.substr(0, newline);
-        buffered_.erase(0, newline + 1);
-        all_ += line + "\n";
-        return line;
-      }
-      if (!Fill(deadline)) return std::nullopt;
-    }
-  }
-
-  // Reads stderr to EOF (the process has exited); returns all of it,
-  // including lines already returned by ReadLine.
-  std::string ReadAll(absl::Time deadline) {
-    while (Fill(deadline)) {
-    }
-    all_ += buffered_;
-    buffered_.clear();
-    return all_;
-  }
-
-  // Parses "gateway: serving ... (port N) ..." from stderr; -1 if absent.
-  int ReadServingPort(absl::Time deadline) {
-    while (std::optional<std::string> line = ReadLine(deadline)) {
-      const size_t at = line->find("(port ");
-      if (!absl::StartsWith(*line, "gateway: serving") || at == std::string::npos) continue;
-      const std::string rest = line->substr(at + 6);
-      int port = 0;
-      if (absl::SimpleAtoi(rest.substr(0, rest.find(')')), &port)) return port;
-    }
-    return -1;
-  }
-
-  // Waits for the process to exit; returns its wait status, or nullopt if
-  // `deadline` passes first.
-  std::optional<int> Wait(absl::Time deadline) {
-    if (status_.has_value()) return status_;
-    for (;;) {
-      int status = 0;
-      const pid_t r = waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        status_ = status;
-        return status_;
-      }
-      if (absl::Now() >= deadline) return std::nullopt;
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-  }
-
- private:
-  // Reads more of stderr; false at EOF or deadline.
-  bool Fill(absl::Time deadline) {
-    for (;;) {
-      pollfd p{stderr_fd_, POLLIN, 0};
-      const int64_t left_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-      if (left_ms <= 0) return false;
-      const int rc = poll(&p, 1, static_cast<int>(std::min<int64_t>(left_ms, 1000)));
-      if (rc < 0 && errno != EINTR) return false;
-      if (rc <= 0) continue;
-      char chunk[4096];
-      const ssize_t n = read(stderr_fd_, chunk, sizeof chunk);
-      if (n > 0) {
-        buffered_.append(chunk, static_cast<size_t>(n));
-        return true;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      return false;
-    }
-  }
-
-  pid_t pid_ = -1;
-  int stderr_fd_ = -1;
-  std::string buffered_;
-  std::string all_;
-  std::optional<int> status_;
-};
+// The data port from "gateway: serving ... (port N) ..."; 0 if absent.
+int ServingPort(Subprocess& gateway) { return WaitForPort(gateway, "gateway: serving", Deadline()); }
 
 bool ConnectRefused(int port) {
   absl::StatusOr<TestClient> client = TestClient::Connect(port, Deadline(absl::Seconds(5)));
   return !client.ok() && absl::StrContains(client.status().message(), "refused");
 }
-
-int ExitCode(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
 
 std::vector<std::string> Lines(const std::string& text) {
   return absl::StrSplit(text, '\n', absl::SkipEmpty());
@@ -181,21 +54,18 @@ class GracefulStopTest : public ::testing::TestWithParam<int> {};  // the signal
 
 TEST_P(GracefulStopTest, AnswersEverythingReceivedThenEofAndExitZero) {
   const int signo = GetParam();
-  GatewayProcess gateway({"--listen=127.0.0.1:0", "--reactors=2", "--drain_timeout=20s"});
-  ASSERT_TRUE(gateway.started());
-  const int port = gateway.ReadServingPort(Deadline());
-  ASSERT_GT(port, 0) << gateway.ReadAll(Deadline(absl::Seconds(1)));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Subprocess> gateway,
+                       StartGateway({"--listen=127.0.0.1:0", "--reactors=2", "--drain_timeout=20s"}));
+  const int port = ServingPort(*gateway);
+  ASSERT_GT(port, 0) << gateway->Log();
 
   // An idle client, and one that has a round trip done (so it is accepted)
   // and then pipelines frames the server has received but maybe not read.
-  absl::StatusOr<TestClient> idle = TestClient::Connect(port);
-  ASSERT_TRUE(idle.ok()) << idle.status();
-  ASSERT_TRUE(idle->RoundTrip("idle").ok());
-  absl::StatusOr<TestClient> client = TestClient::Connect(port);
-  ASSERT_TRUE(client.ok()) << client.status();
-  absl::StatusOr<std::string> first = client->RoundTrip("first");
-  ASSERT_TRUE(first.ok()) << first.status();
-  EXPECT_EQ(*first, "tsrif");
+  ASSERT_OK_AND_ASSIGN(TestClient idle, TestClient::Connect(port));
+  ASSERT_OK(idle.RoundTrip("idle"));
+  ASSERT_OK_AND_ASSIGN(TestClient client, TestClient::Connect(port));
+  ASSERT_OK_AND_ASSIGN(const std::string first, client.RoundTrip("first"));
+  EXPECT_EQ(first, "tsrif");
   std::mt19937_64 rng(9);
   std::string requests, expected;
   for (int i = 0; i < 200; ++i) {
@@ -203,21 +73,20 @@ TEST_P(GracefulStopTest, AnswersEverythingReceivedThenEofAndExitZero) {
     requests += Frame(payload);
     expected += ReversedFrame(payload);
   }
-  ASSERT_TRUE(client->WriteAll(requests).ok());
+  ASSERT_OK(client.WriteAll(requests));
   // Every byte has reached the server's kernel before the signal.
   EXPECT_TRUE(WaitUntil([&] {
-    absl::StatusOr<int> unacked = client->UnackedBytes();
+    absl::StatusOr<int> unacked = client.UnackedBytes();
     return unacked.ok() && *unacked == 0;
   }));
 
-  ASSERT_EQ(kill(gateway.pid(), signo), 0);
-  absl::StatusOr<std::string> got = client->ReadUntilEof();
-  ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_EQ(got->size(), expected.size());
-  EXPECT_TRUE(*got == expected) << "responses differ";
-  EXPECT_TRUE(idle->ExpectEof().ok());
-  client->Close();
-  idle->Close();
+  ASSERT_EQ(kill(gateway->pid(), signo), 0);
+  ASSERT_OK_AND_ASSIGN(const std::string got, client.ReadUntilEof());
+  EXPECT_EQ(got.size(), expected.size());
+  EXPECT_TRUE(got == expected) << "responses differ";
+  EXPECT_OK(idle.ExpectEof());
+  client.Close();
+  idle.Close();
 
   // New connections are refused from now on (one may still slip in while
   // the other reactor stops its listener; it is closed at once).
@@ -225,15 +94,15 @@ TEST_P(GracefulStopTest, AnswersEverythingReceivedThenEofAndExitZero) {
       [&] {
         absl::StatusOr<TestClient> late = TestClient::Connect(port, Deadline(absl::Seconds(5)));
         if (!late.ok()) return absl::StrContains(late.status().message(), "refused");
-        EXPECT_TRUE(late->ExpectEof().ok());
+        EXPECT_OK(late->ExpectEof());
         return false;
       },
       Deadline()));
 
-  const std::optional<int> status = gateway.Wait(Deadline());
-  ASSERT_TRUE(status.has_value()) << "gateway did not exit";
-  EXPECT_EQ(ExitCode(*status), 0);
-  const std::string err = gateway.ReadAll(Deadline());
+  const std::optional<int> exit_code = gateway->Wait(Deadline());
+  ASSERT_TRUE(exit_code.has_value()) << "gateway did not exit";
+  EXPECT_EQ(*exit_code, 0);
+  const std::string err = gateway->Log();
   EXPECT_TRUE(absl::StrContains(err, signo == SIGTERM ? "SIGTERM received" : "SIGINT received")) << err;
   EXPECT_TRUE(absl::StrContains(err, "gateway: stopped")) << err;
   EXPECT_TRUE(ConnectRefused(port));
@@ -245,52 +114,42 @@ INSTANTIATE_TEST_SUITE_P(Signals, GracefulStopTest, ::testing::Values(SIGTERM, S
                          });
 
 TEST(GatewayProcessTest, DrainTimeoutBoundsShutdownWithAClientThatNeverReads) {
-  GatewayProcess gateway({"--listen=127.0.0.1:0", "--reactors=1", "--drain_timeout=300ms"});
-  ASSERT_TRUE(gateway.started());
-  const int port = gateway.ReadServingPort(Deadline());
-  ASSERT_GT(port, 0);
-  absl::StatusOr<TestClient> client = TestClient::Connect(port);
-  ASSERT_TRUE(client.ok()) << client.status();
-  ASSERT_TRUE(client->RoundTrip("x").ok());
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Subprocess> gateway,
+                       StartGateway({"--listen=127.0.0.1:0", "--reactors=1", "--drain_timeout=300ms"}));
+  const int port = ServingPort(*gateway);
+  ASSERT_GT(port, 0) << gateway->Log();
+  ASSERT_OK_AND_ASSIGN(TestClient client, TestClient::Connect(port));
+  ASSERT_OK(client.RoundTrip("x"));
   std::mt19937_64 rng(10);
   const std::string frame = Frame(RandomBytes(rng, 99999));
   std::string flood;
   for (int i = 0; i < 100; ++i) flood += frame;
-  std::thread writer([&] { (void)client->WriteAll(flood, Deadline()); });
+  std::thread writer([&] { (void)client.WriteAll(flood, Deadline()); });
   // Stuck: the server stopped reading (its output is full), so our bytes
   // stay unacknowledged.
   EXPECT_TRUE(WaitUntil([&] {
-    absl::StatusOr<int> unacked = client->UnackedBytes();
+    absl::StatusOr<int> unacked = client.UnackedBytes();
     return unacked.ok() && *unacked > 0;
   }));
-  ASSERT_EQ(kill(gateway.pid(), SIGTERM), 0);
-  const std::optional<int> status = gateway.Wait(Deadline());
-  ASSERT_TRUE(status.has_value()) << "gateway did not exit";
-  EXPECT_EQ(ExitCode(*status), 0);
+  ASSERT_EQ(kill(gateway->pid(), SIGTERM), 0);
+  const std::optional<int> exit_code = gateway->Wait(Deadline());
+  ASSERT_TRUE(exit_code.has_value()) << "gateway did not exit";
+  EXPECT_EQ(*exit_code, 0);
   // The client's connection was closed by the deadline: the writer ends.
   writer.join();
   EXPECT_TRUE(ConnectRefused(port));
 }
 
 TEST(GatewayProcessTest, BusyPortIsOneLineAndExitOne) {
-  const int holder = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(holder, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(holder, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(listen(holder, 1), 0);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(getsockname(holder, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  const int port = ntohs(addr.sin_port);
+  ASSERT_OK_AND_ASSIGN(LoopbackSocket holder, ListenOnLoopback(1));
+  const int port = holder.port();
 
-  GatewayProcess gateway({absl::StrCat("--listen=127.0.0.1:", port)});
-  ASSERT_TRUE(gateway.started());
-  const std::optional<int> status = gateway.Wait(Deadline());
-  close(holder);
-  ASSERT_TRUE(status.has_value());
-  EXPECT_EQ(ExitCode(*status), 1);
-  const std::string err = gateway.ReadAll(Deadline());
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Subprocess> gateway, StartGateway({absl::StrCat("--listen=127.0.0.1:", port)}));
+  const std::optional<int> exit_code = gateway->Wait(Deadline());
+  holder.Close();
+  ASSERT_TRUE(exit_code.has_value());
+  EXPECT_EQ(*exit_code, 1);
+  const std::string err = gateway->Log();
   const std::vector<std::string> lines = Lines(err);
   ASSERT_EQ(lines.size(), 1u) << err;
   EXPECT_TRUE(absl::StartsWith(lines[0], "gateway: ")) << err;
@@ -313,12 +172,11 @@ TEST(GatewayProcessTest, BadFlagValuesFailAtStart) {
            {"--no_such_flag=1"},
        }) {
     const std::string name = absl::StrJoin(args, " ");
-    GatewayProcess gateway(args);
-    ASSERT_TRUE(gateway.started());
-    const std::optional<int> status = gateway.Wait(Deadline());
-    ASSERT_TRUE(status.has_value()) << name << ": still running";
-    EXPECT_EQ(ExitCode(*status), 1) << name;
-    const std::string err = gateway.ReadAll(Deadline());
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Subprocess> gateway, StartGateway(args));
+    const std::optional<int> exit_code = gateway->Wait(Deadline());
+    ASSERT_TRUE(exit_code.has_value()) << name << ": still running";
+    EXPECT_EQ(*exit_code, 1) << name;
+    const std::string err = gateway->Log();
     EXPECT_EQ(Lines(err).size(), 1u) << name << ":\n" << err;
   }
 }
@@ -327,12 +185,11 @@ TEST(GatewayProcessTest, OurOwnValidationIsOneLineAndExitOne) {
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
            {"--reactors=-1"}, {"--read_budget=0"}, {"--listen=nonsense"}, {"--max_connections=-1"}}) {
     const std::string name = absl::StrJoin(args, " ");
-    GatewayProcess gateway(args);
-    ASSERT_TRUE(gateway.started());
-    const std::optional<int> status = gateway.Wait(Deadline());
-    ASSERT_TRUE(status.has_value()) << name;
-    EXPECT_EQ(ExitCode(*status), 1) << name;
-    const std::string err = gateway.ReadAll(Deadline());
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Subprocess> gateway, StartGateway(args));
+    const std::optional<int> exit_code = gateway->Wait(Deadline());
+    ASSERT_TRUE(exit_code.has_value()) << name;
+    EXPECT_EQ(*exit_code, 1) << name;
+    const std::string err = gateway->Log();
     const std::vector<std::string> lines = Lines(err);
     ASSERT_EQ(lines.size(), 1u) << name << ":\n" << err;
     EXPECT_TRUE(absl::StartsWith(lines[0], "gateway: ")) << err;
@@ -340,12 +197,11 @@ TEST(GatewayProcessTest, OurOwnValidationIsOneLineAndExitOne) {
 }
 
 TEST(GatewayProcessTest, HelpListsTheFlags) {
-  GatewayProcess gateway({"--help"});
-  ASSERT_TRUE(gateway.started());
-  const std::optional<int> status = gateway.Wait(Deadline());
-  ASSERT_TRUE(status.has_value());
-  EXPECT_LT(ExitCode(*status), 128);
-  const std::string out = gateway.ReadAll(Deadline());
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Subprocess> gateway, StartGateway({"--help"}));
+  const std::optional<int> exit_code = gateway->Wait(Deadline());
+  ASSERT_TRUE(exit_code.has_value());
+  EXPECT_LT(*exit_code, 128);
+  const std::string out = gateway->Log();
   for (absl::string_view flag : {"--listen", "--reactors", "--trigger_mode", "--max_connections", "--idle_timeout",
                                  "--drain_timeout", "--high_water_bytes", "--low_water_bytes", "--read_budget"}) {
     EXPECT_TRUE(absl::StrContains(out, flag)) << flag << " missing from --help:\n" << out;
@@ -353,4 +209,4 @@ TEST(GatewayProcessTest, HelpListsTheFlags) {
 }
 
 }  // namespace
-}  // namespace gateway
+}  // namespace gateway::testing

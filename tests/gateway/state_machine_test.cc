@@ -14,20 +14,12 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/gateway/recording_observer.h"
-#include "tests/gateway/test_client.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/test_client.h"
 
-namespace gateway {
+namespace gateway::testing {
 namespace {
 
-using ::gateway::testing::ClosedCount;
-using ::gateway::testing::Deadline;
-using ::gateway::testing::FindConnection;
-using ::gateway::testing::Frame;
-using ::gateway::testing::RecordingObserver;
-using ::gateway::testing::ReversedFrame;
-using ::gateway::testing::StartTestGateway;
-using ::gateway::testing::TestClient;
-using ::gateway::testing::WaitUntil;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 
@@ -78,9 +70,8 @@ TEST_P(StateMachineTest, OneRequestThenPeerClose) {
   StartGateway();
   TestClient client = Connect();
   const std::string peer = client.peer_name();
-  absl::StatusOr<std::string> reply = client.RoundTrip("abc");
-  ASSERT_TRUE(reply.ok()) << reply.status();
-  EXPECT_EQ(*reply, "cba");
+  ASSERT_OK_AND_ASSIGN(const std::string reply, client.RoundTrip("abc"));
+  EXPECT_EQ(reply, "cba");
   client.Close();
   const std::vector<ConnectionEvent> events = ClosedEvents(peer);
   EXPECT_THAT(RecordingObserver::Describe(events),
@@ -100,9 +91,8 @@ TEST_P(StateMachineTest, ThreeSequentialRequests) {
   TestClient client = Connect();
   const std::string peer = client.peer_name();
   for (absl::string_view payload : {"one", "two", "three"}) {
-    absl::StatusOr<std::string> reply = client.RoundTrip(payload);
-    ASSERT_TRUE(reply.ok()) << reply.status();
-    EXPECT_EQ(*reply, std::string(payload.rbegin(), payload.rend()));
+    ASSERT_OK_AND_ASSIGN(const std::string reply, client.RoundTrip(payload));
+    EXPECT_EQ(reply, Reversed(payload));
   }
   client.Close();
   EXPECT_THAT(RecordingObserver::Describe(ClosedEvents(peer)),
@@ -114,10 +104,9 @@ TEST_P(StateMachineTest, PipelinedRequestsInOneReadAreOneBatch) {
   StartGateway();
   TestClient client = Connect();
   const std::string peer = client.peer_name();
-  ASSERT_TRUE(client.WriteAll(Frame("a") + Frame("bc") + "\r\n" + Frame("def")).ok());
-  absl::StatusOr<std::string> replies = client.ReadExactly(6 + 7 + 8);
-  ASSERT_TRUE(replies.ok()) << replies.status();
-  EXPECT_EQ(*replies, ReversedFrame("a") + ReversedFrame("bc") + ReversedFrame("def"));
+  ASSERT_OK(client.WriteAll(Frame("a") + Frame("bc") + "\r\n" + Frame("def")));
+  ASSERT_OK_AND_ASSIGN(const std::string replies, client.ReadExactly(6 + 7 + 8));
+  EXPECT_EQ(replies, ReversedFrame("a") + ReversedFrame("bc") + ReversedFrame("def"));
   client.Close();
   const std::vector<ConnectionEvent> events = ClosedEvents(peer);
   EXPECT_THAT(RecordingObserver::Describe(events),
@@ -133,11 +122,10 @@ TEST_P(StateMachineTest, ProtocolErrorAfterAGoodFrame) {
   StartGateway();
   TestClient client = Connect();
   const std::string peer = client.peer_name();
-  ASSERT_TRUE(client.WriteAll(Frame("abc") + "abcde").ok());
-  absl::StatusOr<std::string> reply = client.ReadExactly(8);
-  ASSERT_TRUE(reply.ok()) << reply.status();
-  EXPECT_EQ(*reply, "00003cba");
-  EXPECT_TRUE(client.ExpectEof().ok());
+  ASSERT_OK(client.WriteAll(Frame("abc") + "abcde"));
+  ASSERT_OK_AND_ASSIGN(const std::string reply, client.ReadExactly(8));
+  EXPECT_EQ(reply, "00003cba");
+  EXPECT_OK(client.ExpectEof());
   client.Close();
   EXPECT_THAT(RecordingObserver::Describe(ClosedEvents(peer)),
               ElementsAre("opened:accept", "read", "process", "write", "read", "closing", "closed:protocol_error"));
@@ -149,8 +137,8 @@ TEST_P(StateMachineTest, ProtocolErrorFirstThing) {
   StartGateway();
   TestClient client = Connect();
   const std::string peer = client.peer_name();
-  ASSERT_TRUE(client.WriteAll("00000").ok());
-  EXPECT_TRUE(client.ExpectEof().ok());
+  ASSERT_OK(client.WriteAll("00000"));
+  EXPECT_OK(client.ExpectEof());
   client.Close();
   EXPECT_THAT(RecordingObserver::Describe(ClosedEvents(peer)),
               ElementsAre("opened:accept", "read", "closing", "closed:protocol_error"));
@@ -162,9 +150,9 @@ TEST_P(StateMachineTest, IdleTimeout) {
   StartGateway(reactor);
   TestClient idle = Connect();
   TestClient stuck = Connect();  // stops in the middle of a frame
-  ASSERT_TRUE(stuck.WriteAll("00010abc").ok());
-  EXPECT_TRUE(idle.ExpectEof().ok());
-  EXPECT_TRUE(stuck.ExpectEof().ok());
+  ASSERT_OK(stuck.WriteAll("00010abc"));
+  EXPECT_OK(idle.ExpectEof());
+  EXPECT_OK(stuck.ExpectEof());
   EXPECT_THAT(RecordingObserver::Describe(ClosedEvents(idle.peer_name())),
               ElementsAre("opened:accept", "read", "closing", "closed:idle_timeout"));
   const std::vector<ConnectionEvent> stuck_events = ClosedEvents(stuck.peer_name());
@@ -181,10 +169,9 @@ TEST_P(StateMachineTest, CloseConnectionGracefulWhenIdle) {
   StartGateway();
   TestClient client = Connect();
   const std::string peer = client.peer_name();
-  absl::StatusOr<ConnectionInfo> info = FindConnection(*gw_, client);
-  ASSERT_TRUE(info.ok()) << info.status();
-  ASSERT_TRUE(gw_->CloseConnection(info->fd, /*id=*/0, /*force=*/false).ok());
-  EXPECT_TRUE(client.ExpectEof().ok());
+  ASSERT_OK_AND_ASSIGN(const ConnectionInfo info, FindConnection(*gw_, client));
+  ASSERT_OK(gw_->CloseConnection(info.fd, /*id=*/0, /*force=*/false));
+  EXPECT_OK(client.ExpectEof());
   client.Close();
   EXPECT_THAT(RecordingObserver::Describe(ClosedEvents(peer)),
               ElementsAre("opened:accept", "read", "closing", "closed:control_plane"));
@@ -195,13 +182,12 @@ TEST_P(StateMachineTest, CloseConnectionForceWhenIdle) {
   StartGateway();
   TestClient client = Connect();
   const std::string peer = client.peer_name();
-  absl::StatusOr<ConnectionInfo> info = FindConnection(*gw_, client);
-  ASSERT_TRUE(info.ok()) << info.status();
-  ASSERT_TRUE(gw_->CloseConnection(info->fd, /*id=*/0, /*force=*/true).ok());
-  EXPECT_TRUE(client.ExpectEof().ok());
+  ASSERT_OK_AND_ASSIGN(const ConnectionInfo info, FindConnection(*gw_, client));
+  ASSERT_OK(gw_->CloseConnection(info.fd, /*id=*/0, /*force=*/true));
+  EXPECT_OK(client.ExpectEof());
   EXPECT_THAT(RecordingObserver::Describe(ClosedEvents(peer)),
               ElementsAre("opened:accept", "read", "closing", "closed:control_plane"));
-  EXPECT_TRUE(absl::IsNotFound(gw_->GetConnection(info->fd).status()));
+  EXPECT_TRUE(absl::IsNotFound(gw_->GetConnection(info.fd).status()));
 }
 
 TEST_P(StateMachineTest, UnknownFdIsNotFound) {
@@ -227,7 +213,7 @@ void StartFlood(TestClient& client, int frames, Flood* flood) {
   std::mt19937_64 rng(42);
   std::string stream;
   for (int i = 0; i < frames; ++i) {
-    flood->payloads.push_back(::gateway::testing::RandomBytes(rng, kMaxPayload));
+    flood->payloads.push_back(RandomBytes(rng, kMaxPayload));
     stream += Frame(flood->payloads.back());
     flood->expected += ReversedFrame(flood->payloads.back());
   }
@@ -240,9 +226,8 @@ TEST_P(StateMachineTest, CloseConnectionGracefulDeliversPendingResponsesThenEof)
   StartGateway();
   TestClient client = Connect();
   const std::string peer = client.peer_name();
-  absl::StatusOr<ConnectionInfo> info = FindConnection(*gw_, client);
-  ASSERT_TRUE(info.ok()) << info.status();
-  const int fd = info->fd;
+  ASSERT_OK_AND_ASSIGN(const ConnectionInfo info, FindConnection(*gw_, client));
+  const int fd = info.fd;
   Flood flood;
   StartFlood(client, 100, &flood);
   // Paused: more than the high-water mark queued behind a client that does
@@ -257,12 +242,12 @@ TEST_P(StateMachineTest, CloseConnectionGracefulDeliversPendingResponsesThenEof)
   }));
   EXPECT_EQ(paused.state, ConnectionState::kWrite);
   EXPECT_GT(paused.frames_in, paused.frames_out);
-  ASSERT_TRUE(gw_->CloseConnection(fd, /*id=*/0, /*force=*/false).ok());
+  ASSERT_OK(gw_->CloseConnection(fd, /*id=*/0, /*force=*/false));
   absl::StatusOr<std::string> received = client.ReadUntilEof(Deadline(), 64 << 20);
   flood.writer.join();
   // The server drops (not answers) what it had not read when asked to close,
   // so the writer may or may not have got everything out.
-  ASSERT_TRUE(received.ok()) << received.status();
+  ASSERT_OK(received);
   client.Close();
 
   // Whole responses to the first k frames, byte for byte, and nothing else.
@@ -288,16 +273,15 @@ TEST_P(StateMachineTest, CloseConnectionForceWithPendingOutput) {
   StartGateway();
   TestClient client = Connect();
   const std::string peer = client.peer_name();
-  absl::StatusOr<ConnectionInfo> info = FindConnection(*gw_, client);
-  ASSERT_TRUE(info.ok()) << info.status();
+  ASSERT_OK_AND_ASSIGN(const ConnectionInfo info, FindConnection(*gw_, client));
   Flood flood;
   StartFlood(client, 100, &flood);
   const size_t high_water = gw_->options().reactor.high_water;
   EXPECT_TRUE(WaitUntil([&] {
-    absl::StatusOr<ConnectionInfo> now = gw_->GetConnection(info->fd);
+    absl::StatusOr<ConnectionInfo> now = gw_->GetConnection(info.fd);
     return now.ok() && now->need_write >= high_water;
   }));
-  ASSERT_TRUE(gw_->CloseConnection(info->fd, /*id=*/0, /*force=*/true).ok());
+  ASSERT_OK(gw_->CloseConnection(info.fd, /*id=*/0, /*force=*/true));
   // Closed at once with unread input: the client sees its data end, by EOF
   // or by a reset; whatever arrived is an exact prefix of the responses.
   std::string received;
@@ -315,17 +299,16 @@ TEST_P(StateMachineTest, CloseConnectionForceWithPendingOutput) {
 TEST_P(StateMachineTest, CountersWhileAFrameIsHalfSent) {
   StartGateway();
   TestClient client = Connect();
-  absl::StatusOr<ConnectionInfo> info = FindConnection(*gw_, client);
-  ASSERT_TRUE(info.ok()) << info.status();
-  const int fd = info->fd;
-  EXPECT_EQ(info->peer, client.peer_name());
-  EXPECT_EQ(info->trigger_mode, GetParam());
-  EXPECT_EQ(info->reactor, 0);
-  EXPECT_EQ(info->state, ConnectionState::kRead);
-  EXPECT_EQ(info->have_read, 0u);
-  EXPECT_EQ(info->need_read, kHeaderSize);
-  EXPECT_LE(info->opened_at, info->last_active_at);
-  EXPECT_LE(info->opened_at, absl::Now());
+  ASSERT_OK_AND_ASSIGN(const ConnectionInfo info, FindConnection(*gw_, client));
+  const int fd = info.fd;
+  EXPECT_EQ(info.peer, client.peer_name());
+  EXPECT_EQ(info.trigger_mode, GetParam());
+  EXPECT_EQ(info.reactor, 0);
+  EXPECT_EQ(info.state, ConnectionState::kRead);
+  EXPECT_EQ(info.have_read, 0u);
+  EXPECT_EQ(info.need_read, kHeaderSize);
+  EXPECT_LE(info.opened_at, info.last_active_at);
+  EXPECT_LE(info.opened_at, absl::Now());
 
   auto wait_for = [&](auto predicate) {
     ConnectionInfo got;
@@ -339,14 +322,14 @@ TEST_P(StateMachineTest, CountersWhileAFrameIsHalfSent) {
   };
 
   // Three header bytes: two more needed for the header.
-  ASSERT_TRUE(client.WriteAll("000").ok());
+  ASSERT_OK(client.WriteAll("000"));
   ConnectionInfo now = wait_for([](const ConnectionInfo& i) { return i.bytes_in == 3; });
   EXPECT_EQ(now.have_read, 3u);
   EXPECT_EQ(now.need_read, 2u);
   EXPECT_EQ(now.state, ConnectionState::kRead);
 
   // Header plus three of ten payload bytes.
-  ASSERT_TRUE(client.WriteAll("10abc").ok());
+  ASSERT_OK(client.WriteAll("10abc"));
   now = wait_for([](const ConnectionInfo& i) { return i.bytes_in == 8; });
   EXPECT_EQ(now.have_read, 8u);
   EXPECT_EQ(now.need_read, 7u);
@@ -356,10 +339,9 @@ TEST_P(StateMachineTest, CountersWhileAFrameIsHalfSent) {
   EXPECT_EQ(now.need_write, 0u);
 
   // The rest: one response, and the counters start over.
-  ASSERT_TRUE(client.WriteAll("defghij").ok());
-  absl::StatusOr<std::string> reply = client.ReadFrame();
-  ASSERT_TRUE(reply.ok()) << reply.status();
-  EXPECT_EQ(*reply, "jihgfedcba");
+  ASSERT_OK(client.WriteAll("defghij"));
+  ASSERT_OK_AND_ASSIGN(std::string reply, client.ReadFrame());
+  EXPECT_EQ(reply, "jihgfedcba");
   now = wait_for([](const ConnectionInfo& i) { return i.frames_out == 1; });
   EXPECT_EQ(now.have_read, 0u);
   EXPECT_EQ(now.need_read, kHeaderSize);
@@ -370,13 +352,12 @@ TEST_P(StateMachineTest, CountersWhileAFrameIsHalfSent) {
   EXPECT_EQ(now.have_write, 0u);
   EXPECT_EQ(now.need_write, 0u);
   EXPECT_EQ(now.state, ConnectionState::kRead);
-  EXPECT_LE(info->last_active_at, now.last_active_at);
+  EXPECT_LE(info.last_active_at, now.last_active_at);
 
   // A second frame pipelined with half of a third.
-  ASSERT_TRUE(client.WriteAll(Frame("xy") + "00004p").ok());
-  reply = client.ReadFrame();
-  ASSERT_TRUE(reply.ok()) << reply.status();
-  EXPECT_EQ(*reply, "yx");
+  ASSERT_OK(client.WriteAll(Frame("xy") + "00004p"));
+  ASSERT_OK_AND_ASSIGN(reply, client.ReadFrame());
+  EXPECT_EQ(reply, "yx");
   now = wait_for([](const ConnectionInfo& i) { return i.bytes_in == 28; });
   EXPECT_EQ(now.have_read, 6u);
   EXPECT_EQ(now.need_read, 3u);
@@ -388,14 +369,13 @@ TEST_P(StateMachineTest, CountersWhileAFrameIsHalfSent) {
 TEST_P(StateMachineTest, CountersWhileOutputIsQueued) {
   StartGateway();
   TestClient client = Connect();
-  absl::StatusOr<ConnectionInfo> info = FindConnection(*gw_, client);
-  ASSERT_TRUE(info.ok()) << info.status();
+  ASSERT_OK_AND_ASSIGN(const ConnectionInfo info, FindConnection(*gw_, client));
   Flood flood;
   StartFlood(client, 60, &flood);
   const size_t high_water = gw_->options().reactor.high_water;
   ConnectionInfo paused;
   ASSERT_TRUE(WaitUntil([&] {
-    absl::StatusOr<ConnectionInfo> now = gw_->GetConnection(info->fd);
+    absl::StatusOr<ConnectionInfo> now = gw_->GetConnection(info.fd);
     if (!now.ok()) return false;
     paused = *now;
     return now->need_write >= high_water;
@@ -403,14 +383,13 @@ TEST_P(StateMachineTest, CountersWhileOutputIsQueued) {
   // Every response produced is either written or queued.
   EXPECT_EQ(paused.bytes_out + paused.need_write, paused.frames_in * kMaxFrameSize);
   EXPECT_EQ(paused.state, ConnectionState::kWrite);
-  absl::StatusOr<std::string> all = client.ReadExactly(flood.expected.size());
-  ASSERT_TRUE(all.ok()) << all.status();
-  EXPECT_TRUE(*all == flood.expected);
+  ASSERT_OK_AND_ASSIGN(const std::string all, client.ReadExactly(flood.expected.size()));
+  EXPECT_TRUE(all == flood.expected);
   flood.writer.join();
   EXPECT_TRUE(flood.write_status.ok()) << flood.write_status;
   ConnectionInfo done;
   ASSERT_TRUE(WaitUntil([&] {
-    absl::StatusOr<ConnectionInfo> now = gw_->GetConnection(info->fd);
+    absl::StatusOr<ConnectionInfo> now = gw_->GetConnection(info.fd);
     if (!now.ok()) return false;
     done = *now;
     return now->frames_out == 60;
@@ -426,10 +405,10 @@ TEST_P(StateMachineTest, CountersWhileOutputIsQueued) {
 TEST_P(StateMachineTest, ObserverWithoutStateChangesSeesOpenAndCloseOnly) {
   StartGateway();
   auto quiet = std::make_shared<RecordingObserver>(/*wants_state_changes=*/false);
-  ASSERT_TRUE(gw_->AddObserver(quiet).ok());
+  ASSERT_OK(gw_->AddObserver(quiet));
   TestClient client = Connect();
   const std::string peer = client.peer_name();
-  ASSERT_TRUE(client.RoundTrip("hello").ok());
+  ASSERT_OK(client.RoundTrip("hello"));
   client.Close();
   ClosedEvents(peer);  // the full observer saw it close
   std::vector<ConnectionEvent> events = quiet->WaitForClosed(peer, Deadline());
@@ -437,7 +416,7 @@ TEST_P(StateMachineTest, ObserverWithoutStateChangesSeesOpenAndCloseOnly) {
   gw_->RemoveObserver(quiet.get());
   TestClient second = Connect();
   const std::string second_peer = second.peer_name();
-  ASSERT_TRUE(second.RoundTrip("x").ok());
+  ASSERT_OK(second.RoundTrip("x"));
   second.Close();
   ClosedEvents(second_peer);
   EXPECT_TRUE(quiet->EventsFor(second_peer).empty());
@@ -449,4 +428,4 @@ INSTANTIATE_TEST_SUITE_P(BothModes, StateMachineTest, ::testing::Values(TriggerM
                          });
 
 }  // namespace
-}  // namespace gateway
+}  // namespace gateway::testing

@@ -8,12 +8,12 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/monitoring/dashboard.h"
-#include "tests/monitoring/subprocess.h"
+#include "tests/support/subprocess.h"
 
 namespace gateway::testing {
 namespace {

@@ -16,14 +16,12 @@
 #include "control/metrics.h"
 #include "gateway/gateway.h"
 #include "gtest/gtest.h"
-#include "tests/gateway/test_client.h"
-#include "tests/monitoring/http_client.h"
+#include "tests/support/http_client.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/test_client.h"
 
-namespace gateway {
+namespace gateway::testing {
 namespace {
-
-using ::gateway::testing::Exposition;
-using ::gateway::testing::TestClient;
 
 constexpr int kReactors = 2;
 constexpr int kSilentConnections = 50;
@@ -38,10 +36,10 @@ constexpr absl::Duration kHangUpDeadline = absl::Seconds(15);
 class MetricsAbuseTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    testing::RaiseFdLimit();
+    RaiseFdLimit();
     GatewayOptions options;
     options.reactors = kReactors;
-    absl::StatusOr<std::unique_ptr<Gateway>> gw = testing::StartTestGateway(std::move(options));
+    absl::StatusOr<std::unique_ptr<Gateway>> gw = StartTestGateway(std::move(options));
     ASSERT_TRUE(gw.ok()) << gw.status();
     gw_ = *std::move(gw);
     absl::StatusOr<std::unique_ptr<MetricsServer>> metrics = MetricsServer::Start("127.0.0.1:0", gw_.get());
@@ -57,8 +55,8 @@ class MetricsAbuseTest : public ::testing::Test {
     ASSERT_TRUE(reply.ok()) << reply.status();
     ASSERT_EQ(*reply, "cba");
     data_client_ = *std::move(client);
-    ASSERT_TRUE(testing::WaitUntil([&] {
-      return testing::SumStat(*gw_, [](const ReactorStats& s) { return s.frames_in.Get(); }) == 1;
+    ASSERT_TRUE(WaitUntil([&] {
+      return SumStat(*gw_, &ReactorStats::frames_in) == 1;
     }));
   }
 
@@ -118,12 +116,11 @@ TEST_F(MetricsAbuseTest, SilentAndStalledConnectionsDoNotBlindAScrape) {
   // connection, a 400 for an unfinished request.
   for (int i = 0; i < static_cast<int>(abusers_.size()); ++i) {
     SCOPED_TRACE(i);
-    absl::StatusOr<std::string> got = abusers_[i].ReadUntilEof(absl::Now() + kHangUpDeadline);
-    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_OK_AND_ASSIGN(const std::string got, abusers_[i].ReadUntilEof(absl::Now() + kHangUpDeadline));
     if (i < kSilentConnections) {
-      EXPECT_EQ(*got, "");
+      EXPECT_EQ(got, "");
     } else {
-      EXPECT_TRUE(absl::StartsWith(*got, "HTTP/1.0 400 Bad Request\r\n")) << *got;
+      EXPECT_TRUE(absl::StartsWith(got, "HTTP/1.0 400 Bad Request\r\n")) << got;
     }
   }
   abusers_.clear();
@@ -131,4 +128,4 @@ TEST_F(MetricsAbuseTest, SilentAndStalledConnectionsDoNotBlindAScrape) {
 }
 
 }  // namespace
-}  // namespace gateway
+}  // namespace gateway::testing

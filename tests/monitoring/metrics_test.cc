@@ -13,18 +13,12 @@
 #include "control/metrics.h"
 #include "gateway/gateway.h"
 #include "gtest/gtest.h"
-#include "tests/gateway/test_client.h"
-#include "tests/monitoring/http_client.h"
+#include "tests/support/http_client.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/test_client.h"
 
-namespace gateway {
+namespace gateway::testing {
 namespace {
-
-using ::gateway::testing::Deadline;
-using ::gateway::testing::Exposition;
-using ::gateway::testing::Frame;
-using ::gateway::testing::ReversedFrame;
-using ::gateway::testing::TestClient;
-using ::gateway::testing::WaitUntil;
 
 constexpr int kReactors = 2;
 
@@ -32,7 +26,7 @@ class MetricsTest : public ::testing::Test {
  protected:
   void StartGateway(GatewayOptions options = {}) {
     options.reactors = kReactors;
-    absl::StatusOr<std::unique_ptr<Gateway>> gw = testing::StartTestGateway(std::move(options));
+    absl::StatusOr<std::unique_ptr<Gateway>> gw = StartTestGateway(std::move(options));
     ASSERT_TRUE(gw.ok()) << gw.status();
     gw_ = *std::move(gw);
     absl::StatusOr<std::unique_ptr<MetricsServer>> metrics = MetricsServer::Start("127.0.0.1:0", gw_.get());
@@ -164,22 +158,19 @@ TEST_F(MetricsTest, CountsKnownTrafficExactly) {
   StartGateway();
   // One client pipelines three frames, reads the three responses, then
   // half-closes: a peer_closed close.
-  absl::StatusOr<TestClient> good = TestClient::Connect(gw_->port());
-  ASSERT_TRUE(good.ok()) << good.status();
+  ASSERT_OK_AND_ASSIGN(TestClient good, TestClient::Connect(gw_->port()));
   const std::string request = Frame("abc") + Frame("hello") + Frame("x");  // 8 + 10 + 6 bytes
   const std::string expected = ReversedFrame("abc") + ReversedFrame("hello") + ReversedFrame("x");
-  ASSERT_TRUE(good->WriteAll(request).ok());
-  absl::StatusOr<std::string> got = good->ReadExactly(expected.size());
-  ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_EQ(*got, expected);
-  ASSERT_TRUE(good->ShutdownWrite().ok());
-  ASSERT_TRUE(good->ExpectEof().ok());
+  ASSERT_OK(good.WriteAll(request));
+  ASSERT_OK_AND_ASSIGN(const std::string got, good.ReadExactly(expected.size()));
+  EXPECT_EQ(got, expected);
+  ASSERT_OK(good.ShutdownWrite());
+  ASSERT_OK(good.ExpectEof());
   // Another sends one byte that cannot start a header: a protocol error.
-  absl::StatusOr<TestClient> bad = TestClient::Connect(gw_->port());
-  ASSERT_TRUE(bad.ok()) << bad.status();
-  ASSERT_TRUE(bad->WriteAll("x").ok());
-  ASSERT_TRUE(bad->ExpectEof().ok());
-  bad->Close();  // the gateway lingers for our FIN before counting the close
+  ASSERT_OK_AND_ASSIGN(TestClient bad, TestClient::Connect(gw_->port()));
+  ASSERT_OK(bad.WriteAll("x"));
+  ASSERT_OK(bad.ExpectEof());
+  bad.Close();  // the gateway lingers for our FIN before counting the close
 
   const Exposition e = ScrapeUntil([](const Exposition& s) {
     return s.Value("gateway_connections_active") == 0 &&
@@ -209,22 +200,20 @@ TEST_F(MetricsTest, CountsKnownTrafficExactly) {
   }
   // The per-reactor series add up to what the data plane counts.
   EXPECT_EQ(e.Sum("gateway_frames_received_total"),
-            static_cast<double>(testing::SumStat(*gw_, [](const ReactorStats& s) { return s.frames_in.Get(); })));
+            static_cast<double>(SumStat(*gw_, &ReactorStats::frames_in)));
 }
 
 TEST_F(MetricsTest, ReportsOpenConnectionsByState) {
   StartGateway();
-  absl::StatusOr<TestClient> idle = TestClient::Connect(gw_->port());
-  ASSERT_TRUE(idle.ok()) << idle.status();
+  ASSERT_OK_AND_ASSIGN(TestClient idle, TestClient::Connect(gw_->port()));
   // A round trip makes sure the connection is past accept.
-  absl::StatusOr<std::string> reply = idle->RoundTrip("ping");
-  ASSERT_TRUE(reply.ok()) << reply.status();
+  ASSERT_OK_AND_ASSIGN(const std::string reply, idle.RoundTrip("ping"));
   const Exposition open = ScrapeUntil([](const Exposition& s) {
     return s.Value("gateway_connections_active") == 1 && s.Sum("gateway_connections", {"state=\"read\""}) == 1;
   });
   EXPECT_EQ(open.Sum("gateway_connections"), 1);
   EXPECT_EQ(open.Sum("gateway_connections_accepted_total"), 1);
-  idle->Close();
+  idle.Close();
   const Exposition closed = ScrapeUntil([](const Exposition& s) { return s.Value("gateway_connections_active") == 0; });
   EXPECT_EQ(closed.Sum("gateway_connections"), 0);
   EXPECT_EQ(closed.Sum("gateway_connections_closed_total"), 1);
@@ -232,14 +221,14 @@ TEST_F(MetricsTest, ReportsOpenConnectionsByState) {
 
 TEST_F(MetricsTest, FollowsTriggerModeSwitches) {
   StartGateway();
-  ASSERT_TRUE(gw_->SetTriggerMode(TriggerMode::kLevel).ok());
+  ASSERT_OK(gw_->SetTriggerMode(TriggerMode::kLevel));
   Exposition e = Scrape();
   EXPECT_EQ(e.Value("gateway_trigger_mode{mode=\"level\"}"), 1);
   EXPECT_EQ(e.Value("gateway_trigger_mode{mode=\"edge\"}"), 0);
   EXPECT_EQ(e.Value("gateway_trigger_mode_switches_total"), 1);
-  ASSERT_TRUE(gw_->SetTriggerMode(TriggerMode::kLevel).ok());  // no change: not a switch
+  ASSERT_OK(gw_->SetTriggerMode(TriggerMode::kLevel));  // no change: not a switch
   EXPECT_EQ(Scrape().Value("gateway_trigger_mode_switches_total"), 1);
-  ASSERT_TRUE(gw_->SetTriggerMode(TriggerMode::kEdge).ok());
+  ASSERT_OK(gw_->SetTriggerMode(TriggerMode::kEdge));
   e = Scrape();
   EXPECT_EQ(e.Value("gateway_trigger_mode{mode=\"edge\"}"), 1);
   EXPECT_EQ(e.Value("gateway_trigger_mode{mode=\"level\"}"), 0);
@@ -250,12 +239,10 @@ TEST_F(MetricsTest, CountsConnectionsRejectedOverTheLimit) {
   GatewayOptions options;
   options.reactor.max_connections = 1;
   StartGateway(options);
-  absl::StatusOr<TestClient> first = TestClient::Connect(gw_->port());
-  ASSERT_TRUE(first.ok()) << first.status();
-  ASSERT_TRUE(first->RoundTrip("a").ok());
-  absl::StatusOr<TestClient> second = TestClient::Connect(gw_->port());
-  ASSERT_TRUE(second.ok()) << second.status();
-  ASSERT_TRUE(second->ExpectEof().ok());
+  ASSERT_OK_AND_ASSIGN(TestClient first, TestClient::Connect(gw_->port()));
+  ASSERT_OK(first.RoundTrip("a"));
+  ASSERT_OK_AND_ASSIGN(TestClient second, TestClient::Connect(gw_->port()));
+  ASSERT_OK(second.ExpectEof());
   const Exposition e = ScrapeUntil([](const Exposition& s) { return s.Sum("gateway_connections_rejected_total") == 1; });
   EXPECT_EQ(e.Sum("gateway_connections_closed_total", {"reason=\"max_connections\""}), 1);
   EXPECT_EQ(e.Sum("gateway_connections_closed_total"), 1);
@@ -267,9 +254,8 @@ TEST_F(MetricsTest, LatencyOffLeavesTheHistogramOut) {
   GatewayOptions options;
   options.reactor.measure_latency = false;
   StartGateway(options);
-  absl::StatusOr<TestClient> client = TestClient::Connect(gw_->port());
-  ASSERT_TRUE(client.ok()) << client.status();
-  ASSERT_TRUE(client->RoundTrip("abc").ok());
+  ASSERT_OK_AND_ASSIGN(TestClient client, TestClient::Connect(gw_->port()));
+  ASSERT_OK(client.RoundTrip("abc"));
   const Exposition e = ScrapeUntil([](const Exposition& s) { return s.Sum("gateway_frames_sent_total") == 1; });
   EXPECT_EQ(e.types.count("gateway_request_duration_seconds"), 0u);
   EXPECT_EQ(e.Count("gateway_request_duration_seconds_count"), 0);
@@ -322,19 +308,17 @@ TEST_F(MetricsTest, ScrapesStayConsistentUnderConcurrentTraffic) {
 TEST(MetricsServerTest, ReportsABusyPortAndABadAddress) {
   GatewayOptions options;
   options.reactors = 1;
-  absl::StatusOr<std::unique_ptr<Gateway>> gw = testing::StartTestGateway(options);
-  ASSERT_TRUE(gw.ok()) << gw.status();
-  absl::StatusOr<std::unique_ptr<MetricsServer>> first = MetricsServer::Start("127.0.0.1:0", gw->get());
-  ASSERT_TRUE(first.ok()) << first.status();
-  const std::string taken = absl::StrCat("127.0.0.1:", (*first)->port());
-  absl::StatusOr<std::unique_ptr<MetricsServer>> busy = MetricsServer::Start(taken, gw->get());
+  ASSERT_OK_AND_ASSIGN(const std::unique_ptr<Gateway> gw, StartTestGateway(options));
+  ASSERT_OK_AND_ASSIGN(const std::unique_ptr<MetricsServer> first, MetricsServer::Start("127.0.0.1:0", gw.get()));
+  const std::string taken = absl::StrCat("127.0.0.1:", (first)->port());
+  absl::StatusOr<std::unique_ptr<MetricsServer>> busy = MetricsServer::Start(taken, gw.get());
   EXPECT_EQ(busy.status().code(), absl::StatusCode::kUnavailable) << busy.status();
   EXPECT_NE(busy.status().message().find("Address already in use"), std::string::npos) << busy.status();
   for (const char* bad : {"[::1]:0", "nonsense", "127.0.0.1:70000", ":9464", "127.0.0.1:"}) {
-    EXPECT_EQ(MetricsServer::Start(bad, gw->get()).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(MetricsServer::Start(bad, gw.get()).status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
-  (*gw)->Shutdown(absl::Seconds(5));
+  (gw)->Shutdown(absl::Seconds(5));
 }
 
 }  // namespace
-}  // namespace gateway
+}  // namespace gateway::testing

@@ -25,10 +25,12 @@
 #include "gateway/v1/control.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "tests/gateway/test_client.h"
 #include "tests/monitoring/dashboard.h"
-#include "tests/monitoring/http_client.h"
-#include "tests/monitoring/subprocess.h"
+#include "tests/support/http_client.h"
+#include "tests/support/loopback.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/test_client.h"
 
 namespace gateway::testing {
 namespace {
@@ -38,40 +40,11 @@ using google::protobuf::Value;
 
 constexpr char kLoopback[] = "127.0.0.1";
 
-// Waits until the log holds `marker` followed on its line by "(port N" and
-// returns N, or 0 at the deadline or if the process exits.
-int WaitForPort(Subprocess& process, const std::string& marker, absl::Time deadline) {
-  while (absl::Now() < deadline) {
-    const std::string log = process.Log();
-    const size_t at = log.find(marker);
-    const size_t port_at = at == std::string::npos ? std::string::npos : log.find("(port ", at);
-    if (port_at != std::string::npos && log.find('\n', at) > port_at) {
-      const size_t digits = port_at + 6;
-      const size_t end = log.find_first_not_of("0123456789", digits);
-      int port = 0;
-      if (end != std::string::npos && absl::SimpleAtoi(log.substr(digits, end - digits), &port)) return port;
-    }
-    if (!process.Running()) return 0;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return 0;
-}
-
 // A port that was free a moment ago (Prometheus cannot report the port it
 // bound when given port 0); the caller retries if it is taken meanwhile.
 int PickFreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
+  absl::StatusOr<LoopbackSocket> bound = BindLoopback();
+  return bound.ok() ? bound->port() : 0;
 }
 
 // The real gateway binary on 127.0.0.1 with every port picked by the kernel.
@@ -313,24 +286,17 @@ TEST_F(PrometheusTest, EveryDashboardQueryReturnsData) {
 }
 
 TEST(GatewayBinaryTest, BusyMetricsPortIsOneLineAndExitStatus1) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(listen(fd, 1), 0);
-  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  absl::StatusOr<CommandResult> run = RunCommand(
-      {GATEWAY_BINARY, "--listen=127.0.0.1:0", "--control_listen=",
-       absl::StrCat("--metrics_listen=127.0.0.1:", ntohs(addr.sin_port))},
-      "", absl::Seconds(20));
-  close(fd);
-  ASSERT_TRUE(run.ok()) << run.status();
-  EXPECT_EQ(run->exit_code, 1) << run->output;
-  EXPECT_EQ(std::count(run->output.begin(), run->output.end(), '\n'), 1) << run->output;
-  EXPECT_TRUE(absl::StrContains(run->output, "--metrics_listen")) << run->output;
-  EXPECT_TRUE(absl::StrContains(run->output, "Address already in use")) << run->output;
+  ASSERT_OK_AND_ASSIGN(LoopbackSocket holder, ListenOnLoopback(1));
+  ASSERT_OK_AND_ASSIGN(
+      const CommandResult run,
+      RunCommand({GATEWAY_BINARY, "--listen=127.0.0.1:0", "--control_listen=",
+                  absl::StrCat("--metrics_listen=127.0.0.1:", holder.port())},
+                 "", absl::Seconds(20)));
+  holder.Close();
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_EQ(std::count(run.output.begin(), run.output.end(), '\n'), 1) << run.output;
+  EXPECT_TRUE(absl::StrContains(run.output, "--metrics_listen")) << run.output;
+  EXPECT_TRUE(absl::StrContains(run.output, "Address already in use")) << run.output;
 }
 
 }  // namespace

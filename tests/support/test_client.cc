@@ -1,4 +1,4 @@
-#include "tests/gateway/test_client.h"
+#include "tests/support/test_client.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -239,10 +239,9 @@ absl::StatusOr<int> TestClient::UnackedBytes() const {
 
 std::string Frame(absl::string_view payload) { return EncodeFrame(payload); }
 
-std::string ReversedFrame(absl::string_view payload) {
-  std::string reversed(payload.rbegin(), payload.rend());
-  return EncodeFrame(reversed);
-}
+std::string Reversed(absl::string_view payload) { return std::string(payload.rbegin(), payload.rend()); }
+
+std::string ReversedFrame(absl::string_view payload) { return EncodeFrame(Reversed(payload)); }
 
 std::string RandomBytes(std::mt19937_64& rng, size_t size) {
   std::string out(size, '\0');
@@ -289,16 +288,14 @@ uint64_t SumStat(const Gateway& gw, const std::function<uint64_t(const ReactorSt
   return total;
 }
 
-uint64_t ClosedCount(const Gateway& gw, CloseReason reason) {
-  return SumStat(gw, [reason](const ReactorStats& s) { return s.closed[static_cast<int>(reason)].Get(); });
+uint64_t SumStat(const Gateway& gw, RelaxedCounter ReactorStats::*counter) {
+  uint64_t total = 0;
+  for (int i = 0; i < gw.num_reactors(); ++i) total += (gw.reactor_stats(i).*counter).Get();
+  return total;
 }
 
-void RaiseFdLimit() {
-  rlimit limit;
-  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &limit);
-  }
+uint64_t ClosedCount(const Gateway& gw, CloseReason reason) {
+  return SumStat(gw, [reason](const ReactorStats& s) { return s.closed[static_cast<int>(reason)].Get(); });
 }
 
 }  // namespace gateway::testing

@@ -1,19 +1,24 @@
-// Test helpers for running real programs (the gateway binary, prometheus,
-// promtool): a child process whose output goes to a log file and which is
-// always stopped and reaped, a bounded run-to-completion helper, and a
-// temporary directory removed with everything in it.
+// Test helpers for running real programs (the gateway binary, gateway-bench,
+// prometheus, promtool): a child process whose output goes to a log file and
+// which is always stopped and reaped, a bounded run-to-completion helper,
+// reading a listening port from a child's log, and a temporary directory
+// removed with everything in it.
 #pragma once
 
 #include <sys/types.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace gateway::testing {
+
+class TempDir;
 
 // Thread-compatible. Owns the child: the destructor stops it (SIGTERM, then
 // SIGKILL) and reaps it. The child also gets SIGKILL if the test process
@@ -24,6 +29,8 @@ class Subprocess {
   // to `log_path` and stdin from /dev/null.
   static absl::StatusOr<std::unique_ptr<Subprocess>> Start(const std::vector<std::string>& argv,
                                                            const std::string& log_path);
+  // As above, with the log in a temporary directory the Subprocess owns.
+  static absl::StatusOr<std::unique_ptr<Subprocess>> Start(const std::vector<std::string>& argv);
   ~Subprocess();
   Subprocess(const Subprocess&) = delete;
   Subprocess& operator=(const Subprocess&) = delete;
@@ -31,6 +38,9 @@ class Subprocess {
   pid_t pid() const { return pid_; }
   // True until the child has exited (reaps it if it has).
   bool Running();
+  // Waits until the child exits and returns its exit status (128 + signal
+  // number if a signal ended it); nullopt if `deadline` passes first.
+  std::optional<int> Wait(absl::Time deadline);
   // Sends SIGTERM, waits up to `grace`, then SIGKILLs. Returns the exit
   // status, or 128 + signal number if a signal ended it.
   int Stop(absl::Duration grace = absl::Seconds(10));
@@ -43,8 +53,13 @@ class Subprocess {
 
   pid_t pid_;
   std::string log_path_;
+  std::unique_ptr<TempDir> own_dir_;  // holds log_path_ when Start() chose it
   int exit_code_ = -1;  // set once reaped
 };
+
+// Waits until a line of `process`'s log holds `marker` followed by
+// "(port N" and returns N; 0 if `deadline` passes or the process exits first.
+int WaitForPort(Subprocess& process, absl::string_view marker, absl::Time deadline);
 
 struct CommandResult {
   int exit_code = -1;  // 128 + signal if killed

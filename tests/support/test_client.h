@@ -19,7 +19,9 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gateway/gateway.h"
+#include "gateway/reactor_stats.h"
 #include "gateway/types.h"
+#include "tests/support/loopback.h"
 
 namespace gateway::testing {
 
@@ -89,6 +91,8 @@ class TestClient {
   int fd_ = -1;
 };
 
+// `payload` backwards: what the reverse service answers.
+std::string Reversed(absl::string_view payload);
 // The bytes of one request frame (5-digit header + payload).
 std::string Frame(absl::string_view payload);
 // The bytes of the response the reverse service gives to Frame(payload).
@@ -109,12 +113,12 @@ absl::StatusOr<std::unique_ptr<Gateway>> StartTestGateway(GatewayOptions options
 absl::StatusOr<ConnectionInfo> FindConnection(Gateway& gw, const TestClient& client,
                                               absl::Time deadline = Deadline());
 
-// Sums one counter across all reactors of `gw`.
+// Sums one counter across all reactors of `gw`:
+// SumStat(gw, &ReactorStats::frames_in).
+uint64_t SumStat(const Gateway& gw, RelaxedCounter ReactorStats::*counter);
+// Sums what `get` reads from each reactor's stats.
 uint64_t SumStat(const Gateway& gw, const std::function<uint64_t(const ReactorStats&)>& get);
 uint64_t ClosedCount(const Gateway& gw, CloseReason reason);
-
-// Raises RLIMIT_NOFILE's soft limit to the hard limit (tests with many sockets).
-void RaiseFdLimit();
 
 }  // namespace gateway::testing
 

@@ -1,6 +1,6 @@
 // Plain sockets and poll() so every wait has a deadline and nothing needs a
 // third-party HTTP library.
-#include "tests/monitoring/http_client.h"
+#include "tests/support/http_client.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>

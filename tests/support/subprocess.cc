@@ -2,7 +2,7 @@
 // its parent dies (prctl) and get its own stdio before exec. Between fork and
 // exec the child only makes async-signal-safe calls: the test is
 // multi-threaded.
-#include "tests/monitoring/subprocess.h"
+#include "tests/support/subprocess.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -19,8 +19,10 @@
 #include <thread>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 
 namespace gateway::testing {
@@ -80,6 +82,14 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<
   return std::unique_ptr<Subprocess>(new Subprocess(*pid, log_path));
 }
 
+absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::string>& argv) {
+  auto dir = std::make_unique<TempDir>();
+  if (dir->path().empty()) return absl::InternalError("cannot create a temporary directory");
+  absl::StatusOr<std::unique_ptr<Subprocess>> process = Start(argv, dir->File("output.log"));
+  if (process.ok()) (*process)->own_dir_ = std::move(dir);
+  return process;
+}
+
 Subprocess::~Subprocess() { Stop(absl::Seconds(10)); }
 
 int Subprocess::WaitUntil(absl::Time deadline) {
@@ -102,6 +112,12 @@ int Subprocess::WaitUntil(absl::Time deadline) {
 
 bool Subprocess::Running() { return WaitUntil(absl::InfinitePast()) < 0; }
 
+std::optional<int> Subprocess::Wait(absl::Time deadline) {
+  const int code = WaitUntil(deadline);
+  if (code < 0) return std::nullopt;
+  return code;
+}
+
 int Subprocess::Stop(absl::Duration grace) {
   if (exit_code_ >= 0) return exit_code_;
   kill(pid_, SIGTERM);
@@ -111,6 +127,25 @@ int Subprocess::Stop(absl::Duration grace) {
 }
 
 std::string Subprocess::Log() const { return ReadFileOrEmpty(log_path_); }
+
+int WaitForPort(Subprocess& process, absl::string_view marker, absl::Time deadline) {
+  for (;;) {
+    const bool running = process.Running();  // before reading: a last line written on exit still counts
+    const std::string log = process.Log();
+    for (absl::string_view line : absl::StrSplit(log, '\n')) {
+      const size_t at = line.find(marker);
+      if (at == absl::string_view::npos) continue;
+      const size_t p = line.find("(port ", at + marker.size());
+      if (p == absl::string_view::npos) continue;
+      absl::string_view digits = line.substr(p + 6);
+      digits = digits.substr(0, digits.find_first_not_of("0123456789"));
+      int port = 0;
+      if (absl::SimpleAtoi(digits, &port) && port > 0) return port;
+    }
+    if (!running || absl::Now() >= deadline) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
 
 absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv, const std::string& stdin_path,
                                          absl::Duration timeout) {
