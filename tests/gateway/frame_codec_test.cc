@@ -107,8 +107,12 @@ TEST_P(ScanFrameCaseTest, Scans) {
   const ScanCase& c = GetParam();
   const FrameScan scan = ScanFrame(c.input);
   EXPECT_EQ(scan.status, c.status);
-  if (c.skip.has_value()) EXPECT_EQ(scan.skip, *c.skip);
-  if (c.frame_size.has_value()) EXPECT_EQ(scan.frame_size, *c.frame_size);
+  if (c.skip.has_value()) {
+    EXPECT_EQ(scan.skip, *c.skip);
+  }
+  if (c.frame_size.has_value()) {
+    EXPECT_EQ(scan.frame_size, *c.frame_size);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, ScanFrameCaseTest, ::testing::ValuesIn(ScanCases()),
