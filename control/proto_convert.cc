@@ -14,35 +14,57 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
-pb::TriggerMode ToProto(TriggerMode mode) {
-  return mode == TriggerMode::kEdge ? pb::TRIGGER_MODE_EDGE : pb::TRIGGER_MODE_LEVEL;
+v1::TriggerMode ToProto(TriggerMode mode) {
+  return mode == TriggerMode::kEdge ? v1::TRIGGER_MODE_EDGE : v1::TRIGGER_MODE_LEVEL;
 }
 
-absl::StatusOr<TriggerMode> FromProto(pb::TriggerMode mode) {
+absl::StatusOr<TriggerMode> FromProto(v1::TriggerMode mode) {
   switch (mode) {
-    case pb::TRIGGER_MODE_LEVEL: return TriggerMode::kLevel;
-    case pb::TRIGGER_MODE_EDGE: return TriggerMode::kEdge;
+    case v1::TRIGGER_MODE_LEVEL: return TriggerMode::kLevel;
+    case v1::TRIGGER_MODE_EDGE: return TriggerMode::kEdge;
     default: break;
   }
   return absl::InvalidArgumentError(
       absl::StrCat("mode must be TRIGGER_MODE_LEVEL or TRIGGER_MODE_EDGE, got ", static_cast<int>(mode)));
 }
 
-pb::ConnectionState ToProto(ConnectionState state) {
-  // The proto enum is the data plane's order shifted by one (0 = UNSPECIFIED).
-  return static_cast<pb::ConnectionState>(static_cast<int>(state) + 1);
+v1::ConnectionState ToProto(ConnectionState state) {
+  switch (state) {
+    case ConnectionState::kAccept: return v1::CONNECTION_STATE_ACCEPT;
+    case ConnectionState::kRead: return v1::CONNECTION_STATE_READ;
+    case ConnectionState::kProcess: return v1::CONNECTION_STATE_PROCESS;
+    case ConnectionState::kWrite: return v1::CONNECTION_STATE_WRITE;
+    case ConnectionState::kClosing: return v1::CONNECTION_STATE_CLOSING;
+  }
+  return v1::CONNECTION_STATE_UNSPECIFIED;
 }
 
 absl::StatusOr<std::optional<ConnectionState>> StateFilterFromProto(int state) {
-  if (state == pb::CONNECTION_STATE_UNSPECIFIED) return std::optional<ConnectionState>();
-  if (state < pb::CONNECTION_STATE_ACCEPT || state > pb::CONNECTION_STATE_CLOSING) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown connection state ", state));
+  switch (state) {
+    case v1::CONNECTION_STATE_UNSPECIFIED: return std::optional<ConnectionState>();
+    case v1::CONNECTION_STATE_ACCEPT: return std::optional<ConnectionState>(ConnectionState::kAccept);
+    case v1::CONNECTION_STATE_READ: return std::optional<ConnectionState>(ConnectionState::kRead);
+    case v1::CONNECTION_STATE_PROCESS: return std::optional<ConnectionState>(ConnectionState::kProcess);
+    case v1::CONNECTION_STATE_WRITE: return std::optional<ConnectionState>(ConnectionState::kWrite);
+    case v1::CONNECTION_STATE_CLOSING: return std::optional<ConnectionState>(ConnectionState::kClosing);
+    default: break;
   }
-  return std::optional<ConnectionState>(static_cast<ConnectionState>(state - 1));
+  return absl::InvalidArgumentError(absl::StrCat("unknown connection state ", state));
 }
 
-pb::CloseReason ToProto(CloseReason reason) {
-  return static_cast<pb::CloseReason>(static_cast<int>(reason) + 1);
+v1::CloseReason ToProto(CloseReason reason) {
+  switch (reason) {
+    case CloseReason::kPeerClosed: return v1::CLOSE_REASON_PEER_CLOSED;
+    case CloseReason::kProtocolError: return v1::CLOSE_REASON_PROTOCOL_ERROR;
+    case CloseReason::kIdleTimeout: return v1::CLOSE_REASON_IDLE_TIMEOUT;
+    case CloseReason::kControlPlane: return v1::CLOSE_REASON_CONTROL_PLANE;
+    case CloseReason::kReset: return v1::CLOSE_REASON_RESET;
+    case CloseReason::kMaxConnections: return v1::CLOSE_REASON_MAX_CONNECTIONS;
+    case CloseReason::kShutdown: return v1::CLOSE_REASON_SHUTDOWN;
+    case CloseReason::kError: return v1::CLOSE_REASON_ERROR;
+    case CloseReason::kFrameTimeout: return v1::CLOSE_REASON_FRAME_TIMEOUT;
+  }
+  return v1::CLOSE_REASON_UNSPECIFIED;
 }
 
 void ToProto(absl::Time time, google::protobuf::Timestamp* out) {
@@ -51,7 +73,7 @@ void ToProto(absl::Time time, google::protobuf::Timestamp* out) {
   out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(time - absl::FromUnixSeconds(seconds))));
 }
 
-void ToProto(const ConnectionInfo& info, pb::Connection* out) {
+void ToProto(const ConnectionInfo& info, v1::Connection* out) {
   out->set_fd(info.fd);
   out->set_id(info.id);
   out->set_peer(info.peer);
@@ -70,17 +92,17 @@ void ToProto(const ConnectionInfo& info, pb::Connection* out) {
   ToProto(info.last_active_at, out->mutable_last_active_at());
 }
 
-void ToProto(const ConnectionEvent& event, pb::ConnectionEvent* out) {
+void ToProto(const ConnectionEvent& event, v1::ConnectionEvent* out) {
   switch (event.type) {
     case ConnectionEvent::Type::kOpened:
-      out->set_type(pb::ConnectionEvent::TYPE_OPENED);
+      out->set_type(v1::ConnectionEvent::TYPE_OPENED);
       break;
     case ConnectionEvent::Type::kStateChanged:
-      out->set_type(pb::ConnectionEvent::TYPE_STATE_CHANGED);
+      out->set_type(v1::ConnectionEvent::TYPE_STATE_CHANGED);
       out->set_old_state(ToProto(event.old_state));
       break;
     case ConnectionEvent::Type::kClosed:
-      out->set_type(pb::ConnectionEvent::TYPE_CLOSED);
+      out->set_type(v1::ConnectionEvent::TYPE_CLOSED);
       out->set_close_reason(ToProto(event.reason));
       break;
   }

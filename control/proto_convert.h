@@ -17,24 +17,22 @@
 
 namespace gateway::control {
 
-namespace pb = ::gateway::v1;
-
 // Maps codes one to one (absl and gRPC share their numbering) and keeps the message.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
-pb::TriggerMode ToProto(TriggerMode mode);
+v1::TriggerMode ToProto(TriggerMode mode);
 // INVALID_ARGUMENT for UNSPECIFIED and values outside the enum.
-absl::StatusOr<TriggerMode> FromProto(pb::TriggerMode mode);
+absl::StatusOr<TriggerMode> FromProto(v1::TriggerMode mode);
 
-pb::ConnectionState ToProto(ConnectionState state);
+v1::ConnectionState ToProto(ConnectionState state);
 // nullopt for UNSPECIFIED (no filter); INVALID_ARGUMENT outside the enum.
 absl::StatusOr<std::optional<ConnectionState>> StateFilterFromProto(int state);
 
-pb::CloseReason ToProto(CloseReason reason);
+v1::CloseReason ToProto(CloseReason reason);
 
 void ToProto(absl::Time time, google::protobuf::Timestamp* out);
-void ToProto(const ConnectionInfo& info, pb::Connection* out);
-void ToProto(const ConnectionEvent& event, pb::ConnectionEvent* out);
+void ToProto(const ConnectionInfo& info, v1::Connection* out);
+void ToProto(const ConnectionEvent& event, v1::ConnectionEvent* out);
 
 // The position after which the next page starts, and the filter it belongs to.
 struct PageCursor {

@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "gateway/log.h"
+#include "gateway/thread_check.h"
 
 namespace gateway {
 
@@ -51,12 +52,14 @@ bool EventLoop::Post(Task task) {
 }
 
 int EventLoop::Wait(int timeout_ms) {
+  GATEWAY_ASSERT_IN_LOOP(*this);
   const int n = poller_->Wait(timeout_ms, &events_);
   UpdateTime();
   return n;
 }
 
 void EventLoop::Dispatch() {
+  GATEWAY_ASSERT_IN_LOOP(*this);
   for (const Poller::Event& event : events_) event.handler->OnReady(event.ready);
   if (wake_pending_) {
     wake_pending_ = false;
@@ -81,6 +84,7 @@ void EventLoop::RunTasks() {
 }
 
 void EventLoop::Close() {
+  GATEWAY_ASSERT_IN_LOOP(*this);
   for (;;) {
     {
       std::lock_guard<std::mutex> lock(mu_);

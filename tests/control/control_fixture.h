@@ -22,8 +22,6 @@ namespace gateway::control::testing {
 // plain names in every control-plane test.
 using namespace ::gateway::testing;  // NOLINT(build/namespaces): test-only namespace
 
-namespace pb = ::gateway::v1;
-
 // Debian's Abseil is built without NDEBUG, so absl::Mutex (which gRPC uses
 // inside) keeps a deadlock-detection graph whose bookkeeping, being
 // uninstrumented, TSan reports as races between gRPC's own threads. Turn the
@@ -55,7 +53,7 @@ class ControlFixture : public ::testing::Test {
     ASSERT_GT(server_->port(), 0);
     channel_ = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server_->port()),
                                          grpc::InsecureChannelCredentials(), channel_args);
-    stub_ = pb::GatewayControl::NewStub(channel_);
+    stub_ = v1::GatewayControl::NewStub(channel_);
   }
 
   void TearDown() override {
@@ -78,39 +76,39 @@ class ControlFixture : public ::testing::Test {
     return info.ok() ? info->fd : -1;
   }
 
-  grpc::Status GetConnection(int fd, pb::Connection* out) {
+  grpc::Status GetConnection(int fd, v1::Connection* out) {
     grpc::ClientContext context;
     SetDeadline(&context);
-    pb::GetConnectionRequest request;
+    v1::GetConnectionRequest request;
     request.set_fd(fd);
     return stub_->GetConnection(&context, request, out);
   }
 
-  grpc::Status SetMode(pb::TriggerMode mode, pb::TriggerModeStatus* out = nullptr) {
+  grpc::Status SetMode(v1::TriggerMode mode, v1::TriggerModeStatus* out = nullptr) {
     grpc::ClientContext context;
     SetDeadline(&context);
-    pb::SetTriggerModeRequest request;
+    v1::SetTriggerModeRequest request;
     request.set_mode(mode);
-    pb::TriggerModeStatus ignored;
+    v1::TriggerModeStatus ignored;
     return stub_->SetTriggerMode(&context, request, out != nullptr ? out : &ignored);
   }
 
-  grpc::Status List(const pb::ListConnectionsRequest& request, pb::ListConnectionsResponse* out) {
+  grpc::Status List(const v1::ListConnectionsRequest& request, v1::ListConnectionsResponse* out) {
     grpc::ClientContext context;
     SetDeadline(&context);
     return stub_->ListConnections(&context, request, out);
   }
 
-  grpc::Status Stats(pb::Stats* out) {
+  grpc::Status Stats(v1::Stats* out) {
     grpc::ClientContext context;
     SetDeadline(&context);
-    return stub_->GetStats(&context, pb::GetStatsRequest(), out);
+    return stub_->GetStats(&context, v1::GetStatsRequest(), out);
   }
 
   std::unique_ptr<Gateway> gw_;
   std::unique_ptr<ControlServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<pb::GatewayControl::Stub> stub_;
+  std::unique_ptr<v1::GatewayControl::Stub> stub_;
 };
 
 }  // namespace gateway::control::testing

@@ -75,11 +75,11 @@ class ControlServerTest : public ControlFixture {
   // GetTriggerMode over a channel with `credentials`.
   grpc::Status Call(std::shared_ptr<grpc::ChannelCredentials> credentials) {
     auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()), credentials);
-    auto stub = pb::GatewayControl::NewStub(channel);
+    auto stub = v1::GatewayControl::NewStub(channel);
     grpc::ClientContext context;
     SetDeadline(&context, absl::Seconds(10));
-    pb::TriggerModeStatus status;
-    return stub->GetTriggerMode(&context, pb::GetTriggerModeRequest(), &status);
+    v1::TriggerModeStatus status;
+    return stub->GetTriggerMode(&context, v1::GetTriggerModeRequest(), &status);
   }
 
   static std::shared_ptr<grpc::ChannelCredentials> Tls(bool with_client_cert) {
@@ -160,8 +160,8 @@ TEST_F(ControlServerTest, RefusesABusyPortAndBadAddresses) {
   // The first server is unaffected.
   grpc::ClientContext context;
   SetDeadline(&context);
-  pb::TriggerModeStatus status;
-  EXPECT_TRUE(stub_->GetTriggerMode(&context, pb::GetTriggerModeRequest(), &status).ok());
+  v1::TriggerModeStatus status;
+  EXPECT_TRUE(stub_->GetTriggerMode(&context, v1::GetTriggerModeRequest(), &status).ok());
 }
 
 }  // namespace

@@ -52,8 +52,8 @@ class ControlServiceTest : public ControlFixture {
     }
     writer_ = std::thread([&client, bytes = std::move(bytes)] { (void)client.WriteAll(bytes); });
     EXPECT_TRUE(WaitUntil([&] {
-      pb::Connection connection;
-      return GetConnection(fd, &connection).ok() && connection.state() == pb::CONNECTION_STATE_WRITE &&
+      v1::Connection connection;
+      return GetConnection(fd, &connection).ok() && connection.state() == v1::CONNECTION_STATE_WRITE &&
              connection.need_write() > 0;
     })) << "the connection never paused";
     return payloads;
@@ -74,30 +74,30 @@ TEST_F(ControlServiceTest, GetAndSetTriggerMode) {
 
   grpc::ClientContext context;
   SetDeadline(&context);
-  pb::TriggerModeStatus status;
-  ASSERT_TRUE(stub_->GetTriggerMode(&context, pb::GetTriggerModeRequest(), &status).ok());
-  EXPECT_EQ(status.mode(), pb::TRIGGER_MODE_EDGE);
+  v1::TriggerModeStatus status;
+  ASSERT_TRUE(stub_->GetTriggerMode(&context, v1::GetTriggerModeRequest(), &status).ok());
+  EXPECT_EQ(status.mode(), v1::TRIGGER_MODE_EDGE);
   EXPECT_EQ(status.switches(), 0u);
 
-  ASSERT_TRUE(SetMode(pb::TRIGGER_MODE_LEVEL, &status).ok());
-  EXPECT_EQ(status.mode(), pb::TRIGGER_MODE_LEVEL);
+  ASSERT_TRUE(SetMode(v1::TRIGGER_MODE_LEVEL, &status).ok());
+  EXPECT_EQ(status.mode(), v1::TRIGGER_MODE_LEVEL);
   EXPECT_EQ(status.switches(), 1u);
   // The switch has taken effect on the live connection when the call returns.
-  pb::Connection connection;
+  v1::Connection connection;
   ASSERT_TRUE(GetConnection(fd, &connection).ok());
-  EXPECT_EQ(connection.trigger_mode(), pb::TRIGGER_MODE_LEVEL);
+  EXPECT_EQ(connection.trigger_mode(), v1::TRIGGER_MODE_LEVEL);
   absl::StatusOr<std::string> reply = client.RoundTrip("abcde");
   ASSERT_TRUE(reply.ok()) << reply.status();
   EXPECT_EQ(*reply, "edcba");
 
   // Setting the current mode changes nothing and is not counted.
-  ASSERT_TRUE(SetMode(pb::TRIGGER_MODE_LEVEL, &status).ok());
+  ASSERT_TRUE(SetMode(v1::TRIGGER_MODE_LEVEL, &status).ok());
   EXPECT_EQ(status.switches(), 1u);
-  ASSERT_TRUE(SetMode(pb::TRIGGER_MODE_EDGE, &status).ok());
-  EXPECT_EQ(status.mode(), pb::TRIGGER_MODE_EDGE);
+  ASSERT_TRUE(SetMode(v1::TRIGGER_MODE_EDGE, &status).ok());
+  EXPECT_EQ(status.mode(), v1::TRIGGER_MODE_EDGE);
   EXPECT_EQ(status.switches(), 2u);
   ASSERT_TRUE(GetConnection(fd, &connection).ok());
-  EXPECT_EQ(connection.trigger_mode(), pb::TRIGGER_MODE_EDGE);
+  EXPECT_EQ(connection.trigger_mode(), v1::TRIGGER_MODE_EDGE);
   reply = client.RoundTrip("xyz");
   ASSERT_TRUE(reply.ok()) << reply.status();
   EXPECT_EQ(*reply, "zyx");
@@ -106,7 +106,7 @@ TEST_F(ControlServiceTest, GetAndSetTriggerMode) {
 TEST_F(ControlServiceTest, SetTriggerModeRejectsUnspecifiedAndUnknown) {
   Start(TwoReactors());
   for (int mode : {0, 3, -1, 1000}) {
-    grpc::Status status = SetMode(static_cast<pb::TriggerMode>(mode));
+    grpc::Status status = SetMode(static_cast<v1::TriggerMode>(mode));
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << mode;
     EXPECT_FALSE(status.error_message().empty());
   }
@@ -123,14 +123,14 @@ TEST_F(ControlServiceTest, GetConnectionReportsEveryField) {
   // Half a frame: 3 of its 10 payload bytes.
   ASSERT_TRUE(client.WriteAll("00010abc").ok());
 
-  pb::Connection c;
+  v1::Connection c;
   ASSERT_TRUE(WaitUntil([&] { return GetConnection(fd, &c).ok() && c.bytes_in() == 18 && c.bytes_out() == 10; }))
       << c.DebugString();
   EXPECT_EQ(c.fd(), fd);
   EXPECT_GT(c.id(), 0u);
   EXPECT_EQ(c.peer(), client.peer_name());
-  EXPECT_EQ(c.state(), pb::CONNECTION_STATE_READ);
-  EXPECT_EQ(c.trigger_mode(), pb::TRIGGER_MODE_EDGE);
+  EXPECT_EQ(c.state(), v1::CONNECTION_STATE_READ);
+  EXPECT_EQ(c.trigger_mode(), v1::TRIGGER_MODE_EDGE);
   EXPECT_GE(c.reactor(), 0);
   EXPECT_LT(c.reactor(), 2);
   EXPECT_EQ(c.frames_in(), 1u);
@@ -149,7 +149,7 @@ TEST_F(ControlServiceTest, GetConnectionReportsEveryField) {
 
 TEST_F(ControlServiceTest, GetAndCloseConnectionErrors) {
   Start(TwoReactors());
-  pb::Connection connection;
+  v1::Connection connection;
   grpc::Status status = GetConnection(100000, &connection);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(status.error_message(), "no connection with fd 100000");
@@ -158,18 +158,18 @@ TEST_F(ControlServiceTest, GetAndCloseConnectionErrors) {
   for (bool force : {false, true}) {
     grpc::ClientContext context;
     SetDeadline(&context);
-    pb::CloseConnectionRequest request;
+    v1::CloseConnectionRequest request;
     request.set_fd(100000);
     request.set_force(force);
-    pb::CloseConnectionResponse response;
+    v1::CloseConnectionResponse response;
     status = stub_->CloseConnection(&context, request, &response);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   }
   grpc::ClientContext context;
   SetDeadline(&context);
-  pb::CloseConnectionRequest request;
+  v1::CloseConnectionRequest request;
   request.set_fd(-5);
-  pb::CloseConnectionResponse response;
+  v1::CloseConnectionResponse response;
   EXPECT_EQ(stub_->CloseConnection(&context, request, &response).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
@@ -179,16 +179,16 @@ TEST_F(ControlServiceTest, GetAndCloseByIdRefuseAnotherConnectionOnTheFd) {
   Start(TwoReactors());
   TestClient client = Connect();
   const int fd = FdOf(client);
-  pb::Connection c;
+  v1::Connection c;
   ASSERT_TRUE(GetConnection(fd, &c).ok());
   const uint64_t wrong_id = c.id() + 1000;
 
   grpc::ClientContext get_context;
   SetDeadline(&get_context);
-  pb::GetConnectionRequest get;
+  v1::GetConnectionRequest get;
   get.set_fd(fd);
   get.set_id(wrong_id);
-  pb::Connection got;
+  v1::Connection got;
   grpc::Status status = stub_->GetConnection(&get_context, get, &got);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(status.error_message(), absl::StrCat("no connection with fd ", fd, " and id ", wrong_id));
@@ -196,11 +196,11 @@ TEST_F(ControlServiceTest, GetAndCloseByIdRefuseAnotherConnectionOnTheFd) {
   for (bool force : {false, true}) {
     grpc::ClientContext context;
     SetDeadline(&context);
-    pb::CloseConnectionRequest request;
+    v1::CloseConnectionRequest request;
     request.set_fd(fd);
     request.set_id(wrong_id);
     request.set_force(force);
-    pb::CloseConnectionResponse response;
+    v1::CloseConnectionResponse response;
     status = stub_->CloseConnection(&context, request, &response);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   }
@@ -221,7 +221,7 @@ TEST_F(ControlServiceTest, ListConnectionsPagesEveryFdExactlyOnce) {
   constexpr int kClients = 300;
   std::vector<TestClient> clients;
   for (int i = 0; i < kClients; ++i) clients.push_back(Connect());
-  pb::ListConnectionsResponse page;
+  v1::ListConnectionsResponse page;
   ASSERT_TRUE(WaitUntil([&] { return List({}, &page).ok() && page.total_size() == kClients; }));
   EXPECT_EQ(page.connections_size(), kClients);  // default page size 1000
   EXPECT_TRUE(page.next_page_token().empty());
@@ -230,14 +230,14 @@ TEST_F(ControlServiceTest, ListConnectionsPagesEveryFdExactlyOnce) {
     SCOPED_TRACE(page_size);
     std::vector<int> fds;
     std::set<std::string> peers;
-    pb::ListConnectionsRequest request;
+    v1::ListConnectionsRequest request;
     request.set_page_size(page_size);
     int pages = 0;
     for (; pages < 1000; ++pages) {
       ASSERT_TRUE(List(request, &page).ok());
       EXPECT_EQ(page.total_size(), kClients);
       EXPECT_LE(page.connections_size(), page_size);
-      for (const pb::Connection& c : page.connections()) {
+      for (const v1::Connection& c : page.connections()) {
         fds.push_back(c.fd());
         peers.insert(c.peer());
       }
@@ -253,7 +253,7 @@ TEST_F(ControlServiceTest, ListConnectionsPagesEveryFdExactlyOnce) {
   }
 
   // Above the maximum, the page size is capped (at 10000), not refused.
-  pb::ListConnectionsRequest big;
+  v1::ListConnectionsRequest big;
   big.set_page_size(1 << 30);
   ASSERT_TRUE(List(big, &page).ok());
   EXPECT_EQ(page.connections_size(), kClients);
@@ -263,10 +263,10 @@ TEST_F(ControlServiceTest, ListConnectionsRejectsBadRequests) {
   Start(TwoReactors());
   std::vector<TestClient> clients;
   for (int i = 0; i < 3; ++i) clients.push_back(Connect());
-  pb::ListConnectionsResponse page;
+  v1::ListConnectionsResponse page;
   ASSERT_TRUE(WaitUntil([&] { return List({}, &page).ok() && page.total_size() == 3; }));
 
-  pb::ListConnectionsRequest request;
+  v1::ListConnectionsRequest request;
   request.set_page_size(-1);
   grpc::Status status = List(request, &page);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -281,7 +281,7 @@ TEST_F(ControlServiceTest, ListConnectionsRejectsBadRequests) {
   }
 
   request.Clear();
-  request.set_state(static_cast<pb::ConnectionState>(42));
+  request.set_state(static_cast<v1::ConnectionState>(42));
   EXPECT_EQ(List(request, &page).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 
   // A token continues only the listing it came from.
@@ -290,7 +290,7 @@ TEST_F(ControlServiceTest, ListConnectionsRejectsBadRequests) {
   ASSERT_TRUE(List(request, &page).ok());
   ASSERT_FALSE(page.next_page_token().empty());
   request.set_page_token(page.next_page_token());
-  request.set_state(pb::CONNECTION_STATE_WRITE);
+  request.set_state(v1::CONNECTION_STATE_WRITE);
   status = List(request, &page);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(status.error_message(), "page_token belongs to a listing with another state filter");
@@ -304,22 +304,22 @@ TEST_F(ControlServiceTest, ListConnectionsFiltersByState) {
   const int busy_fd = FdOf(busy);
   std::vector<std::string> payloads = FillUntilPaused(busy, busy_fd);
 
-  pb::ListConnectionsRequest request;
-  pb::ListConnectionsResponse page;
-  request.set_state(pb::CONNECTION_STATE_WRITE);
+  v1::ListConnectionsRequest request;
+  v1::ListConnectionsResponse page;
+  request.set_state(v1::CONNECTION_STATE_WRITE);
   ASSERT_TRUE(List(request, &page).ok());
   ASSERT_EQ(page.connections_size(), 1);
   EXPECT_EQ(page.connections(0).fd(), busy_fd);
-  EXPECT_EQ(page.connections(0).state(), pb::CONNECTION_STATE_WRITE);
+  EXPECT_EQ(page.connections(0).state(), v1::CONNECTION_STATE_WRITE);
   EXPECT_EQ(page.total_size(), 1);
 
-  request.set_state(pb::CONNECTION_STATE_READ);
+  request.set_state(v1::CONNECTION_STATE_READ);
   ASSERT_TRUE(List(request, &page).ok());
   EXPECT_EQ(page.connections_size(), 5);
   EXPECT_EQ(page.total_size(), 5);
   std::set<std::string> peers;
-  for (const pb::Connection& c : page.connections()) {
-    EXPECT_EQ(c.state(), pb::CONNECTION_STATE_READ);
+  for (const v1::Connection& c : page.connections()) {
+    EXPECT_EQ(c.state(), v1::CONNECTION_STATE_READ);
     peers.insert(c.peer());
   }
   for (const TestClient& client : idle) EXPECT_EQ(peers.count(client.peer_name()), 1u);
@@ -329,7 +329,7 @@ TEST_F(ControlServiceTest, ListConnectionsFiltersByState) {
   std::set<int> fds;
   for (int pages = 0; pages < 10; ++pages) {
     ASSERT_TRUE(List(request, &page).ok());
-    for (const pb::Connection& c : page.connections()) fds.insert(c.fd());
+    for (const v1::Connection& c : page.connections()) fds.insert(c.fd());
     if (page.next_page_token().empty()) break;
     request.set_page_token(page.next_page_token());
   }
@@ -337,7 +337,7 @@ TEST_F(ControlServiceTest, ListConnectionsFiltersByState) {
   EXPECT_EQ(fds.count(busy_fd), 0u);
 
   request.Clear();
-  request.set_state(pb::CONNECTION_STATE_CLOSING);
+  request.set_state(v1::CONNECTION_STATE_CLOSING);
   ASSERT_TRUE(List(request, &page).ok());
   EXPECT_EQ(page.connections_size(), 0);
   EXPECT_EQ(page.total_size(), 0);
@@ -357,16 +357,16 @@ TEST_F(ControlServiceTest, CloseConnectionFlushesResponsesThenEof) {
   const int fd = FdOf(client);
   std::vector<std::string> payloads = FillUntilPaused(client, fd);
   // Paused: the gateway reads nothing more, so the frames it has answered are fixed.
-  pb::Connection before;
+  v1::Connection before;
   ASSERT_TRUE(GetConnection(fd, &before).ok());
   ASSERT_GT(before.frames_in(), 0u);
   ASSERT_LT(before.frames_in(), payloads.size());
 
   grpc::ClientContext context;
   SetDeadline(&context);
-  pb::CloseConnectionRequest request;
+  v1::CloseConnectionRequest request;
   request.set_fd(fd);
-  pb::CloseConnectionResponse response;
+  v1::CloseConnectionResponse response;
   ASSERT_TRUE(stub_->CloseConnection(&context, request, &response).ok());
 
   std::string expected;
@@ -378,7 +378,7 @@ TEST_F(ControlServiceTest, CloseConnectionFlushesResponsesThenEof) {
   writer_.join();  // the gateway discards what it did not read, or resets
   client.Close();
   ASSERT_TRUE(WaitUntil([&] {
-    pb::Connection c;
+    v1::Connection c;
     return GetConnection(fd, &c).error_code() == grpc::StatusCode::NOT_FOUND;
   }));
   EXPECT_EQ(ClosedCount(*gw_, CloseReason::kControlPlane), 1u);
@@ -392,13 +392,13 @@ TEST_F(ControlServiceTest, ForcedCloseEndsAtOnce) {
 
   grpc::ClientContext context;
   SetDeadline(&context);
-  pb::CloseConnectionRequest request;
+  v1::CloseConnectionRequest request;
   request.set_fd(fd);
   request.set_force(true);
-  pb::CloseConnectionResponse response;
+  v1::CloseConnectionResponse response;
   ASSERT_TRUE(stub_->CloseConnection(&context, request, &response).ok());
   // Gone as soon as the call returns, and no longer listed.
-  pb::Connection c;
+  v1::Connection c;
   EXPECT_EQ(GetConnection(fd, &c).error_code(), grpc::StatusCode::NOT_FOUND);
 
   // What the client still gets is a prefix of the responses, never garbage,
@@ -421,16 +421,16 @@ TEST_F(ControlServiceTest, ForcedCloseEndsAtOnce) {
   EXPECT_EQ(ClosedCount(*gw_, CloseReason::kControlPlane), 1u);
 }
 
-bool HasEvent(const std::vector<pb::ConnectionEvent>& events, pb::ConnectionEvent::Type type,
+bool HasEvent(const std::vector<v1::ConnectionEvent>& events, v1::ConnectionEvent::Type type,
               const std::string& peer) {
-  return std::any_of(events.begin(), events.end(), [&](const pb::ConnectionEvent& e) {
+  return std::any_of(events.begin(), events.end(), [&](const v1::ConnectionEvent& e) {
     return e.type() == type && e.connection().peer() == peer;
   });
 }
 
-std::vector<pb::ConnectionEvent> EventsOf(const std::vector<pb::ConnectionEvent>& events, const std::string& peer) {
-  std::vector<pb::ConnectionEvent> out;
-  for (const pb::ConnectionEvent& e : events) {
+std::vector<v1::ConnectionEvent> EventsOf(const std::vector<v1::ConnectionEvent>& events, const std::string& peer) {
+  std::vector<v1::ConnectionEvent> out;
+  for (const v1::ConnectionEvent& e : events) {
     if (e.connection().peer() == peer) out.push_back(e);
   }
   return out;
@@ -438,14 +438,14 @@ std::vector<pb::ConnectionEvent> EventsOf(const std::vector<pb::ConnectionEvent>
 
 TEST_F(ControlServiceTest, WatchStreamsOpenAndCloseWithReason) {
   Start(TwoReactors());
-  WatchReader watch(stub_.get(), pb::WatchConnectionsRequest());
+  WatchReader watch(stub_.get(), v1::WatchConnectionsRequest());
   TestClient client = Connect();
   const std::string peer = client.peer_name();
-  ASSERT_TRUE(watch.WaitFor([&](const auto& e) { return HasEvent(e, pb::ConnectionEvent::TYPE_OPENED, peer); },
+  ASSERT_TRUE(watch.WaitFor([&](const auto& e) { return HasEvent(e, v1::ConnectionEvent::TYPE_OPENED, peer); },
                             Deadline()));
   ASSERT_TRUE(client.RoundTrip("abc").ok());
   client.Close();
-  ASSERT_TRUE(watch.WaitFor([&](const auto& e) { return HasEvent(e, pb::ConnectionEvent::TYPE_CLOSED, peer); },
+  ASSERT_TRUE(watch.WaitFor([&](const auto& e) { return HasEvent(e, v1::ConnectionEvent::TYPE_CLOSED, peer); },
                             Deadline()));
 
   // A protocol error and a CloseConnection, each with its reason.
@@ -458,59 +458,59 @@ TEST_F(ControlServiceTest, WatchStreamsOpenAndCloseWithReason) {
   const int closed_fd = FdOf(closed);
   grpc::ClientContext context;
   SetDeadline(&context);
-  pb::CloseConnectionRequest request;
+  v1::CloseConnectionRequest request;
   request.set_fd(closed_fd);
-  pb::CloseConnectionResponse response;
+  v1::CloseConnectionResponse response;
   ASSERT_TRUE(stub_->CloseConnection(&context, request, &response).ok());
   const std::string closed_peer = closed.peer_name();
   ASSERT_TRUE(closed.ExpectEof().ok());
   closed.Close();
   ASSERT_TRUE(watch.WaitFor(
       [&](const auto& e) {
-        return HasEvent(e, pb::ConnectionEvent::TYPE_CLOSED, bad_peer) &&
-               HasEvent(e, pb::ConnectionEvent::TYPE_CLOSED, closed_peer);
+        return HasEvent(e, v1::ConnectionEvent::TYPE_CLOSED, bad_peer) &&
+               HasEvent(e, v1::ConnectionEvent::TYPE_CLOSED, closed_peer);
       },
       Deadline()));
 
-  const std::vector<pb::ConnectionEvent> all = watch.events();
-  std::vector<pb::ConnectionEvent> events = EventsOf(all, peer);
+  const std::vector<v1::ConnectionEvent> all = watch.events();
+  std::vector<v1::ConnectionEvent> events = EventsOf(all, peer);
   ASSERT_EQ(events.size(), 2u);  // no state changes without include_state_changes
-  EXPECT_EQ(events[0].type(), pb::ConnectionEvent::TYPE_OPENED);
-  EXPECT_EQ(events[1].type(), pb::ConnectionEvent::TYPE_CLOSED);
-  EXPECT_EQ(events[1].close_reason(), pb::CLOSE_REASON_PEER_CLOSED);
+  EXPECT_EQ(events[0].type(), v1::ConnectionEvent::TYPE_OPENED);
+  EXPECT_EQ(events[1].type(), v1::ConnectionEvent::TYPE_CLOSED);
+  EXPECT_EQ(events[1].close_reason(), v1::CLOSE_REASON_PEER_CLOSED);
   EXPECT_EQ(events[1].connection().fd(), events[0].connection().fd());
   EXPECT_EQ(events[1].connection().frames_in(), 1u);
   EXPECT_EQ(events[1].connection().bytes_out(), 8u);
   EXPECT_GT(events[0].time().seconds(), 0);
   EXPECT_EQ(events[0].dropped(), 0u);
-  EXPECT_EQ(EventsOf(all, bad_peer).back().close_reason(), pb::CLOSE_REASON_PROTOCOL_ERROR);
-  EXPECT_EQ(EventsOf(all, closed_peer).back().close_reason(), pb::CLOSE_REASON_CONTROL_PLANE);
-  for (const pb::ConnectionEvent& e : all) EXPECT_NE(e.type(), pb::ConnectionEvent::TYPE_STATE_CHANGED);
+  EXPECT_EQ(EventsOf(all, bad_peer).back().close_reason(), v1::CLOSE_REASON_PROTOCOL_ERROR);
+  EXPECT_EQ(EventsOf(all, closed_peer).back().close_reason(), v1::CLOSE_REASON_CONTROL_PLANE);
+  for (const v1::ConnectionEvent& e : all) EXPECT_NE(e.type(), v1::ConnectionEvent::TYPE_STATE_CHANGED);
 }
 
 TEST_F(ControlServiceTest, WatchStreamsStateChangesOnRequest) {
   Start(TwoReactors());
-  pb::WatchConnectionsRequest request;
+  v1::WatchConnectionsRequest request;
   request.set_include_state_changes(true);
   WatchReader watch(stub_.get(), request);
   TestClient client = Connect();
   const std::string peer = client.peer_name();
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(client.RoundTrip(absl::StrCat("frame", i)).ok());
   client.Close();
-  ASSERT_TRUE(watch.WaitFor([&](const auto& e) { return HasEvent(e, pb::ConnectionEvent::TYPE_CLOSED, peer); },
+  ASSERT_TRUE(watch.WaitFor([&](const auto& e) { return HasEvent(e, v1::ConnectionEvent::TYPE_CLOSED, peer); },
                             Deadline()));
-  std::vector<pb::ConnectionEvent> events = EventsOf(watch.events(), peer);
+  std::vector<v1::ConnectionEvent> events = EventsOf(watch.events(), peer);
   ASSERT_GE(events.size(), 3u);
-  EXPECT_EQ(events.front().type(), pb::ConnectionEvent::TYPE_OPENED);
-  EXPECT_EQ(events.back().type(), pb::ConnectionEvent::TYPE_CLOSED);
+  EXPECT_EQ(events.front().type(), v1::ConnectionEvent::TYPE_OPENED);
+  EXPECT_EQ(events.back().type(), v1::ConnectionEvent::TYPE_CLOSED);
   // Every state change starts from the state the previous event left, and
   // each request goes through PROCESS.
   int processed = 0;
   for (size_t i = 1; i + 1 < events.size(); ++i) {
-    ASSERT_EQ(events[i].type(), pb::ConnectionEvent::TYPE_STATE_CHANGED);
+    ASSERT_EQ(events[i].type(), v1::ConnectionEvent::TYPE_STATE_CHANGED);
     EXPECT_EQ(events[i].old_state(), events[i - 1].connection().state()) << i;
     EXPECT_NE(events[i].connection().state(), events[i].old_state()) << i;
-    if (events[i].connection().state() == pb::CONNECTION_STATE_PROCESS) ++processed;
+    if (events[i].connection().state() == v1::CONNECTION_STATE_PROCESS) ++processed;
   }
   EXPECT_GE(processed, 1);
   EXPECT_LE(processed, 3);
@@ -518,18 +518,18 @@ TEST_F(ControlServiceTest, WatchStreamsStateChangesOnRequest) {
 
 TEST_F(ControlServiceTest, WatchEndsCleanlyWhenTheServerShutsDown) {
   Start(TwoReactors());
-  WatchReader watch(stub_.get(), pb::WatchConnectionsRequest());
+  WatchReader watch(stub_.get(), v1::WatchConnectionsRequest());
   TestClient client = Connect();
   ASSERT_TRUE(watch.WaitFor(
-      [&](const auto& e) { return HasEvent(e, pb::ConnectionEvent::TYPE_OPENED, client.peer_name()); }, Deadline()));
+      [&](const auto& e) { return HasEvent(e, v1::ConnectionEvent::TYPE_OPENED, client.peer_name()); }, Deadline()));
   // The gateway drains first (the watcher sees the shutdown close), then the server ends the stream with OK.
   gw_->Shutdown(absl::Milliseconds(300));
   server_->Shutdown(absl::Seconds(5));
   grpc::Status status = watch.WaitForEnd(Deadline());
   EXPECT_TRUE(status.ok()) << status.error_message();
-  std::vector<pb::ConnectionEvent> events = EventsOf(watch.events(), client.peer_name());
+  std::vector<v1::ConnectionEvent> events = EventsOf(watch.events(), client.peer_name());
   ASSERT_EQ(events.size(), 2u);
-  EXPECT_EQ(events[1].close_reason(), pb::CLOSE_REASON_SHUTDOWN);
+  EXPECT_EQ(events[1].close_reason(), v1::CLOSE_REASON_SHUTDOWN);
 }
 
 // A watcher that does not read loses events, never the gateway's time: what
@@ -543,7 +543,7 @@ TEST_F(ControlServiceTest, SlowWatcherDropsAndCounts) {
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
   Start(TwoReactors(), control, args);
-  WatchReader watch(stub_.get(), pb::WatchConnectionsRequest(), /*read=*/false);
+  WatchReader watch(stub_.get(), v1::WatchConnectionsRequest(), /*read=*/false);
 
   // 2000 events (1000 opens, 1000 closes), all while the watcher reads nothing.
   constexpr int kBurst = 1000;
@@ -554,7 +554,7 @@ TEST_F(ControlServiceTest, SlowWatcherDropsAndCounts) {
   }
   // Every close has been published once no reactor lists the connections
   // (the listing runs on each reactor after its earlier work).
-  pb::ListConnectionsResponse page;
+  v1::ListConnectionsResponse page;
   ASSERT_TRUE(WaitUntil([&] { return List({}, &page).ok() && page.total_size() == 0; }));
   EXPECT_EQ(gw_->active_connections(), 0);
 
@@ -569,7 +569,7 @@ TEST_F(ControlServiceTest, SlowWatcherDropsAndCounts) {
     watch.WaitFor(
         [&](const auto& events) {
           for (const auto& m : markers) {
-            if (HasEvent(events, pb::ConnectionEvent::TYPE_OPENED, m.peer_name())) seen_marker = m.peer_name();
+            if (HasEvent(events, v1::ConnectionEvent::TYPE_OPENED, m.peer_name())) seen_marker = m.peer_name();
           }
           return !seen_marker.empty();
         },
@@ -578,7 +578,7 @@ TEST_F(ControlServiceTest, SlowWatcherDropsAndCounts) {
   ASSERT_FALSE(seen_marker.empty());
   uint64_t received = 0;
   uint64_t dropped = 0;
-  for (const pb::ConnectionEvent& e : watch.events()) {
+  for (const v1::ConnectionEvent& e : watch.events()) {
     ++received;
     dropped += e.dropped();
     if (e.connection().peer() == seen_marker) break;
@@ -596,7 +596,7 @@ TEST_F(ControlServiceTest, SlowWatcherDropsAndCounts) {
 
 TEST_F(ControlServiceTest, GetStatsFiguresAreExact) {
   Start(TwoReactors());
-  ASSERT_TRUE(SetMode(pb::TRIGGER_MODE_LEVEL).ok());
+  ASSERT_TRUE(SetMode(v1::TRIGGER_MODE_LEVEL).ok());
   TestClient a = Connect();
   for (int size : {1, 100, 5000}) {
     std::string payload(size, 'a');
@@ -614,9 +614,9 @@ TEST_F(ControlServiceTest, GetStatsFiguresAreExact) {
   {
     grpc::ClientContext context;
     SetDeadline(&context);
-    pb::CloseConnectionRequest request;
+    v1::CloseConnectionRequest request;
     request.set_fd(FdOf(c));
-    pb::CloseConnectionResponse response;
+    v1::CloseConnectionResponse response;
     ASSERT_TRUE(stub_->CloseConnection(&context, request, &response).ok());
   }
   ASSERT_TRUE(c.ExpectEof().ok());
@@ -624,14 +624,14 @@ TEST_F(ControlServiceTest, GetStatsFiguresAreExact) {
   TestClient d = Connect();  // stays open and idle
   FdOf(d);
 
-  pb::Stats stats;
+  v1::Stats stats;
   ASSERT_TRUE(WaitUntil([&] {
     return Stats(&stats).ok() && stats.totals().closed_total() == 3 && stats.totals().bytes_out() == 5139 &&
            stats.totals().active_connections() == 1;
   })) << stats.DebugString();
-  const pb::Counters& t = stats.totals();
+  const v1::Counters& t = stats.totals();
   EXPECT_EQ(stats.active_connections(), 1);
-  EXPECT_EQ(stats.trigger_mode(), pb::TRIGGER_MODE_LEVEL);
+  EXPECT_EQ(stats.trigger_mode(), v1::TRIGGER_MODE_LEVEL);
   EXPECT_EQ(stats.trigger_mode_switches(), 1u);
   EXPECT_EQ(stats.data_port(), gw_->port());
   EXPECT_GT(stats.uptime().seconds() * 1000000000 + stats.uptime().nanos(), 0);
@@ -657,10 +657,10 @@ TEST_F(ControlServiceTest, GetStatsFiguresAreExact) {
   EXPECT_GT(t.wakeups(), 0u);
   // Totals are the sums of the per-reactor figures.
   ASSERT_EQ(stats.reactors_size(), 2);
-  pb::Counters sum;
+  v1::Counters sum;
   for (int i = 0; i < stats.reactors_size(); ++i) {
     EXPECT_EQ(stats.reactors(i).index(), i);
-    const pb::Counters& r = stats.reactors(i).counters();
+    const v1::Counters& r = stats.reactors(i).counters();
     sum.set_accepted(sum.accepted() + r.accepted());
     sum.set_frames_in(sum.frames_in() + r.frames_in());
     sum.set_bytes_out(sum.bytes_out() + r.bytes_out());

@@ -28,8 +28,6 @@
 namespace gateway::testing {
 namespace {
 
-namespace pb = ::gateway::v1;
-
 constexpr int kFdLimit = 256;
 constexpr int kClients = 400;  // well over the fd limit
 
@@ -52,11 +50,11 @@ std::shared_ptr<grpc::Channel> NewChannel(int port) {
   return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials(), args);
 }
 
-absl::StatusOr<pb::Stats> GetStats(const std::shared_ptr<grpc::Channel>& channel) {
+absl::StatusOr<v1::Stats> GetStats(const std::shared_ptr<grpc::Channel>& channel) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  pb::Stats stats;
-  grpc::Status status = pb::GatewayControl::NewStub(channel)->GetStats(&context, pb::GetStatsRequest(), &stats);
+  v1::Stats stats;
+  grpc::Status status = v1::GatewayControl::NewStub(channel)->GetStats(&context, v1::GetStatsRequest(), &stats);
   if (!status.ok()) return absl::UnavailableError(status.error_message());
   return stats;
 }
@@ -129,7 +127,7 @@ class FdExhaustionTest : public ::testing::Test {
   }
 
   void ExpectControlAndMetricsAnswer(const std::string& when) {
-    absl::StatusOr<pb::Stats> stats = GetStats(NewChannel(control_port_));
+    absl::StatusOr<v1::Stats> stats = GetStats(NewChannel(control_port_));
     EXPECT_TRUE(stats.ok()) << when << ": " << stats.status();
     absl::StatusOr<int> health = HealthCheck(NewChannel(control_port_));
     ASSERT_TRUE(health.ok()) << when << ": " << health.status();
@@ -170,7 +168,7 @@ TEST_F(FdExhaustionTest, DefaultLimitShedsTheSurplusAndKeepsTheControlPlane) {
   EXPECT_EQ(refused, kClients - limit);
   ExpectControlAndMetricsAnswer("at saturation");
 
-  absl::StatusOr<pb::Stats> stats = GetStats(NewChannel(control_port_));
+  absl::StatusOr<v1::Stats> stats = GetStats(NewChannel(control_port_));
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->active_connections(), limit);
   EXPECT_EQ(stats->totals().accept_errors(), 0u);  // the limit kept the process off EMFILE
@@ -179,7 +177,7 @@ TEST_F(FdExhaustionTest, DefaultLimitShedsTheSurplusAndKeepsTheControlPlane) {
 
   served.clear();
   ASSERT_TRUE(WaitUntil([&] {
-    absl::StatusOr<pb::Stats> now = GetStats(NewChannel(control_port_));
+    absl::StatusOr<v1::Stats> now = GetStats(NewChannel(control_port_));
     return now.ok() && now->active_connections() == 0;
   }));
   TestClient again;
@@ -212,7 +210,7 @@ TEST_F(FdExhaustionTest, OvercommittedLimitBacksOffInsteadOfSpinning) {
   // Out of fds for a while: failures are counted at a bounded rate (a few
   // per shed client, ten back-offs a second per reactor), never millions.
   absl::SleepFor(absl::Seconds(2));
-  absl::StatusOr<pb::Stats> stats = GetStats(channel);
+  absl::StatusOr<v1::Stats> stats = GetStats(channel);
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_GT(stats->totals().accept_errors(), 0u);
   EXPECT_LT(stats->totals().accept_errors(), 5000u);
@@ -225,7 +223,7 @@ TEST_F(FdExhaustionTest, OvercommittedLimitBacksOffInsteadOfSpinning) {
   })) << "not serving after release";
   again.Close();
   ASSERT_TRUE(WaitUntil([&] {
-    absl::StatusOr<pb::Stats> now = GetStats(channel);
+    absl::StatusOr<v1::Stats> now = GetStats(channel);
     return now.ok() && now->active_connections() == 0;
   }));
   EXPECT_EQ(gateway_->Stop(), 0) << gateway_->Log();

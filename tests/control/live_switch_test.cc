@@ -120,9 +120,9 @@ TEST_P(LiveSwitchTest, FlipsUnderLoadLoseNothing) {
 
   absl::Duration slowest;
   for (int k = 0; k < kFlips && failures.load() == 0; ++k) {
-    pb::TriggerModeStatus status;
-    const pb::TriggerMode mode = (k % 2 == 0) == (GetParam() == TriggerMode::kEdge) ? pb::TRIGGER_MODE_LEVEL
-                                                                                    : pb::TRIGGER_MODE_EDGE;
+    v1::TriggerModeStatus status;
+    const v1::TriggerMode mode = (k % 2 == 0) == (GetParam() == TriggerMode::kEdge) ? v1::TRIGGER_MODE_LEVEL
+                                                                                    : v1::TRIGGER_MODE_EDGE;
     const absl::Time start = absl::Now();
     grpc::Status rpc = SetMode(mode, &status);
     slowest = std::max(slowest, absl::Now() - start);
@@ -144,13 +144,13 @@ TEST_P(LiveSwitchTest, FlipsUnderLoadLoseNothing) {
   }
   EXPECT_EQ(gw_->trigger_mode_switches(), static_cast<uint64_t>(kFlips));
   EXPECT_EQ(gw_->trigger_mode(), GetParam());
-  pb::ListConnectionsResponse page;
+  v1::ListConnectionsResponse page;
   ASSERT_TRUE(List({}, &page).ok());
   ASSERT_EQ(page.connections_size(), kConnections);
-  for (const pb::Connection& c : page.connections()) {
-    EXPECT_EQ(c.trigger_mode(), GetParam() == TriggerMode::kEdge ? pb::TRIGGER_MODE_EDGE : pb::TRIGGER_MODE_LEVEL);
+  for (const v1::Connection& c : page.connections()) {
+    EXPECT_EQ(c.trigger_mode(), GetParam() == TriggerMode::kEdge ? v1::TRIGGER_MODE_EDGE : v1::TRIGGER_MODE_LEVEL);
   }
-  pb::Stats stats;
+  v1::Stats stats;
   ASSERT_TRUE(Stats(&stats).ok());
   EXPECT_EQ(stats.totals().frames_in(), frames);
   EXPECT_EQ(stats.totals().frames_out(), frames);

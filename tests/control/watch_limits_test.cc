@@ -30,9 +30,9 @@ GatewayOptions TwoReactors() {
   return options;
 }
 
-bool HasOpened(const std::vector<pb::ConnectionEvent>& events, const std::string& peer) {
-  for (const pb::ConnectionEvent& e : events) {
-    if (e.type() == pb::ConnectionEvent::TYPE_OPENED && e.connection().peer() == peer) return true;
+bool HasOpened(const std::vector<v1::ConnectionEvent>& events, const std::string& peer) {
+  for (const v1::ConnectionEvent& e : events) {
+    if (e.type() == v1::ConnectionEvent::TYPE_OPENED && e.connection().peer() == peer) return true;
   }
   return false;
 }
@@ -114,7 +114,7 @@ class WatchCapTest : public ControlFixture {
   std::unique_ptr<WatchReader> AdmitWatcher() {
     const absl::Time deadline = Deadline();
     for (int attempt = 0; attempt < 500 && absl::Now() < deadline; ++attempt) {
-      auto watch = std::make_unique<WatchReader>(stub_.get(), pb::WatchConnectionsRequest());
+      auto watch = std::make_unique<WatchReader>(stub_.get(), v1::WatchConnectionsRequest());
       TestClient probe = Connect();
       if (watch->WaitFor([&](const auto& e) { return HasOpened(e, probe.peer_name()); }, deadline)) return watch;
       grpc::Status status = watch->WaitForEnd(deadline);
@@ -126,7 +126,7 @@ class WatchCapTest : public ControlFixture {
 
   // Opens a watcher and expects it refused because `open` streams are open.
   void ExpectRefused(int open, int max) {
-    WatchReader watch(stub_.get(), pb::WatchConnectionsRequest());
+    WatchReader watch(stub_.get(), v1::WatchConnectionsRequest());
     grpc::Status status = watch.WaitForEnd(Deadline());
     EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
     EXPECT_EQ(status.error_message(),
@@ -142,7 +142,7 @@ TEST_F(WatchCapTest, FourthWatcherIsRefusedUntilOneEnds) {
   // A watcher has its slot once it has the headers.
   std::vector<std::unique_ptr<WatchReader>> watchers;
   for (int i = 0; i < 3; ++i) {
-    watchers.push_back(std::make_unique<WatchReader>(stub_.get(), pb::WatchConnectionsRequest()));
+    watchers.push_back(std::make_unique<WatchReader>(stub_.get(), v1::WatchConnectionsRequest()));
   }
   ExpectRefused(3, 3);
   ExpectRefused(3, 3);  // a refusal takes no slot either
@@ -166,7 +166,7 @@ TEST_F(WatchCapTest, SlotFreesWhenTheClientGivesUp) {
   Start(TwoReactors(), control);
   {
     // A client whose deadline passes: the server sees the call cancelled.
-    WatchReader expiring(stub_.get(), pb::WatchConnectionsRequest(), /*read=*/true, absl::Seconds(5));
+    WatchReader expiring(stub_.get(), v1::WatchConnectionsRequest(), /*read=*/true, absl::Seconds(5));
     ExpectRefused(1, 1);
     EXPECT_EQ(expiring.WaitForEnd(Deadline(absl::Seconds(30))).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   }
@@ -215,7 +215,7 @@ class StalledWatcherTest : public ControlFixture {
     ASSERT_GT(port, 0);
     channel_ = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials(),
                                          channel_args);
-    stub_ = pb::GatewayControl::NewStub(channel_);
+    stub_ = v1::GatewayControl::NewStub(channel_);
   }
 
   void TearDown() override {
@@ -276,7 +276,7 @@ class StalledWatcherTest : public ControlFixture {
     }
     ASSERT_FALSE(seen_marker.empty());
     *received = *dropped = 0;
-    for (const pb::ConnectionEvent& e : watch.events()) {
+    for (const v1::ConnectionEvent& e : watch.events()) {
       ++*received;
       *dropped += e.dropped();
       if (e.connection().peer() == seen_marker) break;
@@ -302,7 +302,7 @@ TEST_F(StalledWatcherTest, QueueStaysUnderItsByteBoundAndEveryEventIsAccounted) 
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
   StartService(limits, args);
-  WatchReader watch(stub_.get(), pb::WatchConnectionsRequest(), /*read=*/false);
+  WatchReader watch(stub_.get(), v1::WatchConnectionsRequest(), /*read=*/false);
 
   // 2000 events (1000 opens, 1000 closes) from both reactors at once, all
   // while the watcher reads nothing.
@@ -339,7 +339,7 @@ TEST_F(StalledWatcherTest, WritesStayWithinTheBudgetAndEveryEventIsAccounted) {
   limits.events_per_sec = 200;  // a burst of 20
   const absl::Time start = absl::Now();  // before the pump (and its full bucket) exists
   StartService(limits, grpc::ChannelArguments());
-  WatchReader watch(stub_.get(), pb::WatchConnectionsRequest());
+  WatchReader watch(stub_.get(), v1::WatchConnectionsRequest());
 
   constexpr int kThreads = 4;
   constexpr int kPerThread = 250;
