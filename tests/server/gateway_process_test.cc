@@ -18,6 +18,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -41,6 +42,20 @@ using ::gateway::testing::RandomBytes;
 using ::gateway::testing::ReversedFrame;
 using ::gateway::testing::TestClient;
 using ::gateway::testing::WaitUntil;
+
+// The ready line's prefix; a JSON object of the three ports follows.
+constexpr absl::string_view kReadyPrefix = "gateway: ready ";
+
+// The value of `"key":N` in a flat JSON object of integers; -1 if absent.
+int PortIn(absl::string_view json, absl::string_view key) {
+  const std::string quoted = absl::StrCat("\"", key, "\":");
+  const size_t at = json.find(quoted);
+  if (at == absl::string_view::npos) return -1;
+  absl::string_view rest = json.substr(at + quoted.size());
+  rest = rest.substr(0, rest.find_first_of(",}"));
+  int port = -1;
+  return absl::SimpleAtoi(rest, &port) ? port : -1;
+}
 
 // The gateway binary running as a child process, its stderr (and stdout,
 // where only --help writes) on a pipe.
@@ -110,14 +125,12 @@ class GatewayProcess {
     return all_;
   }
 
-  // Parses "gateway: serving ... (port N) ..." from stderr; -1 if absent.
+  // Reads stderr up to the line `gateway: ready {"data_port":N,...}` and
+  // returns the data port from it; -1 if no such line comes.
   int ReadServingPort(absl::Time deadline) {
     while (std::optional<std::string> line = ReadLine(deadline)) {
-      const size_t at = line->find("(port ");
-      if (!absl::StartsWith(*line, "gateway: serving") || at == std::string::npos) continue;
-      const std::string rest = line->substr(at + 6);
-      int port = 0;
-      if (absl::SimpleAtoi(rest.substr(0, rest.find(')')), &port)) return port;
+      if (!absl::StartsWith(*line, kReadyPrefix)) continue;
+      return PortIn(line->substr(kReadyPrefix.size()), "data_port");
     }
     return -1;
   }
@@ -350,6 +363,107 @@ TEST(GatewayProcessTest, HelpListsTheFlags) {
                                  "--drain_timeout", "--high_water_bytes", "--low_water_bytes", "--read_budget"}) {
     EXPECT_TRUE(absl::StrContains(out, flag)) << flag << " missing from --help:\n" << out;
   }
+}
+
+}  // namespace
+}  // namespace gateway
+
+namespace gateway {
+namespace {
+
+// Runs the binary with `args` (control plane and metrics off) to its exit;
+// returns its exit code and everything it wrote.
+std::pair<int, std::string> RunToExit(std::vector<std::string> args) {
+  GatewayProcess gateway(std::move(args));
+  EXPECT_TRUE(gateway.started());
+  const std::optional<int> status = gateway.Wait(Deadline());
+  EXPECT_TRUE(status.has_value());
+  return {status.has_value() ? ExitCode(*status) : -1, gateway.ReadAll(Deadline())};
+}
+
+TEST(GatewayProcessTest, VersionIsOneLineAndExitZero) {
+  const auto [code, out] = RunToExit({"--version"});
+  EXPECT_EQ(code, 0);
+  const std::vector<std::string> lines = Lines(out);
+  ASSERT_EQ(lines.size(), 1u) << out;
+  // gateway 0.2.0 (revision abc123, Release build, GNU-12.2.0)
+  const std::vector<std::string> words = absl::StrSplit(lines[0], ' ');
+  ASSERT_EQ(words.size(), 7u) << out;
+  EXPECT_EQ(words[0], "gateway");
+  const std::vector<std::string> version = absl::StrSplit(words[1], '.');
+  ASSERT_EQ(version.size(), 3u) << out;
+  for (const std::string& part : version) {
+    int number = -1;
+    EXPECT_TRUE(absl::SimpleAtoi(part, &number)) << out;
+  }
+  EXPECT_EQ(words[2], "(revision");
+  EXPECT_TRUE(absl::EndsWith(words[3], ",")) << out;
+  EXPECT_EQ(words[5], "build,");
+  EXPECT_TRUE(absl::EndsWith(words[6], ")")) << out;
+  EXPECT_TRUE(absl::StrContains(words[6], "-")) << out;  // compiler-version
+  EXPECT_FALSE(absl::StrContains(out, "NDEBUG")) << out;
+}
+
+TEST(GatewayProcessTest, HelpListsOurFlagsWithoutBuildPaths) {
+  const auto [code, out] = RunToExit({"--help"});
+  EXPECT_EQ(code, 1);  // Abseil's --help exit status
+  for (const char* flag : {"--listen (", "--control_listen (", "--metrics_listen (", "--reactors (",
+                           "--drain_timeout ("}) {
+    EXPECT_TRUE(absl::StrContains(out, flag)) << flag << " missing:\n" << out;
+  }
+  EXPECT_TRUE(absl::StrContains(out, "Flags from gateway:")) << out;
+  EXPECT_FALSE(absl::StrContains(out, GATEWAY_SOURCE_DIR)) << out;
+  EXPECT_FALSE(absl::StrContains(out, ".cc")) << out;
+  EXPECT_FALSE(absl::StrContains(out, "--flagfile")) << out;  // Abseil's own: --helpfull only
+}
+
+TEST(GatewayProcessTest, ReadyLineCarriesEveryPort) {
+  GatewayProcess gateway({"--listen=127.0.0.1:0", "--reactors=1", "--control_listen=127.0.0.1:0",
+                          "--metrics_listen=127.0.0.1:0"});
+  ASSERT_TRUE(gateway.started());
+  std::optional<std::string> ready;
+  while (std::optional<std::string> line = gateway.ReadLine(Deadline())) {
+    if (absl::StartsWith(*line, kReadyPrefix)) {
+      ready = *line;
+      break;
+    }
+  }
+  ASSERT_TRUE(ready.has_value()) << gateway.ReadAll(Deadline(absl::Seconds(1)));
+  const std::string json = ready->substr(kReadyPrefix.size());
+  int ports[3];
+  const char* keys[3] = {"data_port", "control_port", "metrics_port"};
+  for (int i = 0; i < 3; ++i) {
+    ports[i] = PortIn(json, keys[i]);
+    EXPECT_GT(ports[i], 0) << keys[i] << " in " << json;
+  }
+  // Each is the port the human lines name too.
+  const std::string all = gateway.ReadAll(Deadline(absl::Milliseconds(1)));
+  EXPECT_TRUE(absl::StrContains(all, absl::StrCat("serving 127.0.0.1:0 (port ", ports[0], ")"))) << all;
+  EXPECT_TRUE(absl::StrContains(all, absl::StrCat("control plane on 127.0.0.1:0 (port ", ports[1], ","))) << all;
+  EXPECT_TRUE(absl::StrContains(all, absl::StrCat("(port ", ports[2], ")"))) << all;
+  kill(gateway.pid(), SIGTERM);
+  const std::optional<int> status = gateway.Wait(Deadline());
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(ExitCode(*status), 0);
+}
+
+TEST(GatewayProcessTest, ReadyLineHasZeroForServersThatAreOff) {
+  GatewayProcess gateway({"--listen=127.0.0.1:0", "--reactors=1"});  // control and metrics off
+  ASSERT_TRUE(gateway.started());
+  std::optional<std::string> ready;
+  while (std::optional<std::string> line = gateway.ReadLine(Deadline())) {
+    if (absl::StartsWith(*line, kReadyPrefix)) {
+      ready = *line;
+      break;
+    }
+  }
+  ASSERT_TRUE(ready.has_value());
+  const std::string json = ready->substr(kReadyPrefix.size());
+  EXPECT_GT(PortIn(json, "data_port"), 0) << json;
+  EXPECT_EQ(PortIn(json, "control_port"), 0) << json;
+  EXPECT_EQ(PortIn(json, "metrics_port"), 0) << json;
+  kill(gateway.pid(), SIGTERM);
+  ASSERT_TRUE(gateway.Wait(Deadline()).has_value());
 }
 
 }  // namespace
