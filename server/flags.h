@@ -11,9 +11,7 @@
 #include "control/control_server.h"
 #include "gateway/options.h"
 
-ABSL_DECLARE_FLAG(std::string, listen);
 ABSL_DECLARE_FLAG(absl::Duration, drain_timeout);
-ABSL_DECLARE_FLAG(std::string, control_listen);
 ABSL_DECLARE_FLAG(std::string, metrics_listen);
 
 namespace gateway::server {
