@@ -236,7 +236,7 @@ g = lambda k: j.get(k, "")
 pct = lambda k: "%.0f" % (100 * float(j[k])) if isinstance(j.get(k), (int, float)) else ""
 status = "ok" if j.get("ok") is True else "FAILED %s" % g("error")
 print("%10s req/s %9s MB/s  p99 %9s us  server %7s us/req (%s%% CPU)  client %s%% CPU  %s" % (
-    g("rps"), g("mbps"), g("p99"), g("server_cpu_us_per_req"), pct("server_cpu_util"), pct("client_cpu_util"),
+    g("rps"), g("mbps"), (j.get("latency_us") or {}).get("p99", ""), g("server_cpu_us_per_req"), pct("server_cpu_util"), pct("client_cpu_util"),
     status), end="")' "$1"
 }
 
