@@ -19,7 +19,7 @@ RUN deploy/setup.sh && rm -rf /var/lib/apt/lists/*
 LABEL io.connection-gateway.stage=build
 # .dockerignore lets in only what the gateway binary is built from.
 COPY . .
-RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release >/dev/null \
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DGATEWAY_BUILD_TESTS=OFF -DGATEWAY_BUILD_BENCH=OFF >/dev/null \
  && cmake --build /build -j"$(nproc)" --target gateway \
  && install -D -m 0755 -s /build/gateway/gateway /out/gateway
 # The Debian packages holding the libraries the binary loads.

@@ -3,7 +3,7 @@
 #   bench/run.sh                 full grid (~22 minutes) -> bench/results/
 #   BENCH_QUICK=1 bench/run.sh   smoke test: 2 sizes x conns 1,100 (~1.5 minutes) -> bench/results/tmp/quick/
 #
-# Installs what it needs (deploy/setup.sh, gnuplot, libevent), builds the
+# Installs what it needs (deploy/setup.sh --bench), builds the
 # gateway and gateway-bench (Release) and the reference servers from
 # ../shared/baselines (copied into the build directory; their code is never
 # committed here), then measures, with each server pinned to core 0 and the
@@ -56,31 +56,16 @@ log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "bench: $*"; exit 1; }
 
 # --- 1. Install, build -------------------------------------------------------
-install_packages() {
-  deploy/setup.sh
-  local missing=() pkg
-  for pkg in gnuplot-nox libevent-dev curl python3 coreutils util-linux; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-  done
-  if ((${#missing[@]})); then
-    local sudo=""
-    [[ $(id -u) -ne 0 ]] && sudo=sudo
-    log "installing ${missing[*]}"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-}
+install_packages() { deploy/setup.sh --bench; }
 
 build_all() {
   cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGATEWAY_SANITIZE=OFF -DGATEWAY_TSAN=OFF >/dev/null
-  local targets=(gateway gateway-bench)
-  if cmake --build "$BUILD" --target help 2>/dev/null | grep -q control_probe; then targets+=(control_probe); fi
+  local targets=(gateway gateway-bench control_probe)
   log "building ${targets[*]} (Release) in $BUILD"
   cmake --build "$BUILD" -j"$(nproc)" --target "${targets[@]}" >/dev/null
   GW=$BUILD/gateway/gateway
   BENCH=$BUILD/bench/gateway-bench
   PROBE=$BUILD/bench/control_probe
-  [[ -x $PROBE ]] || PROBE=""
   [[ -d $BASELINES ]] || die "reference servers not found at $BASELINES"
   BB=$BUILD/bench-baselines
   rm -rf "$BB" && mkdir -p "$BB"
@@ -99,19 +84,14 @@ RAW=$OUT/raw.jsonl
 : >"$RAW"
 rm -f "$OUT"/*.png
 
-# --- 2. Machine and gateway feature probes -----------------------------------
+# --- 2. Machine probes ---------------------------------------------------------
 SRV_PIN=() CLI_PIN=()
 if (($(nproc) >= 2)); then
   SRV_PIN=(taskset -c 0) CLI_PIN=(taskset -c 1)
 else
   log "warning: fewer than 2 CPUs, nothing is pinned"
 fi
-GW_HELP=$("$GW" --helpfull 2>&1 || true)
-has_flag() { grep -q -- "--$1 (" <<<"$GW_HELP"; }
 NOTES=()
-has_flag metrics_listen || NOTES+=("the gateway has no --metrics_listen: metrics rows skipped")
-has_flag control_listen || NOTES+=("the gateway has no --control_listen: control-plane rows skipped")
-[[ -n $PROBE ]] || NOTES+=("control_probe was not built (no control API): control-plane rows skipped")
 # Cells whose offered bytes in flight exceed the kernel's TCP memory pressure
 # threshold measure the kernel, not the server (and starve every other socket).
 read -r _ TCP_PRESSURE _ </proc/sys/net/ipv4/tcp_mem
@@ -154,8 +134,7 @@ start_server() {
   NEXT_PORT=$((NEXT_PORT + 3))
   local cmd gw_flags=(--reactors=1 --drain_timeout=1s)
   # The gateway as shipped: metrics and control plane on (loopback, own ports).
-  has_flag metrics_listen && gw_flags+=(--metrics_listen=127.0.0.1:$METRICS_PORT)
-  has_flag control_listen && gw_flags+=(--control_listen=127.0.0.1:$CONTROL_PORT)
+  gw_flags+=(--metrics_listen=127.0.0.1:$METRICS_PORT --control_listen=127.0.0.1:$CONTROL_PORT)
   case $name in
     gateway-edge) cmd=("$GW" --listen=127.0.0.1:$PORT --trigger_mode=edge "${gw_flags[@]}" "$@") ;;
     gateway-level) cmd=("$GW" --listen=127.0.0.1:$PORT --trigger_mode=level "${gw_flags[@]}" "$@") ;;
@@ -187,7 +166,39 @@ stop_server() {
 # connections take minutes instead of seconds.
 connect_batch() { if [[ $1 == nbnet.py ]]; then echo 8; else echo 256; fi; }
 
-jget() { grep -o "\"$1\":[^,}]*" <<<"$2" | head -n1 | cut -d: -f2- | tr -d '"'; }
+# JSON is written and read by Python's json module, never by echo or grep.
+# json_obj KEY=STRING KEY:=JSON ...: one compact JSON object on stdout
+# (KEY:=JSON for numbers, booleans and lists, as in httpie).
+# json_set OBJECT KEY=STRING KEY:=JSON ...: OBJECT with those keys set; fails
+# if OBJECT is not a JSON object.
+# jget KEY OBJECT: the value (true/false for booleans; empty if absent).
+JSON_PY='
+import json, sys
+def fields(args):
+    out = {}
+    for a in args:
+        key, _, value = a.partition("=")
+        if key.endswith(":"):
+            out[key[:-1]] = json.loads(value)
+        else:
+            out[key] = value
+    return out
+cmd = sys.argv[1]
+if cmd == "obj":
+    print(json.dumps(fields(sys.argv[2:]), separators=(",", ":")))
+elif cmd == "set":
+    o = json.loads(sys.argv[2])
+    if not isinstance(o, dict):
+        sys.exit(1)
+    o.update(fields(sys.argv[3:]))
+    print(json.dumps(o, separators=(",", ":")))
+elif cmd == "get":
+    v = json.loads(sys.argv[3]).get(sys.argv[2], "")
+    print(json.dumps(v) if isinstance(v, bool) else v)
+'
+json_obj() { "$PY" -c "$JSON_PY" obj "$@"; }
+json_set() { "$PY" -c "$JSON_PY" set "$@"; }
+jget() { "$PY" -c "$JSON_PY" get "$1" "$2"; }
 
 # run_bench LABEL SIZE CONNS PIPELINE [gateway-bench flags...]: one run against
 # the current server, its JSON line appended to raw.jsonl (a stand-in line if
@@ -201,28 +212,32 @@ run_bench() {
     --label="$label" --size="$size" --conns="$conns" --pipeline="$pipeline" \
     --connect_batch="$(connect_batch "$SERVER_NAME")" --warmup="${WARMUP}s" --duration="${DURATION}s" "$@" 2>&1) || rc=$?
   printf '== %s\n%s\n' "$label size=$size conns=$conns pipeline=$pipeline $*" "$out" >>"$LOGS/bench.log"
+  # The result is gateway-bench's last line that starts as its JSON does.
   json=$(grep '^{"bench":' <<<"$out" | tail -n1 || true)
-  if [[ -z $json ]]; then
-    json="{\"bench\":\"gateway-bench\",\"label\":\"$label\",\"size\":$size,\"conns\":$conns,\"pipeline\":$pipeline,\"ok\":false,\"error\":\"exit status $rc, no result\"}"
-  fi
+  json=$(json_set "$json" 2>/dev/null) ||
+    json=$(json_obj bench=gateway-bench label="$label" size:="$size" conns:="$conns" pipeline:="$pipeline" \
+      ok:=false error="exit status $rc, no result")
   if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    json="${json%\}},\"server_died\":true}"
+    json=$(json_set "$json" server_died:=true)
     log "$SERVER_NAME died during $label size=$size conns=$conns; restarting it"
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
     start_server "$SERVER_NAME"
   fi
-  echo "$json" >>"$RAW"
+  printf '%s\n' "$json" >>"$RAW"
   LAST_JSON=$json
 }
 
-summary() {  # one line for the terminal
-  local j=$1
-  printf '%10s req/s %9s MB/s  p99 %9s us  server %7s us/req (%s%% CPU)  client %s%% CPU  %s' \
-    "$(jget rps "$j")" "$(jget mbps "$j")" "$(jget p99 "$j")" "$(jget server_cpu_us_per_req "$j")" \
-    "$(awk -v u="$(jget server_cpu_util "$j")" 'BEGIN { printf "%.0f", 100 * u }')" \
-    "$(awk -v u="$(jget client_cpu_util "$j")" 'BEGIN { printf "%.0f", 100 * u }')" \
-    "$([[ $(jget ok "$j") == true ]] && echo ok || echo "FAILED $(jget error "$j")")"
+summary() {  # one line for the terminal, from a result's JSON
+  "$PY" -c '
+import json, sys
+j = json.loads(sys.argv[1])
+g = lambda k: j.get(k, "")
+pct = lambda k: "%.0f" % (100 * float(j[k])) if isinstance(j.get(k), (int, float)) else ""
+status = "ok" if j.get("ok") is True else "FAILED %s" % g("error")
+print("%10s req/s %9s MB/s  p99 %9s us  server %7s us/req (%s%% CPU)  client %s%% CPU  %s" % (
+    g("rps"), g("mbps"), (j.get("latency_us") or {}).get("p99", ""), g("server_cpu_us_per_req"), pct("server_cpu_util"), pct("client_cpu_util"),
+    status), end="")' "$1"
 }
 
 START=$(date +%s)
@@ -245,7 +260,8 @@ for server in "${SERVERS[@]}"; do
         tag=$(printf '[%3d/%d] %-13s %5s B x %5s conns x p%-2s' "$cell" "$total" "$server" "$size" "$conns" "$pipeline")
         inflight=$((conns * pipeline * (size + 5)))
         if ((inflight > INFLIGHT_LIMIT)); then
-          echo "{\"bench\":\"skipped\",\"label\":\"grid:$server\",\"size\":$size,\"conns\":$conns,\"pipeline\":$pipeline,\"inflight_bytes\":$inflight,\"limit_bytes\":$INFLIGHT_LIMIT,\"ok\":false}" >>"$RAW"
+          json_obj bench=skipped label="grid:$server" size:="$size" conns:="$conns" pipeline:="$pipeline" \
+            inflight_bytes:="$inflight" limit_bytes:="$INFLIGHT_LIMIT" ok:=false >>"$RAW"
           log "$tag skipped: $inflight bytes offered in flight > kernel TCP pressure threshold $INFLIGHT_LIMIT"
           continue
         fi
@@ -274,24 +290,19 @@ for server in "${SERVERS[@]}"; do
 done
 
 # --- 7. The gateway's own costs: metrics off / on / on without latency timing --
-if has_flag metrics_listen && [[ " ${SERVERS[*]} " == *" gateway-edge "* ]]; then
-  variants=(off on)
-  has_flag metrics_latency && variants+=(nolat)
+if [[ " ${SERVERS[*]} " == *" gateway-edge "* ]]; then
+  variants=(off on nolat)
   cost_conns=(100 1000)
   [[ $QUICK == 1 ]] && cost_conns=(100)
   for round in $(seq "$COST_ROUNDS"); do
     for conns in "${cost_conns[@]}"; do
       for pipeline in "${PIPELINES[@]}"; do
         for variant in "${variants[@]}"; do
-          extra=()
           case $variant in
-            off) extra=(--metrics_listen=) ;;
-            on) ;;
-            nolat) ;;
+            off) extra=(--metrics_listen= --metrics_latency=false) ;;
+            on) extra=(--metrics_latency=true) ;;
+            nolat) extra=(--metrics_latency=false) ;;
           esac
-          if has_flag metrics_latency; then
-            [[ $variant == on ]] && extra+=(--metrics_latency=true) || extra+=(--metrics_latency=false)
-          fi
           start_server gateway-edge "${extra[@]}"
           scraper=""
           if [[ $variant != off ]]; then  # Prometheus-style scrape, once a second
@@ -309,7 +320,7 @@ if has_flag metrics_listen && [[ " ${SERVERS[*]} " == *" gateway-edge "* ]]; the
 fi
 
 # --- 8. Control plane at IDLE_CONNS connections ---------------------------------
-if has_flag control_listen && [[ -n $PROBE ]]; then
+if [[ -x $PROBE ]]; then
   start_server gateway-edge
   "${CLI_PIN[@]}" "$PROBE" --target=127.0.0.1:$CONTROL_PORT --label=control:gateway-edge:0 --repeat=5 --expect=0 \
     >>"$RAW" 2>>"$LOGS/bench.log" || log "control probe failed with no connections"
@@ -334,18 +345,21 @@ fi
 
 # --- 9. Meta data and the report -----------------------------------------------
 END=$(date +%s)
-notes_json=$(printf '%s\n' "${NOTES[@]}" | "$PY" -c 'import json,sys; print(json.dumps([l for l in sys.stdin.read().splitlines() if l]))')
-cat >"$OUT/meta.json" <<EOF
-{"date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)", "commit": "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)",
- "dirty": $(git diff --quiet HEAD -- gateway control bench 2>/dev/null && echo false || echo true),
- "kernel": "$(uname -r)", "cpu": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')",
- "cpus": $(nproc), "mem_mb": $(free -m | awk '/Mem:/ {print $2}'),
- "load_start": "$LOAD_START", "load_end": "$(cut -d' ' -f1-3 /proc/loadavg)",
- "pinned": $([[ ${#SRV_PIN[@]} -gt 0 ]] && echo true || echo false),
- "quick": $([[ $QUICK == 1 ]] && echo true || echo false), "duration_s": $DURATION, "warmup_s": $WARMUP,
- "servers": "${SERVERS[*]}", "sizes": "${SIZES[*]}", "conns": "${CONNS[*]}", "pipelines": "${PIPELINES[*]}",
- "idle_conns": $IDLE_CONNS, "rate": $RATE, "rate_conns": $RATE_CONNS, "cost_rounds": $COST_ROUNDS,
- "inflight_limit": $INFLIGHT_LIMIT, "elapsed_s": $((END - START)), "notes": $notes_json}
-EOF
+dirty=false
+git diff --quiet HEAD -- gateway control metrics server bench 2>/dev/null || dirty=true
+pinned=false
+((${#SRV_PIN[@]})) && pinned=true
+quick=false
+[[ $QUICK == 1 ]] && quick=true
+notes_json=$(printf '%s\n' "${NOTES[@]}" | "$PY" -c 'import json, sys; print(json.dumps([l for l in sys.stdin.read().splitlines() if l]))')
+json_obj date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+  dirty:=$dirty kernel="$(uname -r)" cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
+  cpus:="$(nproc)" mem_mb:="$(free -m | awk '/Mem:/ {print $2}')" \
+  load_start="$LOAD_START" load_end="$(cut -d' ' -f1-3 /proc/loadavg)" pinned:=$pinned \
+  quick:=$quick duration_s:="$DURATION" warmup_s:="$WARMUP" \
+  servers="${SERVERS[*]}" sizes="${SIZES[*]}" conns="${CONNS[*]}" pipelines="${PIPELINES[*]}" \
+  idle_conns:="$IDLE_CONNS" rate:="$RATE" rate_conns:="$RATE_CONNS" cost_rounds:="$COST_ROUNDS" \
+  inflight_limit:="$INFLIGHT_LIMIT" elapsed_s:=$((END - START)) notes:="$notes_json" |
+  "$PY" -c 'import json, sys; print(json.dumps(json.load(sys.stdin), indent=1))' >"$OUT/meta.json"
 "$PY" bench/report.py "$OUT"
 log "done in $(((END - START) / 60)) min $(((END - START) % 60)) s: $OUT/report.md"

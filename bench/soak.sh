@@ -3,7 +3,7 @@
 #   bench/soak.sh                       10 minutes -> bench/results/soak/
 #   SOAK_DURATION=2m bench/soak.sh      shorter
 #
-# Installs what it needs (deploy/setup.sh, gnuplot), builds the gateway and
+# Installs what it needs (deploy/setup.sh --bench), builds the gateway and
 # gateway-soak (Release) and runs gateway-soak, which starts the real gateway
 # binary on loopback with kernel-chosen ports (--reactors=2, and
 # --frame_timeout=5s when the binary has that flag) and, for SOAK_DURATION,
@@ -44,20 +44,7 @@ log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "soak: $*"; exit 1; }
 
 # --- 1. Install, build --------------------------------------------------------
-install_packages() {
-  deploy/setup.sh
-  local missing=() pkg
-  for pkg in gnuplot-nox coreutils; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-  done
-  if ((${#missing[@]})); then
-    local sudo=""
-    [[ $(id -u) -ne 0 ]] && sudo=sudo
-    log "installing ${missing[*]}"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-}
+install_packages() { deploy/setup.sh --bench; }
 
 build_all() {
   cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGATEWAY_SANITIZE=OFF -DGATEWAY_TSAN=OFF >/dev/null

@@ -15,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "control/control_service.h"
+#include "gateway/host_port.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -76,10 +77,10 @@ void QuietableLog(gpr_log_func_args* args) {
 
 // Says why `address` could not be served, by trying to bind it ourselves.
 std::string DiagnoseListenFailure(const std::string& address, bool tls) {
-  const size_t colon = address.rfind(':');
-  std::string host = address.substr(0, colon);
-  const std::string port = address.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  absl::StatusOr<HostPort> split = SplitHostPort(address);
+  if (!split.ok()) return "cannot resolve the address";
+  const std::string& host = split->host;
+  const std::string& port = split->port;
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE;
@@ -109,7 +110,7 @@ std::string DiagnoseListenFailure(const std::string& address, bool tls) {
 
 absl::StatusOr<std::unique_ptr<ControlServer>> StartControlServer(Gateway* gateway,
                                                                   const ControlServerOptions& options) {
-  if (options.listen_address.empty() || !absl::StrContains(options.listen_address, ':')) {
+  if (!SplitHostPort(options.listen_address).ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("control address must be host:port, got \"", options.listen_address, "\""));
   }

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Installs what building (and, with --test, testing) the gateway needs on
-# Debian 12. Idempotent: installs only what is missing.
+# Installs what building (and, with --test, testing; with --bench,
+# benchmarking) the gateway needs on Debian 12. Idempotent: installs only
+# what is missing.
 #   deploy/setup.sh           build dependencies
 #   deploy/setup.sh --test    plus the test tools (Prometheus, Podman, buf, ...)
+#   deploy/setup.sh --bench   plus what bench/run.sh needs (gnuplot, libevent, ...)
+#   (--test and --bench combine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,9 +28,18 @@ TEST_PACKAGES=(
   # DNS: compose services find each other by name through aardvark-dns.
   netavark aardvark-dns iptables
 )
+# bench/run.sh: plots, the libevent reference server, scrapes, pinning.
+BENCH_PACKAGES=(gnuplot-nox libevent-dev curl python3 coreutils util-linux)
 
+TEST=0
 want=("${BUILD_PACKAGES[@]}")
-if [[ "${1:-}" == "--test" ]]; then want+=("${TEST_PACKAGES[@]}"); fi
+for arg in "$@"; do
+  case $arg in
+    --test) TEST=1 want+=("${TEST_PACKAGES[@]}") ;;
+    --bench) want+=("${BENCH_PACKAGES[@]}") ;;
+    *) echo "usage: deploy/setup.sh [--test] [--bench]" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for pkg in "${want[@]}"; do
@@ -40,11 +52,12 @@ SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # `env` carries DEBIAN_FRONTEND through sudo, which would drop it.
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [[ "${1:-}" == "--test" ]]; then
+if ((TEST)); then
   # buf (for `buf curl`, a reflection-only gRPC client) comes from the npm
   # registry into a local, git-ignored folder.
   if [[ ! -x .deps/node/node_modules/.bin/buf ]]; then

@@ -37,16 +37,8 @@ absl::Status NotFound(int fd, uint64_t id) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options) {
-  if (options.reactors <= 0) options.reactors = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (options.reactor.low_water > options.reactor.high_water) {
-    return absl::InvalidArgumentError("low-water mark is above the high-water mark");
-  }
-  if (options.reactor.read_budget <= 0 || options.reactor.accept_budget <= 0) {
-    return absl::InvalidArgumentError("budgets must be positive");
-  }
-  if (options.reactor.max_connections < 0 || options.reactor.max_queued_bytes <= 0) {
-    return absl::InvalidArgumentError("max_connections must be >= 0 and max_queued_bytes > 0");
-  }
+  if (absl::Status valid = Validate(options); !valid.ok()) return valid;
+  if (options.reactors == 0) options.reactors = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (!options.handler_factory) options.handler_factory = std::make_shared<ReverseHandlerFactory>();
   absl::StatusOr<SocketAddress> address = ParseListenAddress(options.listen_address);
   if (!address.ok()) return address.status();

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "gateway/frame_handler.h"
 #include "gateway/types.h"
@@ -40,5 +41,10 @@ struct GatewayOptions {
   ReactorOptions reactor;
   std::shared_ptr<FrameHandlerFactory> handler_factory;  // null = ReverseHandler
 };
+
+// OK, or INVALID_ARGUMENT naming the first flag out of range, e.g.
+// "--reactors must be 0..1024". The binary checks its flags with it and
+// Gateway::Create checks its options with it.
+absl::Status Validate(const GatewayOptions& options);
 
 }  // namespace gateway

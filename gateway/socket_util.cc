@@ -6,9 +6,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "gateway/host_port.h"
 
 namespace gateway {
 namespace {
@@ -46,17 +47,11 @@ absl::StatusOr<int> BindSocket(const SocketAddress& address, bool reuse_port) {
 }  // namespace
 
 absl::StatusOr<SocketAddress> ParseListenAddress(absl::string_view address) {
-  const size_t colon = address.rfind(':');
-  if (colon == absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("address '", address, "' is not host:port"));
-  }
-  absl::string_view host = address.substr(0, colon);
-  const absl::string_view port_text = address.substr(colon + 1);
-  int port = 0;
-  if (!absl::SimpleAtoi(port_text, &port) || port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("address '", address, "' has a bad port"));
-  }
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  absl::StatusOr<HostPort> split = SplitHostPort(address);
+  if (!split.ok()) return split.status();
+  const std::optional<int> port = ParsePort(split->port);
+  if (!port) return absl::InvalidArgumentError(absl::StrCat("address '", address, "' has a bad port"));
+  absl::string_view host = split->host;
   if (host.empty() || host == "*") host = "0.0.0.0";
 
   addrinfo hints{};
@@ -73,9 +68,9 @@ absl::StatusOr<SocketAddress> ParseListenAddress(absl::string_view address) {
   std::memcpy(&parsed, result->ai_addr, std::min<size_t>(result->ai_addrlen, sizeof parsed));
   freeaddrinfo(result);
   if (parsed.sa.sa_family == AF_INET) {
-    parsed.v4.sin_port = htons(static_cast<uint16_t>(port));
+    parsed.v4.sin_port = htons(static_cast<uint16_t>(*port));
   } else if (parsed.sa.sa_family == AF_INET6) {
-    parsed.v6.sin6_port = htons(static_cast<uint16_t>(port));
+    parsed.v6.sin6_port = htons(static_cast<uint16_t>(*port));
   } else {
     return absl::InvalidArgumentError(absl::StrCat("address '", address, "' is neither IPv4 nor IPv6"));
   }

@@ -56,16 +56,18 @@ absl::StatusOr<std::pair<pid_t, int>> Spawn(const std::vector<std::string>& argv
   return std::make_pair(pid, pipe_fds[0]);
 }
 
-// "(port N" in `line` after `prefix`, or 0.
-int PortAfter(const std::string& line, const char* prefix) {
-  if (!absl::StartsWith(line, prefix)) return 0;
-  const size_t at = line.find("(port ");
-  if (at == std::string::npos) return 0;
-  const size_t start = at + 6;
-  size_t end = start;
-  while (end < line.size() && line[end] >= '0' && line[end] <= '9') ++end;
+// The ready line: `gateway: ready {"data_port":N,"control_port":N,"metrics_port":N}`.
+constexpr absl::string_view kReadyPrefix = "gateway: ready ";
+
+// The value of `"key":N` in the ready line's flat JSON object of integers, or 0.
+int PortIn(absl::string_view json, absl::string_view key) {
+  const std::string quoted = absl::StrCat("\"", key, "\":");
+  const size_t at = json.find(quoted);
+  if (at == absl::string_view::npos) return 0;
+  absl::string_view rest = json.substr(at + quoted.size());
+  rest = rest.substr(0, rest.find_first_of(",}"));
   int port = 0;
-  return absl::SimpleAtoi(line.substr(start, end - start), &port) ? port : 0;
+  return absl::SimpleAtoi(rest, &port) ? port : 0;
 }
 
 int DecodeStatus(int status) {
@@ -139,8 +141,9 @@ void GatewayProcess::CopyOutput(int out_fd, const std::string& log_path) {
     while ((newline = pending.find('\n')) != std::string::npos) {
       const std::string line = pending.substr(0, newline);
       pending.erase(0, newline + 1);
-      const int ports[3] = {PortAfter(line, "gateway: serving"), PortAfter(line, "gateway: control plane"),
-                            PortAfter(line, "gateway: metrics")};
+      if (!absl::StartsWith(line, kReadyPrefix)) continue;
+      const absl::string_view json = absl::string_view(line).substr(kReadyPrefix.size());
+      const int ports[3] = {PortIn(json, "data_port"), PortIn(json, "control_port"), PortIn(json, "metrics_port")};
       std::lock_guard<std::mutex> lock(mu_);
       for (int i = 0; i < 3; ++i) {
         if (ports[i] > 0) parsed_[i] = ports[i];

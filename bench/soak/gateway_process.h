@@ -1,7 +1,7 @@
 // GatewayProcess: the soak driver's own gateway, for runs that start one
 // (bench/soak.sh, the CI test): the real binary on loopback with every port
-// chosen by the kernel (port 0), the ports read back from the lines it prints
-// on stderr, its output copied to a log file.
+// chosen by the kernel (port 0), the ports read back from the "gateway: ready
+// {...}" line it prints on stderr, its output copied to a log file.
 #pragma once
 
 #include <sys/types.h>

@@ -29,11 +29,15 @@ wait_for() {
   2> "$WORK/gateway.log" &
 GW_PID=$!
 PIDS+=("$GW_PID")
-control_up() { grep -q "control plane on" "$WORK/gateway.log"; }
-wait_for 100 control_up || fail "the gateway did not start"
-DATA_PORT=$(sed -n 's/.*serving .* (port \([0-9]*\)).*/\1/p' "$WORK/gateway.log")
-CONTROL_PORT=$(sed -n 's/.*control plane on .* (port \([0-9]*\),.*/\1/p' "$WORK/gateway.log")
-[[ -n $DATA_PORT && -n $CONTROL_PORT ]] || fail "no ports in the log"
+ready() { grep -q '^gateway: ready {' "$WORK/gateway.log"; }
+wait_for 100 ready || fail "the gateway did not start"
+# port KEY: that port from the ready line's JSON.
+port() {
+  sed -n 's/^gateway: ready //p' "$WORK/gateway.log" | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+DATA_PORT=$(port data_port)
+CONTROL_PORT=$(port control_port)
+[[ $DATA_PORT -gt 0 && $CONTROL_PORT -gt 0 ]] || fail "no ports in the ready line"
 URL=http://127.0.0.1:$CONTROL_PORT
 BUFC=("$BUF" curl --protocol grpc --http2-prior-knowledge --emit-defaults --connect-timeout 10)
 

@@ -99,9 +99,9 @@ class FdExhaustionTest : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<Subprocess>> started = Subprocess::Start(argv, dir_.File("gateway.log"));
     ASSERT_TRUE(started.ok()) << started.status();
     gateway_ = *std::move(started);
-    data_port_ = WaitForPort(*gateway_, "serving", Deadline());
-    control_port_ = WaitForPort(*gateway_, "control plane on", Deadline());
-    metrics_port_ = WaitForPort(*gateway_, "metrics on", Deadline());
+    data_port_ = WaitForReadyPort(*gateway_, "data_port", Deadline());
+    control_port_ = WaitForReadyPort(*gateway_, "control_port", Deadline());
+    metrics_port_ = WaitForReadyPort(*gateway_, "metrics_port", Deadline());
     ASSERT_GT(data_port_, 0) << gateway_->Log();
     ASSERT_GT(control_port_, 0) << gateway_->Log();
     ASSERT_GT(metrics_port_, 0) << gateway_->Log();

@@ -76,12 +76,17 @@ trap 'exit 130' INT TERM
 # Loopback only; no control plane or metrics server (fixed ports of their own).
 "$gateway" --listen="127.0.0.1:$port" --control_listen= --metrics_listen= 2>"$work/gateway.log" &
 gateway_pid=$!
+# The data port from the gateway's machine-readable "ready" line; empty until then.
+data_port() {
+  sed -n 's/^gateway: ready //p' "$work/gateway.log" |
+    /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["data_port"])' 2>/dev/null
+}
 for ((i = 0; i < 200; i++)); do
-  grep -q "serving .*(port $port)" "$work/gateway.log" && break
+  [[ -n $(data_port) ]] && break
   kill -0 "$gateway_pid" 2>/dev/null || fail "the gateway exited at start: $(cat "$work/gateway.log")"
   sleep 0.1
 done
-grep -q "serving .*(port $port)" "$work/gateway.log" || fail "the gateway did not report serving port $port within 20 s"
+[[ $(data_port) == "$port" ]] || fail "the gateway did not report serving port $port within 20 s: $(cat "$work/gateway.log")"
 
 # The line exactly as the README writes it, run by bash as a user's shell would.
 output=$(timeout 20 bash -c "$command" 2>"$work/demo.err") || fail "the demo line failed: $(cat "$work/demo.err")"

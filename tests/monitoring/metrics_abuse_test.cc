@@ -2,7 +2,7 @@
 // 127.0.0.1:0, dozens of TCP connections to the metrics port that send
 // nothing (or half a request line) and stall, and a real scrape that must
 // still answer 200 with the gateway's metrics within 2 s, while they are open
-// and after they are gone. Before the civetweb limits in control/metrics.cc
+// and after they are gone. Before the civetweb limits in metrics/metrics.cc
 // (2 workers, 30 s request timeout) two silent connections were enough to
 // time every scrape out.
 #include <memory>
@@ -13,7 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "control/metrics.h"
+#include "metrics/metrics.h"
 #include "gateway/gateway.h"
 #include "gtest/gtest.h"
 #include "tests/support/http_client.h"

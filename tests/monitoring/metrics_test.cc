@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "control/metrics.h"
+#include "metrics/metrics.h"
 #include "gateway/gateway.h"
 #include "gtest/gtest.h"
 #include "tests/support/http_client.h"

@@ -64,9 +64,9 @@ struct GatewayProcess {
     if (!p.ok()) return gw;
     gw.process = *std::move(p);
     const absl::Time deadline = absl::Now() + absl::Seconds(20);
-    gw.metrics_port = WaitForPort(*gw.process, "gateway: metrics on ", deadline);
-    gw.control_port = WaitForPort(*gw.process, "gateway: control plane on ", deadline);
-    gw.data_port = WaitForPort(*gw.process, "gateway: serving ", deadline);
+    gw.metrics_port = WaitForReadyPort(*gw.process, "metrics_port", deadline);
+    gw.control_port = WaitForReadyPort(*gw.process, "control_port", deadline);
+    gw.data_port = WaitForReadyPort(*gw.process, "data_port", deadline);
     EXPECT_TRUE(gw.metrics_port > 0 && gw.control_port > 0 && gw.data_port > 0) << gw.process->Log();
     return gw;
   }

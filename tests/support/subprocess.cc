@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -19,6 +20,7 @@
 #include <thread>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -128,23 +130,33 @@ int Subprocess::Stop(absl::Duration grace) {
 
 std::string Subprocess::Log() const { return ReadFileOrEmpty(log_path_); }
 
-int WaitForPort(Subprocess& process, absl::string_view marker, absl::Time deadline) {
+std::optional<std::string> WaitForReadyLine(Subprocess& process, absl::Time deadline) {
+  constexpr absl::string_view kPrefix = "gateway: ready ";
   for (;;) {
     const bool running = process.Running();  // before reading: a last line written on exit still counts
     const std::string log = process.Log();
     for (absl::string_view line : absl::StrSplit(log, '\n')) {
-      const size_t at = line.find(marker);
-      if (at == absl::string_view::npos) continue;
-      const size_t p = line.find("(port ", at + marker.size());
-      if (p == absl::string_view::npos) continue;
-      absl::string_view digits = line.substr(p + 6);
-      digits = digits.substr(0, digits.find_first_not_of("0123456789"));
-      int port = 0;
-      if (absl::SimpleAtoi(digits, &port) && port > 0) return port;
+      if (absl::StartsWith(line, kPrefix)) return std::string(line.substr(kPrefix.size()));
     }
-    if (!running || absl::Now() >= deadline) return 0;
+    if (!running || absl::Now() >= deadline) return std::nullopt;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+}
+
+int PortIn(absl::string_view json, absl::string_view key) {
+  const std::string quoted = absl::StrCat("\"", key, "\":");
+  const size_t at = json.find(quoted);
+  if (at == absl::string_view::npos) return -1;
+  absl::string_view rest = json.substr(at + quoted.size());
+  rest = rest.substr(0, rest.find_first_of(",}"));
+  int port = -1;
+  return absl::SimpleAtoi(rest, &port) ? port : -1;
+}
+
+int WaitForReadyPort(Subprocess& process, absl::string_view key, absl::Time deadline) {
+  const std::optional<std::string> json = WaitForReadyLine(process, deadline);
+  if (!json.has_value()) return 0;
+  return std::max(PortIn(*json, key), 0);
 }
 
 absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv, const std::string& stdin_path,

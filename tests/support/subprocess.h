@@ -57,9 +57,16 @@ class Subprocess {
   int exit_code_ = -1;  // set once reaped
 };
 
-// Waits until a line of `process`'s log holds `marker` followed by
-// "(port N" and returns N; 0 if `deadline` passes or the process exits first.
-int WaitForPort(Subprocess& process, absl::string_view marker, absl::Time deadline);
+// The gateway binary's machine-readable line, once everything listens:
+//   gateway: ready {"data_port":N,"control_port":N,"metrics_port":N}
+// Returns the JSON after the prefix; nullopt if `deadline` passes or the
+// process exits first.
+std::optional<std::string> WaitForReadyLine(Subprocess& process, absl::Time deadline);
+// The value of `"key":N` in a flat JSON object of integers; -1 if absent.
+int PortIn(absl::string_view json, absl::string_view key);
+// The ready line's `key` ("data_port", "control_port", "metrics_port"); 0 if
+// the line does not come (or the server is off).
+int WaitForReadyPort(Subprocess& process, absl::string_view key, absl::Time deadline);
 
 struct CommandResult {
   int exit_code = -1;  // 128 + signal if killed

@@ -2,7 +2,7 @@
 // relaxed atomics on each Collect(), so nothing here is shared with the data
 // plane's hot path. Per-reactor series carry a `reactor` label; dashboards
 // aggregate them with sum().
-#include "control/metrics.h"
+#include "metrics/metrics.h"
 
 #include <CivetServer.h>
 #include <arpa/inet.h>
@@ -20,20 +20,12 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "control/metrics_process.h"
+#include "gateway/build_info.h"
+#include "gateway/host_port.h"
+#include "metrics/metrics_process.h"
 #include "prometheus/exposer.h"
 
-#ifndef GATEWAY_VERSION
-#define GATEWAY_VERSION "unknown"
-#endif
-#ifndef GATEWAY_REVISION
-#define GATEWAY_REVISION "unknown"
-#endif
-#ifndef GATEWAY_BUILD_TYPE
-#define GATEWAY_BUILD_TYPE "unknown"
-#endif
 
 namespace gateway {
 namespace {
@@ -124,10 +116,8 @@ std::vector<std::string> CivetwebOptions(absl::string_view listen_address) {
 // Checks "host:port" the way civetweb will read it, so a typo gets a clear
 // message instead of civetweb's.
 absl::Status ValidateListenAddress(absl::string_view address) {
-  const size_t colon = address.rfind(':');
-  int port = -1;
-  if (colon == absl::string_view::npos || colon == 0 || address.front() == '[' ||
-      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 || port > 65535) {
+  const absl::StatusOr<HostPort> split = SplitHostPort(address);
+  if (!split.ok() || split->host.empty() || address.front() == '[' || !ParsePort(split->port)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--metrics_listen: expected IPv4-address:port or hostname:port (IPv6 is not supported), got '", address,
         "'"));
@@ -165,7 +155,7 @@ void Poke(const sockaddr_in& addr) {
 }  // namespace
 
 BuildInfo CurrentBuildInfo() {
-  return BuildInfo{GATEWAY_VERSION, GATEWAY_REVISION, GATEWAY_BUILD_TYPE, absl::StrCat("gcc-", __VERSION__)};
+  return BuildInfo{build_info::kVersion, build_info::kRevision, build_info::kBuildType, build_info::kCompiler};
 }
 
 GatewayCollector::GatewayCollector(const Gateway* gateway, BuildInfo build_info)
@@ -318,7 +308,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(absl::string
   startup_error = nullptr;
   const std::vector<int> ports = server->exposer_->GetListeningPorts();
   server->port_ = ports.empty() ? 0 : ports.front();
-  server->wake_address_ = LocalAddressOf(listen_address.substr(0, listen_address.rfind(':')), server->port_);
+  server->wake_address_ = LocalAddressOf(SplitHostPort(listen_address)->host, server->port_);
   server->exposer_->RegisterCollectable(server->gateway_collector_);
   server->exposer_->RegisterCollectable(server->process_collector_);
   return server;

@@ -12,9 +12,11 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/support/loopback.h"
 #include "tests/support/status_matchers.h"
@@ -38,8 +40,19 @@ absl::StatusOr<std::unique_ptr<Subprocess>> StartGateway(const std::vector<std::
   return Subprocess::Start(argv);
 }
 
-// The data port from "gateway: serving ... (port N) ..."; 0 if absent.
-int ServingPort(Subprocess& gateway) { return WaitForPort(gateway, "gateway: serving", Deadline()); }
+// The data port from the ready line; 0 if absent.
+int ServingPort(Subprocess& gateway) { return WaitForReadyPort(gateway, "data_port", Deadline()); }
+
+// Runs the binary with `args` (control plane and metrics off) to its exit;
+// returns its exit code and everything it wrote.
+std::pair<int, std::string> RunToExit(const std::vector<std::string>& args) {
+  absl::StatusOr<std::unique_ptr<Subprocess>> gateway = StartGateway(args);
+  EXPECT_TRUE(gateway.ok()) << gateway.status();
+  if (!gateway.ok()) return {-1, ""};
+  const std::optional<int> exit_code = (*gateway)->Wait(Deadline());
+  EXPECT_TRUE(exit_code.has_value());
+  return {exit_code.value_or(-1), (*gateway)->Log()};
+}
 
 bool ConnectRefused(int port) {
   absl::StatusOr<TestClient> client = TestClient::Connect(port, Deadline(absl::Seconds(5)));
@@ -206,6 +219,74 @@ TEST(GatewayProcessTest, HelpListsTheFlags) {
                                  "--drain_timeout", "--high_water_bytes", "--low_water_bytes", "--read_budget"}) {
     EXPECT_TRUE(absl::StrContains(out, flag)) << flag << " missing from --help:\n" << out;
   }
+}
+
+
+TEST(GatewayProcessTest, VersionIsOneLineAndExitZero) {
+  const auto [code, out] = RunToExit({"--version"});
+  EXPECT_EQ(code, 0);
+  const std::vector<std::string> lines = Lines(out);
+  ASSERT_EQ(lines.size(), 1u) << out;
+  // gateway 0.2.0 (revision abc123, Release build, GNU-12.2.0)
+  const std::vector<std::string> words = absl::StrSplit(lines[0], ' ');
+  ASSERT_EQ(words.size(), 7u) << out;
+  EXPECT_EQ(words[0], "gateway");
+  const std::vector<std::string> version = absl::StrSplit(words[1], '.');
+  ASSERT_EQ(version.size(), 3u) << out;
+  for (const std::string& part : version) {
+    int number = -1;
+    EXPECT_TRUE(absl::SimpleAtoi(part, &number)) << out;
+  }
+  EXPECT_EQ(words[2], "(revision");
+  EXPECT_TRUE(absl::EndsWith(words[3], ",")) << out;
+  EXPECT_EQ(words[5], "build,");
+  EXPECT_TRUE(absl::EndsWith(words[6], ")")) << out;
+  EXPECT_TRUE(absl::StrContains(words[6], "-")) << out;  // compiler-version
+  EXPECT_FALSE(absl::StrContains(out, "NDEBUG")) << out;
+}
+
+TEST(GatewayProcessTest, HelpListsOurFlagsWithoutBuildPaths) {
+  const auto [code, out] = RunToExit({"--help"});
+  EXPECT_EQ(code, 1);  // Abseil's --help exit status
+  for (const char* flag : {"--listen (", "--control_listen (", "--metrics_listen (", "--reactors (",
+                           "--drain_timeout ("}) {
+    EXPECT_TRUE(absl::StrContains(out, flag)) << flag << " missing:\n" << out;
+  }
+  EXPECT_TRUE(absl::StrContains(out, "Flags from gateway:")) << out;
+  EXPECT_FALSE(absl::StrContains(out, GATEWAY_SOURCE_DIR)) << out;
+  EXPECT_FALSE(absl::StrContains(out, ".cc")) << out;
+  EXPECT_FALSE(absl::StrContains(out, "--flagfile")) << out;  // Abseil's own: --helpfull only
+}
+
+TEST(GatewayProcessTest, ReadyLineCarriesEveryPort) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Subprocess> gateway,
+                       StartGateway({"--listen=127.0.0.1:0", "--reactors=1", "--control_listen=127.0.0.1:0",
+                                     "--metrics_listen=127.0.0.1:0"}));
+  const std::optional<std::string> json = WaitForReadyLine(*gateway, Deadline());
+  ASSERT_TRUE(json.has_value()) << gateway->Log();
+  int ports[3];
+  const char* keys[3] = {"data_port", "control_port", "metrics_port"};
+  for (int i = 0; i < 3; ++i) {
+    ports[i] = PortIn(*json, keys[i]);
+    EXPECT_GT(ports[i], 0) << keys[i] << " in " << *json;
+  }
+  // Each is the port the human lines name too.
+  const std::string all = gateway->Log();
+  EXPECT_TRUE(absl::StrContains(all, absl::StrCat("serving 127.0.0.1:0 (port ", ports[0], ")"))) << all;
+  EXPECT_TRUE(absl::StrContains(all, absl::StrCat("control plane on 127.0.0.1:0 (port ", ports[1], ","))) << all;
+  EXPECT_TRUE(absl::StrContains(all, absl::StrCat("(port ", ports[2], ")"))) << all;
+  EXPECT_EQ(gateway->Stop(), 0);
+}
+
+TEST(GatewayProcessTest, ReadyLineHasZeroForServersThatAreOff) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Subprocess> gateway,
+                       StartGateway({"--listen=127.0.0.1:0", "--reactors=1"}));  // control and metrics off
+  const std::optional<std::string> json = WaitForReadyLine(*gateway, Deadline());
+  ASSERT_TRUE(json.has_value()) << gateway->Log();
+  EXPECT_GT(PortIn(*json, "data_port"), 0) << *json;
+  EXPECT_EQ(PortIn(*json, "control_port"), 0) << *json;
+  EXPECT_EQ(PortIn(*json, "metrics_port"), 0) << *json;
+  EXPECT_EQ(gateway->Stop(), 0);
 }
 
 }  // namespace

@@ -35,7 +35,7 @@ struct BuildInfo {
   std::string compiler;
 };
 
-// What this binary was built from (set by control/CMakeLists.txt).
+// What this binary was built from (the generated gateway/build_info.h).
 BuildInfo CurrentBuildInfo();
 
 // Thread-safe: Collect() may run on any number of scrape threads at once; it

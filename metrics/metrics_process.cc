@@ -1,6 +1,6 @@
 // Reads /proc/self/stat, /proc/stat and /proc/self/fd with plain syscalls:
 // this runs on scrape threads and must not throw or allocate much.
-#include "control/metrics_process.h"
+#include "metrics/metrics_process.h"
 
 #include <dirent.h>
 #include <fcntl.h>

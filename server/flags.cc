@@ -1,0 +1,131 @@
+// Every flag of the gateway binary. Defaults come from the options structs
+// (GatewayOptions, ReactorOptions, ControlServerOptions), not from literals.
+#include "server/flags.h"
+
+#include "absl/flags/flag.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "gateway/build_info.h"
+#include "gateway/types.h"
+
+namespace {
+
+const gateway::GatewayOptions kGateway;
+const gateway::ReactorOptions kReactor;
+const gateway::control::ControlServerOptions kControl;
+
+}  // namespace
+
+ABSL_FLAG(std::string, listen, kGateway.listen_address,
+          "Data-plane address, host:port ([v6]:port for IPv6; port 0 picks one)");
+ABSL_FLAG(int, reactors, kGateway.reactors, "Event-loop threads; 0 = one per core");
+ABSL_FLAG(gateway::TriggerMode, trigger_mode, kReactor.trigger_mode,
+          "epoll trigger mode at start: edge or level (switchable at runtime from the control plane)");
+ABSL_FLAG(int64_t, max_connections, kReactor.max_connections,
+          "Open connections allowed across all reactors; beyond it new ones are accepted and closed at once. "
+          "0 = derived from the fd limit: RLIMIT_NOFILE minus the fds open at start minus a reserve for the "
+          "control plane, metrics and files (a tenth of the limit, 64..1024)");
+ABSL_FLAG(absl::Duration, idle_timeout, kReactor.idle_timeout,
+          "Close connections with no traffic in either direction for this long; 0 = never");
+ABSL_FLAG(absl::Duration, frame_timeout, kReactor.frame_timeout,
+          "A frame whose first byte has arrived must be complete within this, however slowly its bytes trickle "
+          "in (closed as frame_timeout after earlier responses are delivered); 0 = no limit");
+ABSL_FLAG(int64_t, max_queued_bytes, kReactor.max_queued_bytes,
+          "Bytes all connections together may hold in buffers (queued output, partial frames); above it no "
+          "connection reads until they drain below 7/8 of it");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
+          "On SIGTERM/SIGINT, how long to let connections flush before closing them");
+ABSL_FLAG(int64_t, high_water_bytes, static_cast<int64_t>(kReactor.high_water),
+          "Per-connection queued output at which reading pauses; queued output never exceeds it by more than "
+          "one frame (100,004 bytes)");
+ABSL_FLAG(int64_t, low_water_bytes, static_cast<int64_t>(kReactor.low_water),
+          "Queued output below which a paused connection reads again");
+ABSL_FLAG(int, read_budget, kReactor.read_budget,
+          "recv() calls per connection per wakeup, so one client cannot starve the rest");
+ABSL_FLAG(int, backlog, kGateway.backlog, "listen() backlog per reactor");
+ABSL_FLAG(std::string, control_listen, kControl.listen_address,
+          "gRPC control-plane address, host:port ([v6]:port for IPv6); empty = no control plane");
+ABSL_FLAG(std::string, control_tls_cert, "", "PEM certificate chain: serve the control plane over TLS only");
+ABSL_FLAG(std::string, control_tls_key, "", "PEM private key for --control_tls_cert");
+ABSL_FLAG(std::string, control_tls_client_ca, "",
+          "PEM CA bundle: control-plane clients must present a certificate signed by it");
+ABSL_FLAG(int, max_watchers, kControl.max_watchers,
+          "WatchConnections streams open at once; more are refused with RESOURCE_EXHAUSTED; 0 = no limit");
+ABSL_FLAG(int64_t, watch_queue_bytes, static_cast<int64_t>(kControl.watch_queue_bytes),
+          "Bytes of events queued per watcher that reads slowly; what does not fit is dropped and counted");
+ABSL_FLAG(double, watch_events_per_sec, kControl.watch_events_per_sec,
+          "Events sent per second over all WatchConnections streams together, so watchers cannot take the "
+          "cores from the reactors; beyond it watchers' queues fill and drop (counted); 0 = no limit");
+ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464",
+          "Prometheus metrics address (GET /metrics), IPv4-address:port or hostname:port; empty = no metrics server");
+ABSL_FLAG(bool, metrics_latency, kReactor.measure_latency,
+          "Time every request for gateway_request_duration_seconds (two clock reads per response batch)");
+
+namespace gateway::server {
+
+std::string VersionLine() {
+  return absl::StrCat("gateway ", build_info::kVersion, " (revision ", build_info::kRevision, ", ",
+                      build_info::kBuildType, " build, ", build_info::kCompiler, ")");
+}
+
+void ConfigureUsage() {
+  absl::SetProgramUsageMessage(
+      "A connection gateway for the 5-byte length-header protocol.\n"
+      "Usage: gateway [--listen=0.0.0.0:6789] [--trigger_mode=edge|level] [--reactors=N] ...\n"
+      "Try: printf '00003abc' | nc -q1 localhost 6789   # -> 00003cba");
+  absl::FlagsUsageConfig config;
+  // Abseil records each flag's __FILE__; this file's own __FILE__ is the same
+  // string, so our flags get a plain label and no path of the build machine.
+  config.normalize_filename = [](absl::string_view file) -> std::string {
+    return file == __FILE__ ? kFlagsLabel : std::string(file);
+  };
+  config.contains_help_flags = [](absl::string_view label) { return label == kFlagsLabel; };
+  config.contains_helpshort_flags = config.contains_help_flags;
+  config.version_string = [] { return VersionLine() + "\n"; };
+  absl::SetFlagsUsageConfig(config);
+}
+
+absl::StatusOr<GatewayOptions> GatewayOptionsFromFlags() {
+  GatewayOptions options;
+  options.listen_address = absl::GetFlag(FLAGS_listen);
+  options.reactors = absl::GetFlag(FLAGS_reactors);
+  options.backlog = absl::GetFlag(FLAGS_backlog);
+  ReactorOptions& r = options.reactor;
+  r.trigger_mode = absl::GetFlag(FLAGS_trigger_mode);
+  r.max_connections = absl::GetFlag(FLAGS_max_connections);
+  r.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  r.frame_timeout = absl::GetFlag(FLAGS_frame_timeout);
+  r.max_queued_bytes = absl::GetFlag(FLAGS_max_queued_bytes);
+  // A negative value becomes a huge size_t, which Validate rejects with the
+  // same message as any other out-of-range value.
+  r.high_water = static_cast<size_t>(absl::GetFlag(FLAGS_high_water_bytes));
+  r.low_water = static_cast<size_t>(absl::GetFlag(FLAGS_low_water_bytes));
+  r.read_budget = absl::GetFlag(FLAGS_read_budget);
+  r.measure_latency = absl::GetFlag(FLAGS_metrics_latency);
+  if (absl::Status valid = Validate(options); !valid.ok()) return valid;
+  if (absl::GetFlag(FLAGS_drain_timeout) < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--drain_timeout must be >= 0");
+  }
+  return options;
+}
+
+absl::StatusOr<control::ControlServerOptions> ControlOptionsFromFlags() {
+  control::ControlServerOptions options;
+  options.listen_address = absl::GetFlag(FLAGS_control_listen);
+  options.tls_cert_file = absl::GetFlag(FLAGS_control_tls_cert);
+  options.tls_key_file = absl::GetFlag(FLAGS_control_tls_key);
+  options.tls_client_ca_file = absl::GetFlag(FLAGS_control_tls_client_ca);
+  options.max_watchers = absl::GetFlag(FLAGS_max_watchers);
+  if (options.max_watchers < 0) return absl::InvalidArgumentError("--max_watchers must be >= 0");
+  const int64_t queue_bytes = absl::GetFlag(FLAGS_watch_queue_bytes);
+  if (queue_bytes < static_cast<int64_t>(control::kMinWatchQueueBytes)) {
+    return absl::InvalidArgumentError(absl::StrCat("--watch_queue_bytes must be >= ", control::kMinWatchQueueBytes));
+  }
+  options.watch_queue_bytes = static_cast<size_t>(queue_bytes);
+  options.watch_events_per_sec = absl::GetFlag(FLAGS_watch_events_per_sec);
+  return options;
+}
+
+}  // namespace gateway::server

@@ -1,0 +1,142 @@
+// The gateway binary: flags -> options -> data plane -> metrics -> control
+// plane -> wait for SIGTERM/SIGINT -> drain.
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "control/control_server.h"
+#include "gateway/gateway.h"
+#include "metrics/metrics.h"
+#include "server/flags.h"
+
+namespace gateway::server {
+namespace {
+
+[[noreturn]] void Fail(absl::string_view message) {
+  std::fprintf(stderr, "gateway: %s\n", std::string(message).c_str());
+  std::exit(1);
+}
+
+template <typename T>
+T OrFail(absl::StatusOr<T> value) {
+  if (!value.ok()) Fail(value.status().message());
+  return *std::move(value);
+}
+
+void RaiseFdLimit() {
+  rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+// SIGPIPE must never kill us (sends use MSG_NOSIGNAL too); SIGTERM/SIGINT are
+// taken synchronously by the main thread, so every thread started after this
+// inherits a mask with them blocked. Returns the blocked set.
+sigset_t BlockStopSignals() {
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  return stop_signals;
+}
+
+int WaitForStopSignal(const sigset_t& stop_signals) {
+  int signo = 0;
+  while (sigwait(&stop_signals, &signo) != 0) {
+  }
+  return signo;
+}
+
+std::unique_ptr<MetricsServer> StartMetrics(const Gateway* gw) {
+  const std::string address = absl::GetFlag(FLAGS_metrics_listen);
+  if (address.empty()) return nullptr;
+  std::unique_ptr<MetricsServer> metrics = OrFail(MetricsServer::Start(address, gw));
+  std::fprintf(stderr, "gateway: metrics on http://%s/metrics (port %d)\n", address.c_str(), metrics->port());
+  return metrics;
+}
+
+void StartDataPlane(Gateway* gw) {
+  gw->Start();
+  const FdBudget& fds = gw->fd_budget();
+  const int64_t max_connections = gw->options().reactor.max_connections;
+  std::fprintf(stderr,
+               "gateway: serving %s (port %d) with %d reactor(s), %s-triggered, max_connections %lld "
+               "(fd limit %lld, %lld open at start, %lld reserved)\n",
+               gw->options().listen_address.c_str(), gw->port(), gw->num_reactors(),
+               std::string(TriggerModeName(gw->trigger_mode())).c_str(), static_cast<long long>(max_connections),
+               static_cast<long long>(fds.limit), static_cast<long long>(fds.open),
+               static_cast<long long>(fds.reserve));
+  if (max_connections > fds.max_connections) {
+    std::fprintf(stderr,
+                 "gateway: warning: --max_connections=%lld is above what the fd limit leaves (%lld): past that, "
+                 "clients are shed and the control plane may stop accepting\n",
+                 static_cast<long long>(max_connections), static_cast<long long>(fds.max_connections));
+  }
+}
+
+// Null when --control_listen is empty. On failure, stops what already runs
+// and exits.
+std::unique_ptr<control::ControlServer> StartControl(Gateway* gw, const control::ControlServerOptions& options,
+                                                     std::unique_ptr<MetricsServer>& metrics) {
+  if (options.listen_address.empty()) return nullptr;
+  absl::StatusOr<std::unique_ptr<control::ControlServer>> control = control::StartControlServer(gw, options);
+  if (!control.ok()) {
+    gw->Shutdown(absl::ZeroDuration());
+    metrics.reset();
+    Fail(control.status().message());
+  }
+  std::fprintf(stderr, "gateway: control plane on %s (port %d, %s)\n", options.listen_address.c_str(),
+               (*control)->port(), options.tls_cert_file.empty() ? "plaintext" : "TLS");
+  return *std::move(control);
+}
+
+// The machine-readable line scripts and tests read the ports from; a port is
+// 0 when its server is off.
+void ReportReady(const Gateway& gw, const MetricsServer* metrics, const control::ControlServer* control) {
+  std::fprintf(stderr, "gateway: ready {\"data_port\":%d,\"control_port\":%d,\"metrics_port\":%d}\n", gw.port(),
+               control != nullptr ? control->port() : 0, metrics != nullptr ? metrics->port() : 0);
+}
+
+int Run(int argc, char** argv) {
+  ConfigureUsage();
+  absl::ParseCommandLine(argc, argv);
+  // Debian builds Abseil without NDEBUG, which leaves deadlock detection on
+  // for every absl::Mutex (gRPC's included): a cost on each lock, no use here.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  GatewayOptions options = OrFail(GatewayOptionsFromFlags());
+  const control::ControlServerOptions control_options = OrFail(ControlOptionsFromFlags());
+
+  const sigset_t stop_signals = BlockStopSignals();
+  RaiseFdLimit();
+
+  std::unique_ptr<Gateway> gw = OrFail(Gateway::Create(std::move(options)));
+  std::unique_ptr<MetricsServer> metrics = StartMetrics(gw.get());
+  StartDataPlane(gw.get());
+  std::unique_ptr<control::ControlServer> control = StartControl(gw.get(), control_options, metrics);
+  ReportReady(*gw, metrics.get(), control.get());
+
+  const int signo = WaitForStopSignal(stop_signals);
+  std::fprintf(stderr, "gateway: %s received, draining\n", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+  gw->Shutdown(absl::GetFlag(FLAGS_drain_timeout));
+  if (control) control->Shutdown(absl::Seconds(1));  // watchers get the drain's close events, then OK
+  metrics.reset();                                    // before the gateway it reads
+  std::fprintf(stderr, "gateway: stopped\n");
+  return 0;
+}
+
+}  // namespace
+}  // namespace gateway::server
+
+int main(int argc, char** argv) { return gateway::server::Run(argc, argv); }
