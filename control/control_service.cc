@@ -1,5 +1,6 @@
 #include "control/control_service.h"
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -13,6 +14,8 @@
 namespace gateway::control {
 namespace {
 
+std::atomic<int64_t> unfinished_calls{0};
+
 // A unary call whose answer comes later, on a reactor thread. Thread-safe:
 // the first of Answer() (the gateway's reply) and OnCancel() (the deadline
 // passed, the client went away or the server is shutting down) finishes the
@@ -23,6 +26,7 @@ class PendingCall final : public grpc::ServerUnaryReactor {
   static std::shared_ptr<PendingCall> Create(grpc::CallbackServerContext* context) {
     auto call = std::shared_ptr<PendingCall>(new PendingCall(context));
     call->self_ = call;
+    unfinished_calls.fetch_add(1, std::memory_order_relaxed);
     return call;
   }
 
@@ -35,6 +39,7 @@ class PendingCall final : public grpc::ServerUnaryReactor {
       finished_ = true;
       if (status.ok()) fill();
     }
+    unfinished_calls.fetch_sub(1, std::memory_order_relaxed);
     Finish(ToGrpcStatus(status));
   }
 
@@ -110,6 +115,8 @@ void AddCounters(const ReactorStats& s, v1::Counters* out) {
 }
 
 }  // namespace
+
+int64_t UnfinishedUnaryCalls() { return unfinished_calls.load(std::memory_order_relaxed); }
 
 grpc::ServerUnaryReactor* GatewayControlService::GetTriggerMode(grpc::CallbackServerContext* context,
                                                                 const v1::GetTriggerModeRequest* /*request*/,

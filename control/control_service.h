@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "control/watch_stream.h"
@@ -19,6 +20,10 @@ namespace gateway::control {
 
 inline constexpr int kDefaultPageSize = 1000;
 inline constexpr int kMaxPageSize = 10000;
+
+// Unary calls waiting for the data plane's reply, over every service in the
+// process (for tests).
+int64_t UnfinishedUnaryCalls();
 
 // Thread-safe (methods run on gRPC threads, replies on reactor threads). Does
 // not own the gateway, which must outlive the server this service is

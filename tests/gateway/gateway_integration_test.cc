@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/frame_codec.h"
 #include "gateway/gateway.h"
+#include "gateway/reactor.h"  // Reactor::kScratchSize
 #include "gtest/gtest.h"
 #include "tests/gateway/decoder_harness.h"
 #include "tests/gateway/test_client.h"
