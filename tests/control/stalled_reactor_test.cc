@@ -18,6 +18,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "control/control_service.h"
@@ -25,6 +26,7 @@
 #include "grpc/health/v1/health.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "tests/control/control_fixture.h"
+#include "tests/control/watch_reader.h"
 
 namespace gateway::control::testing {
 namespace {
@@ -36,49 +38,54 @@ constexpr int kCallbackPoolLimit = 16;
 constexpr int kBatch = 3 * kCallbackPoolLimit;
 constexpr absl::Duration kShortDeadline = absl::Seconds(1);
 
-// The statuses of calls started without waiting. Thread-safe.
+// The statuses of calls started without waiting. Thread-safe. The
+// callbacks share its state, so a call that ends after a failed test returned
+// writes into live memory.
 class Outcomes {
  public:
   // The completion callback of one more call.
   std::function<void(grpc::Status)> Expect() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++expected_;
+      std::lock_guard<std::mutex> lock(state_->mu);
+      ++state_->expected;
     }
-    return [this](grpc::Status status) {
+    return [state = state_](grpc::Status status) {
       {
-        std::lock_guard<std::mutex> lock(mu_);
-        statuses_.push_back(std::move(status));
+        std::lock_guard<std::mutex> lock(state->mu);
+        state->statuses.push_back(std::move(status));
       }
-      cv_.notify_all();
+      state->cv.notify_all();
     };
   }
 
   // Waits until every expected call has ended; false if not by `deadline`.
   bool WaitAll(absl::Time deadline) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_until(lock, absl::ToChronoTime(deadline),
-                          [&] { return statuses_.size() == static_cast<size_t>(expected_); });
+    std::unique_lock<std::mutex> lock(state_->mu);
+    return state_->cv.wait_until(lock, absl::ToChronoTime(deadline),
+                                 [&] { return state_->statuses.size() == state_->expected; });
   }
 
   size_t ended() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return statuses_.size();
+    std::lock_guard<std::mutex> lock(state_->mu);
+    return state_->statuses.size();
   }
 
   // How many ended with `code`.
   int Count(grpc::StatusCode code) {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(state_->mu);
     int n = 0;
-    for (const grpc::Status& status : statuses_) n += status.error_code() == code ? 1 : 0;
+    for (const grpc::Status& status : state_->statuses) n += status.error_code() == code ? 1 : 0;
     return n;
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int expected_ = 0;                   // guarded by mu_
-  std::vector<grpc::Status> statuses_;  // guarded by mu_
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t expected = 0;                 // guarded by mu
+    std::vector<grpc::Status> statuses;  // guarded by mu
+  };
+  std::shared_ptr<State> state_ = std::make_shared<State>();
 };
 
 // Blocks one reactor's thread until released, as a reactor stuck in a long
@@ -267,7 +274,7 @@ TEST_F(StalledReactorTest, OtherCallsAnswerAndStalledOnesEndAtTheirDeadline) {
   server_->Shutdown(absl::InfiniteDuration());
 }
 
-TEST_F(StalledReactorTest, CallWithoutDeadlineGetsItsReplyOnceTheReactorResumes) {
+TEST_F(StalledReactorTest, CallsWithoutDeadlineGetTheirReplyOnceTheReactorResumes) {
   Start(TwoReactors());
   std::vector<TestClient> clients;
   std::set<std::string> peers;
@@ -285,9 +292,29 @@ TEST_F(StalledReactorTest, CallWithoutDeadlineGetsItsReplyOnceTheReactorResumes)
   pb::Connection* connection = nullptr;
   StartList(absl::ZeroDuration(), outcomes, &listing);
   StartGet(info->fd, absl::ZeroDuration(), outcomes, &connection);
-  // Both have reached the server and wait for the stalled reactor.
+  // A watcher gets its headers once every reactor has registered it.
+  std::unique_ptr<WatchReader> watch;
+  std::mutex watch_mu;
+  std::thread watch_opener([&] {
+    auto opened = std::make_unique<WatchReader>(stub_.get(), pb::WatchConnectionsRequest());
+    std::lock_guard<std::mutex> lock(watch_mu);
+    watch = std::move(opened);
+  });
+  struct Joiner {  // also when an assertion returns early
+    std::thread& thread;
+    std::shared_ptr<Stall> stall;
+    ~Joiner() {
+      stall->Release();
+      thread.join();
+    }
+  } joiner{watch_opener, stall_};
+  // Both unary calls have reached the server and wait for the stalled reactor.
   ASSERT_TRUE(WaitUntil([] { return UnfinishedUnaryCalls() == 2; }));
   EXPECT_EQ(outcomes.ended(), 0u);
+  {
+    std::lock_guard<std::mutex> lock(watch_mu);
+    EXPECT_EQ(watch, nullptr);
+  }
 
   stall_->Release();
   ASSERT_TRUE(outcomes.WaitAll(absl::Now() + 2 * kRpcTimeout));
@@ -299,6 +326,24 @@ TEST_F(StalledReactorTest, CallWithoutDeadlineGetsItsReplyOnceTheReactorResumes)
   EXPECT_EQ(connection->id(), info->id);
   EXPECT_EQ(connection->peer(), clients.front().peer_name());
   EXPECT_EQ(UnfinishedUnaryCalls(), 0);
+
+  // The headers come once the reactor has resumed.
+  ASSERT_TRUE(WaitUntil([&] {
+    std::lock_guard<std::mutex> lock(watch_mu);
+    return watch != nullptr;
+  }));
+  TestClient newcomer = Connect();
+  EXPECT_TRUE(watch->WaitFor(
+      [&](const std::vector<pb::ConnectionEvent>& events) {
+        for (const pb::ConnectionEvent& e : events) {
+          if (e.type() == pb::ConnectionEvent::TYPE_OPENED && e.connection().peer() == newcomer.peer_name()) {
+            return true;
+          }
+        }
+        return false;
+      },
+      absl::Now() + kRpcTimeout));
+  watch->Stop();
   server_->Shutdown(absl::InfiniteDuration());
 }
 
