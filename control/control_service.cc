@@ -1,10 +1,68 @@
 #include "control/control_service.h"
 
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <utility>
+
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "control/proto_convert.h"
 
 namespace gateway::control {
 namespace {
+
+std::atomic<int64_t> unfinished_calls{0};
+
+// A unary call whose answer comes later, on a reactor thread. Thread-safe:
+// the first of Answer() (the gateway's reply) and OnCancel() (the deadline
+// passed, the client went away or the server is shutting down) finishes the
+// call; the other is ignored. Owned by itself until gRPC is done with it and
+// by the pending answer, so a late answer finds it alive.
+class PendingCall final : public grpc::ServerUnaryReactor {
+ public:
+  static std::shared_ptr<PendingCall> Create(grpc::CallbackServerContext* context) {
+    auto call = std::shared_ptr<PendingCall>(new PendingCall(context));
+    call->self_ = call;
+    unfinished_calls.fetch_add(1, std::memory_order_relaxed);
+    return call;
+  }
+
+  // Runs `fill` (which writes the response) and finishes with `status`,
+  // unless the call has already finished.
+  void Answer(const absl::Status& status, absl::FunctionRef<void()> fill) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (finished_) return;
+      finished_ = true;
+      if (status.ok()) fill();
+    }
+    unfinished_calls.fetch_sub(1, std::memory_order_relaxed);
+    Finish(ToGrpcStatus(status));
+  }
+
+  void OnCancel() override {
+    // The client has its own status by now; this ends the call on our side.
+    const bool deadline_passed = deadline_ <= std::chrono::system_clock::now();
+    Answer(deadline_passed ? absl::DeadlineExceededError("the data plane did not answer before the deadline")
+                           : absl::CancelledError("the call was cancelled"),
+           [] {});
+  }
+
+  void OnDone() override {
+    std::shared_ptr<PendingCall> self = std::move(self_);  // may be the last owner
+  }
+
+ private:
+  explicit PendingCall(grpc::CallbackServerContext* context) : deadline_(context->deadline()) {}
+
+  const std::chrono::system_clock::time_point deadline_;
+  std::shared_ptr<PendingCall> self_;  // released in OnDone
+  std::mutex mu_;
+  bool finished_ = false;  // guarded by mu_
+};
 
 grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context, const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -58,6 +116,8 @@ void AddCounters(const ReactorStats& s, v1::Counters* out) {
 
 }  // namespace
 
+int64_t UnfinishedUnaryCalls() { return unfinished_calls.load(std::memory_order_relaxed); }
+
 grpc::ServerUnaryReactor* GatewayControlService::GetTriggerMode(grpc::CallbackServerContext* context,
                                                                 const v1::GetTriggerModeRequest* /*request*/,
                                                                 v1::TriggerModeStatus* response) {
@@ -71,22 +131,36 @@ grpc::ServerUnaryReactor* GatewayControlService::SetTriggerMode(grpc::CallbackSe
                                                                 v1::TriggerModeStatus* response) {
   absl::StatusOr<TriggerMode> mode = FromProto(request->mode());
   if (!mode.ok()) return FinishWith(context, mode.status());
-  absl::Status status = gateway_->SetTriggerMode(*mode);
-  if (status.ok()) {
-    response->set_mode(ToProto(gateway_->trigger_mode()));
-    response->set_switches(gateway_->trigger_mode_switches());
-  }
-  return FinishWith(context, status);
+  std::shared_ptr<PendingCall> call = PendingCall::Create(context);
+  // The gateway, not this service: it outlives the server, a late reply may not.
+  Gateway* gateway = gateway_;
+  gateway_->SetTriggerMode(*mode, [call, gateway, response](absl::Status status) {
+    call->Answer(status, [&] {
+      response->set_mode(ToProto(gateway->trigger_mode()));
+      response->set_switches(gateway->trigger_mode_switches());
+    });
+  });
+  return call.get();
 }
 
 grpc::ServerUnaryReactor* GatewayControlService::ListConnections(grpc::CallbackServerContext* context,
                                                                  const v1::ListConnectionsRequest* request,
                                                                  v1::ListConnectionsResponse* response) {
-  return FinishWith(context, DoList(*request, response));
+  absl::StatusOr<ListQuery> query = ListQueryFromRequest(*request);
+  if (!query.ok()) return FinishWith(context, query.status());
+  std::shared_ptr<PendingCall> call = PendingCall::Create(context);
+  gateway_->ListConnections(*query, [call, response, state = query->state](absl::StatusOr<ConnectionPage> page) {
+    call->Answer(page.status(), [&] {
+      response->mutable_connections()->Reserve(static_cast<int>(page->connections.size()));
+      for (const ConnectionInfo& info : page->connections) ToProto(info, response->add_connections());
+      if (page->has_more()) response->set_next_page_token(EncodePageToken({state, page->next_after_fd}));
+      response->set_total_size(static_cast<int64_t>(page->total_matching));
+    });
+  });
+  return call.get();
 }
 
-absl::Status GatewayControlService::DoList(const v1::ListConnectionsRequest& request,
-                                           v1::ListConnectionsResponse* response) {
+absl::StatusOr<ListQuery> GatewayControlService::ListQueryFromRequest(const v1::ListConnectionsRequest& request) {
   if (request.page_size() < 0) {
     return absl::InvalidArgumentError(absl::StrCat("page_size must be >= 0, got ", request.page_size()));
   }
@@ -104,38 +178,35 @@ absl::Status GatewayControlService::DoList(const v1::ListConnectionsRequest& req
     }
     query.after_fd = cursor->after_fd;
   }
-  // One more than a page tells whether another page follows.
-  query.limit = static_cast<size_t>(page_size) + 1;
-  absl::StatusOr<ConnectionPage> page = gateway_->ListConnections(query);
-  if (!page.ok()) return page.status();
-  const bool more = page->connections.size() > static_cast<size_t>(page_size);
-  if (more) page->connections.resize(page_size);
-  response->mutable_connections()->Reserve(static_cast<int>(page->connections.size()));
-  for (const ConnectionInfo& info : page->connections) ToProto(info, response->add_connections());
-  if (more) response->set_next_page_token(EncodePageToken({query.state, page->connections.back().fd}));
-  response->set_total_size(static_cast<int64_t>(page->total_matching));
-  return absl::OkStatus();
+  // The gateway tells whether another page follows (ConnectionPage::next_after_fd).
+  query.limit = static_cast<size_t>(page_size);
+  return query;
 }
 
 grpc::ServerUnaryReactor* GatewayControlService::GetConnection(grpc::CallbackServerContext* context,
                                                                const v1::GetConnectionRequest* request,
                                                                v1::Connection* response) {
   if (absl::Status status = CheckFd(request->fd()); !status.ok()) return FinishWith(context, status);
-  absl::StatusOr<ConnectionInfo> info = gateway_->GetConnection(request->fd(), request->id());
-  if (info.ok()) ToProto(*info, response);
-  return FinishWith(context, info.status());
+  std::shared_ptr<PendingCall> call = PendingCall::Create(context);
+  gateway_->GetConnection(request->fd(), request->id(), [call, response](absl::StatusOr<ConnectionInfo> info) {
+    call->Answer(info.status(), [&] { ToProto(*info, response); });
+  });
+  return call.get();
 }
 
 grpc::ServerUnaryReactor* GatewayControlService::CloseConnection(grpc::CallbackServerContext* context,
                                                                  const v1::CloseConnectionRequest* request,
                                                                  v1::CloseConnectionResponse* /*response*/) {
   if (absl::Status status = CheckFd(request->fd()); !status.ok()) return FinishWith(context, status);
-  return FinishWith(context, gateway_->CloseConnection(request->fd(), request->id(), request->force()));
+  std::shared_ptr<PendingCall> call = PendingCall::Create(context);
+  gateway_->CloseConnection(request->fd(), request->id(), request->force(),
+                            [call](absl::Status status) { call->Answer(status, [] {}); });
+  return call.get();
 }
 
 grpc::ServerWriteReactor<v1::ConnectionEvent>* GatewayControlService::WatchConnections(
     grpc::CallbackServerContext* /*context*/, const v1::WatchConnectionsRequest* request) {
-  return new WatchStream(gateway_, &pump_, &watches_, *request, watch_limits_);
+  return new WatchStream(gateway_, &pump_, watches_, *request, watch_limits_);
 }
 
 grpc::ServerUnaryReactor* GatewayControlService::GetStats(grpc::CallbackServerContext* context,

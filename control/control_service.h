@@ -1,10 +1,16 @@
 // GatewayControlService: the gateway.v1.GatewayControl gRPC service on the
-// callback API. Each method validates its request, calls the thread-safe
-// gateway::Gateway (which posts to the reactors and waits for their replies,
-// normally well under a millisecond), converts, and finishes.
+// callback API. No method blocks its gRPC thread: one that needs the
+// reactors validates its request, hands it to the gateway's asynchronous
+// call (which posts to every reactor and gathers the replies) and returns;
+// the last reactor's reply converts and finishes the call on that reactor's
+// thread. A call whose deadline passes first (a stalled reactor) ends with
+// DEADLINE_EXCEEDED and its late reply is dropped. Methods that only read
+// counters (GetStats, GetTriggerMode) answer at once.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 
 #include "control/watch_stream.h"
 #include "gateway/gateway.h"
@@ -15,23 +21,28 @@ namespace gateway::control {
 inline constexpr int kDefaultPageSize = 1000;
 inline constexpr int kMaxPageSize = 10000;
 
-// Thread-safe (methods run on gRPC threads). Does not own the gateway, which
-// must outlive the server this service is registered with.
+// Unary calls waiting for the data plane's reply, over every service in the
+// process (for tests).
+int64_t UnfinishedUnaryCalls();
+
+// Thread-safe (methods run on gRPC threads, replies on reactor threads). Does
+// not own the gateway, which must outlive the server this service is
+// registered with.
 class GatewayControlService final : public v1::GatewayControl::CallbackService {
  public:
   GatewayControlService(Gateway* gateway, const WatchLimits& watch_limits)
       : gateway_(gateway),
         watch_limits_(watch_limits),
         pump_(watch_limits.events_per_sec),
-        watches_(watch_limits.max_watchers) {}
+        watches_(std::make_shared<WatchRegistry>(watch_limits.max_watchers)) {}
 
   // Ends every watch stream (after the events already queued) and refuses new
   // ones. Call before shutting the server down.
-  void EndWatches() { watches_.EndAll(); }
+  void EndWatches() { watches_->EndAll(); }
   // Stops the thread that feeds watch streams. Call after the server has shut down.
   void StopPump() { pump_.Stop(); }
   // Open, refused and queued figures of the watch streams.
-  WatchStats watch_stats() const { return watches_.Stats(); }
+  WatchStats watch_stats() const { return watches_->Stats(); }
 
   grpc::ServerUnaryReactor* GetTriggerMode(grpc::CallbackServerContext* context, const v1::GetTriggerModeRequest* request,
                                            v1::TriggerModeStatus* response) override;
@@ -51,13 +62,13 @@ class GatewayControlService final : public v1::GatewayControl::CallbackService {
                                      v1::Stats* response) override;
 
  private:
-  absl::Status DoList(const v1::ListConnectionsRequest& request, v1::ListConnectionsResponse* response);
+  static absl::StatusOr<ListQuery> ListQueryFromRequest(const v1::ListConnectionsRequest& request);
   void FillStats(v1::Stats* response);
 
   Gateway* const gateway_;
   const WatchLimits watch_limits_;
   WatchPump pump_;
-  WatchRegistry watches_;
+  const std::shared_ptr<WatchRegistry> watches_;
 };
 
 }  // namespace gateway::control

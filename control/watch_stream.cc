@@ -140,6 +140,16 @@ void WatchSession::Bind(grpc::ServerWriteReactor<v1::ConnectionEvent>* stream) {
   stream_ = stream;
 }
 
+void WatchSession::Observing() {
+  Next next;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    observing_ = true;
+    next = NextLocked();
+  }
+  Act(next);
+}
+
 void WatchSession::StartNextWrite() {
   Next next;
   {
@@ -181,10 +191,14 @@ void WatchSession::RequestFinish(grpc::Status status, bool drain) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!drain) ClearLocked();
-    if (finish_wanted_) return;
-    finish_wanted_ = true;
-    finish_drain_ = drain;
-    finish_status_ = std::move(status);
+    if (finish_wanted_) {
+      if (drain || !finish_drain_) return;
+      finish_drain_ = false;  // a clean end that was waiting is cut short
+    } else {
+      finish_wanted_ = true;
+      finish_drain_ = drain;
+      finish_status_ = std::move(status);
+    }
     next = NextLocked();
   }
   Act(next);
@@ -225,6 +239,13 @@ WatchSession::Next WatchSession::NextLocked() {
     next.status = finish_status_;
     return next;
   }
+  if (!headers_sent_) {
+    if (!observing_) return next;  // hold the events until every reactor sends them
+    headers_sent_ = true;
+    writing_ = true;
+    next.action = Action::kSendHeaders;
+    return next;
+  }
   if (queue_.empty()) return next;
   // Events take a write from the budget (the pump's lock nests inside mu_,
   // never the other way round); the last ones of a clean end do not.
@@ -254,6 +275,7 @@ void WatchSession::Act(const Next& next) {
   // the stream is alive here even without the lock.
   switch (next.action) {
     case Action::kNone: break;
+    case Action::kSendHeaders: next.stream->StartSendInitialMetadata(); break;
     case Action::kWrite:
       // With more to come, gRPC may hold the message back and send it with
       // the next (the last write of a burst goes out at once): one syscall
@@ -267,10 +289,10 @@ void WatchSession::Act(const Next& next) {
 
 // --- WatchStream ---
 
-WatchStream::WatchStream(Gateway* gateway, WatchPump* pump, WatchRegistry* registry,
+WatchStream::WatchStream(Gateway* gateway, WatchPump* pump, std::shared_ptr<WatchRegistry> registry,
                          const v1::WatchConnectionsRequest& request, const WatchLimits& limits)
     : gateway_(gateway),
-      registry_(registry),
+      registry_(std::move(registry)),
       session_(std::make_shared<WatchSession>(pump, request.include_state_changes(), limits.queue_events,
                                               limits.queue_bytes)) {
   session_->Bind(this);
@@ -279,14 +301,15 @@ WatchStream::WatchStream(Gateway* gateway, WatchPump* pump, WatchRegistry* regis
     return;
   }
   observing_ = true;
-  absl::Status status = gateway_->AddObserver(session_);
-  if (!status.ok()) {
-    session_->RequestFinish(ToGrpcStatus(status), /*drain=*/false);
-    return;
-  }
-  // The watcher can wait for the headers to know that every event from now
-  // on reaches it.
-  StartSendInitialMetadata();
+  // The reply comes on a reactor thread, maybe after the call has ended: it
+  // reaches the session (shared), never this stream.
+  gateway_->AddObserver(session_, [session = session_](absl::Status status) {
+    if (status.ok()) {
+      session->Observing();
+    } else {
+      session->RequestFinish(ToGrpcStatus(status), /*drain=*/false);
+    }
+  });
 }
 
 void WatchStream::OnCancel() {
@@ -296,8 +319,13 @@ void WatchStream::OnCancel() {
 void WatchStream::OnDone() {
   // The reactors stop publishing to the session before its slot is freed, so
   // the cap also bounds what the reactors spend on watchers.
-  if (observing_) gateway_->RemoveObserver(session_.get());
-  registry_->Remove(session_.get());
+  if (observing_) {
+    // Posted after the additions, so every reactor removes what it added.
+    gateway_->RemoveObserver(session_.get(),
+                             [registry = registry_, session = session_] { registry->Remove(session.get()); });
+  } else {
+    registry_->Remove(session_.get());
+  }
   delete this;
 }
 

@@ -2,9 +2,11 @@
 // events from the reactors into a queue bounded in events and in bytes
 // (dropping and counting what does not fit), a gRPC server-streaming reactor
 // that writes them out one at a time, and the registry that caps how many
-// streams are open at once. Reactor threads never call into gRPC: they queue
-// and, when the stream is idle, hand it to the WatchPump, whose thread starts
-// the write.
+// streams are open at once. Reactor threads never call into gRPC for events:
+// they queue and, when the stream is idle, hand it to the WatchPump, whose
+// thread starts the write. Adding and removing a watcher does not block a
+// gRPC thread either: the reactors' replies start the stream and free its
+// slot.
 #pragma once
 
 #include <chrono>
@@ -115,6 +117,10 @@ class WatchSession : public ConnectionObserver, public std::enable_shared_from_t
 
   // Binds the gRPC stream the events go to. Called once, before any event.
   void Bind(grpc::ServerWriteReactor<v1::ConnectionEvent>* stream);
+  // Every reactor has the session as an observer: the stream sends its
+  // headers (so the watcher knows every event from now on reaches it), then
+  // the events queued meanwhile. Until then nothing is written.
+  void Observing();
   // Starts a write if events wait and none is in flight (or the stream's
   // deferred Finish if it is due).
   void StartNextWrite();
@@ -132,7 +138,7 @@ class WatchSession : public ConnectionObserver, public std::enable_shared_from_t
 
  private:
   // What the caller must do once `mu_` is released.
-  enum class Action { kNone, kWrite, kFinish, kWaitForBudget };
+  enum class Action { kNone, kSendHeaders, kWrite, kFinish, kWaitForBudget };
   struct Next {
     Action action = Action::kNone;
     grpc::ServerWriteReactor<v1::ConnectionEvent>* stream = nullptr;
@@ -161,7 +167,9 @@ class WatchSession : public ConnectionObserver, public std::enable_shared_from_t
   uint64_t dropped_pending_ = 0;  // dropped since the last queued event
   uint64_t dropped_total_ = 0;
   bool kicked_ = false;   // the pump has it queued
-  bool writing_ = false;  // a write is in flight
+  bool observing_ = false;     // every reactor publishes to it
+  bool headers_sent_ = false;  // started: no events are written before them
+  bool writing_ = false;  // a write (or the headers) is in flight
   bool waiting_for_budget_ = false;  // queued in the pump for a write
   bool granted_ = false;             // holds a write from the budget
   bool finish_wanted_ = false;
@@ -178,18 +186,22 @@ class WatchRegistry;
 // gRPC-thread only (its session does the cross-thread work).
 class WatchStream : public grpc::ServerWriteReactor<v1::ConnectionEvent> {
  public:
-  // Takes a slot in `registry`, registers a session with `gateway` and starts
-  // streaming; on failure (no slot, shutting down) ends the call with the error.
-  WatchStream(Gateway* gateway, WatchPump* pump, WatchRegistry* registry, const v1::WatchConnectionsRequest& request,
-              const WatchLimits& limits);
+  // Takes a slot in `registry` and asks `gateway` to register a session
+  // (without waiting: the reactors' reply starts the stream); on failure (no
+  // slot, shutting down) ends the call with the error.
+  WatchStream(Gateway* gateway, WatchPump* pump, std::shared_ptr<WatchRegistry> registry,
+              const v1::WatchConnectionsRequest& request, const WatchLimits& limits);
 
+  void OnSendInitialMetadataDone(bool ok) override { session_->OnWriteDone(ok); }
   void OnWriteDone(bool ok) override { session_->OnWriteDone(ok); }
   void OnCancel() override;
   void OnDone() override;
 
  private:
   Gateway* const gateway_;
-  WatchRegistry* const registry_;
+  // Shared: the reactors' reply to OnDone's removal frees the slot, maybe
+  // after the service is gone.
+  const std::shared_ptr<WatchRegistry> registry_;
   std::shared_ptr<WatchSession> session_;
   bool observing_ = false;
 };

@@ -7,34 +7,86 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <iterator>
 #include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "gateway/reactor.h"
 #include "gateway/socket_util.h"
 
 namespace gateway {
 namespace {
 
-// Replies from reactors are gathered here; the waiting thread and the
-// reactors share it, so a late reply after a timeout writes into live memory.
-struct FanIn {
-  std::mutex mu;
-  std::condition_variable done;
-  int pending = 0;  // guarded by mu
-};
-
-constexpr std::chrono::seconds kReactorReplyTimeout{30};
+// How long the synchronous methods wait for the reactors.
+constexpr absl::Duration kReactorReplyTimeout = absl::Seconds(30);
 
 absl::Status NotFound(int fd, uint64_t id) {
   if (id == 0) return absl::NotFoundError(absl::StrCat("no connection with fd ", fd));
   return absl::NotFoundError(absl::StrCat("no connection with fd ", fd, " and id ", id));
 }
 
+// Runs an asynchronous call and waits for its result: the synchronous
+// methods. The result lives in shared memory, so a reply after the wait has
+// given up writes into live memory and is dropped with it.
+template <typename T, typename Start>
+T Wait(Start start) {
+  struct Latch {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<T> result;  // guarded by mu
+  };
+  auto latch = std::make_shared<Latch>();
+  start([latch](T result) {
+    {
+      std::lock_guard<std::mutex> lock(latch->mu);
+      latch->result.emplace(std::move(result));
+    }
+    latch->cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(latch->mu);
+  if (!latch->cv.wait_for(lock, absl::ToChronoNanoseconds(kReactorReplyTimeout),
+                          [&] { return latch->result.has_value(); })) {
+    return T(absl::DeadlineExceededError("a reactor did not answer in time"));
+  }
+  return *std::move(latch->result);
+}
+
 }  // namespace
+
+// The state of one fan-in, shared by the caller's `done` and every reactor's
+// Reply: the last reply runs `done`, wherever it comes from.
+class Gateway::FanIn {
+ public:
+  FanIn(int replies, StatusDone done) : pending_(replies), done_(std::move(done)) {}
+
+  void Replied(bool answered) {
+    if (!answered) lost_.store(true, std::memory_order_relaxed);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    std::move(done_)(lost_.load(std::memory_order_relaxed) ? absl::UnavailableError("the gateway is shutting down")
+                                                           : absl::OkStatus());
+  }
+
+ private:
+  std::atomic<int> pending_;
+  std::atomic<bool> lost_{false};
+  StatusDone done_;  // run by the last reply only
+};
+
+Gateway::Reply::Reply(std::shared_ptr<FanIn> fan_in) : fan_in_(std::move(fan_in)) {}
+
+Gateway::Reply::~Reply() {
+  if (fan_in_ != nullptr) fan_in_->Replied(false);
+}
+
+void Gateway::Reply::operator()() && {
+  std::shared_ptr<FanIn> fan_in = std::move(fan_in_);
+  fan_in->Replied(true);
+}
+
+Gateway::Gateway(GatewayOptions options) : options_(std::move(options)) {}
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options) {
   if (absl::Status valid = Validate(options); !valid.ok()) return valid;
@@ -83,117 +135,169 @@ void Gateway::Shutdown(absl::Duration drain_timeout) {
   for (auto& reactor : reactors_) reactor->Join();
 }
 
-absl::Status Gateway::RunOnAllReactorsDeferred(absl::AnyInvocable<void(Reactor&, ReactorDone)> fn) {
+const ReactorStats& Gateway::reactor_stats(int index) const { return reactors_[index]->stats(); }
+
+bool Gateway::PostForTesting(int index, absl::AnyInvocable<void() &&> task) {
+  return reactors_[index]->Post(std::move(task));
+}
+
+void Gateway::RunOnAllReactors(absl::AnyInvocable<void(Reactor&, Reply)> fn, StatusDone done) {
   if (!running_.load(std::memory_order_acquire)) {
-    return absl::FailedPreconditionError("the gateway has not been started");
+    std::move(done)(absl::FailedPreconditionError("the gateway has not been started"));
+    return;
   }
-  auto fan_in = std::make_shared<FanIn>();
-  auto shared_fn = std::make_shared<absl::AnyInvocable<void(Reactor&, ReactorDone)>>(std::move(fn));
-  int posted = 0;
-  auto finish_one = [fan_in] {
-    std::lock_guard<std::mutex> lock(fan_in->mu);
-    if (--fan_in->pending == 0) fan_in->done.notify_all();
-  };
-  {
-    std::lock_guard<std::mutex> lock(fan_in->mu);
-    fan_in->pending = static_cast<int>(reactors_.size());
-  }
+  auto fan_in = std::make_shared<FanIn>(static_cast<int>(reactors_.size()), std::move(done));
+  auto shared_fn = std::make_shared<absl::AnyInvocable<void(Reactor&, Reply)>>(std::move(fn));
   for (auto& reactor : reactors_) {
     Reactor* r = reactor.get();
-    const bool ok = r->Post([r, shared_fn, finish_one] { (*shared_fn)(*r, ReactorDone(finish_one)); });
-    if (ok) {
-      ++posted;
-    } else {
-      finish_one();
-    }
+    // A refused post drops the task, and with it the Reply: counted as lost.
+    (void)r->Post([r, shared_fn, reply = Reply(fan_in)]() mutable { (*shared_fn)(*r, std::move(reply)); });
   }
-  std::unique_lock<std::mutex> lock(fan_in->mu);
-  if (!fan_in->done.wait_for(lock, kReactorReplyTimeout, [&] { return fan_in->pending == 0; })) {
-    return absl::DeadlineExceededError("a reactor did not answer in time");
-  }
-  if (posted < static_cast<int>(reactors_.size())) return absl::UnavailableError("the gateway is shutting down");
-  return absl::OkStatus();
 }
 
-absl::Status Gateway::RunOnAllReactors(absl::AnyInvocable<void(Reactor&)> fn) {
-  return RunOnAllReactorsDeferred([fn = std::move(fn)](Reactor& r, ReactorDone done) mutable {
-    fn(r);
-    done();
-  });
+void Gateway::RunOnAllReactorsNow(absl::AnyInvocable<void(Reactor&)> fn, StatusDone done) {
+  RunOnAllReactors(
+      [fn = std::move(fn)](Reactor& r, Reply reply) mutable {
+        fn(r);
+        std::move(reply)();
+      },
+      std::move(done));
 }
 
-absl::Status Gateway::SetTriggerMode(TriggerMode mode) {
-  std::lock_guard<std::mutex> lock(switch_mu_);
+void Gateway::SetTriggerMode(TriggerMode mode, StatusDone done) {
+  {
+    std::lock_guard<std::mutex> lock(switch_mu_);
+    switch_queue_.push_back(PendingSwitch{mode, std::move(done)});
+    if (switch_queue_.size() > 1) return;  // the running switch starts it when done
+  }
+  StartSwitch(mode);
+}
+
+void Gateway::StartSwitch(TriggerMode mode) {
+  // Only the head of the queue runs, so mode_ changes in order.
   const TriggerMode old_mode = mode_.load();
-  absl::Status status = RunOnAllReactors([mode](Reactor& r) { r.SetTriggerMode(mode); });
-  if (!status.ok()) return status;
-  mode_.store(mode, std::memory_order_release);
-  if (old_mode != mode) switches_.fetch_add(1, std::memory_order_relaxed);
-  return absl::OkStatus();
+  RunOnAllReactorsNow([mode](Reactor& r) { r.SetTriggerMode(mode); },
+                      [this, mode, old_mode](absl::Status status) {
+                        if (status.ok()) {
+                          mode_.store(mode, std::memory_order_release);
+                          if (old_mode != mode) switches_.fetch_add(1, std::memory_order_relaxed);
+                        }
+                        StatusDone done;
+                        std::optional<TriggerMode> next;
+                        {
+                          std::lock_guard<std::mutex> lock(switch_mu_);
+                          done = std::move(switch_queue_.front().done);
+                          switch_queue_.pop_front();
+                          if (!switch_queue_.empty()) next = switch_queue_.front().mode;
+                        }
+                        std::move(done)(std::move(status));
+                        if (next.has_value()) StartSwitch(*next);
+                      });
 }
 
-absl::StatusOr<ConnectionPage> Gateway::ListConnections(const ListQuery& query) {
-  struct Reply {
+void Gateway::ListConnections(const ListQuery& query, Done<ConnectionPage> done) {
+  struct Gathered {
     std::mutex mu;
-    std::vector<ConnectionInfo> infos;
-    size_t total = 0;
+    std::vector<ConnectionInfo> infos;  // guarded by mu
+    size_t total = 0;                   // guarded by mu
   };
-  auto reply = std::make_shared<Reply>();
+  auto gathered = std::make_shared<Gathered>();
   // One more than a page from each reactor: if the merge has more than a
   // page, there is a next page, even when one reactor holds all of it.
   ListQuery per_reactor = query;
   if (query.limit > 0) per_reactor.limit = query.limit + 1;
-  absl::Status status = RunOnAllReactorsDeferred([per_reactor, reply](Reactor& r, ReactorDone done) {
-    r.ListConnections(per_reactor, [reply, done = std::move(done)](std::vector<ConnectionInfo> infos,
-                                                                  size_t total) mutable {
-      {
-        std::lock_guard<std::mutex> lock(reply->mu);
-        reply->total += total;
-        std::move(infos.begin(), infos.end(), std::back_inserter(reply->infos));
-      }
-      done();
-    });
-  });
-  if (!status.ok()) return status;
-  std::lock_guard<std::mutex> lock(reply->mu);
-  ConnectionPage page;
-  page.total_matching = reply->total;
-  page.connections = std::move(reply->infos);
-  std::sort(page.connections.begin(), page.connections.end(),
-            [](const ConnectionInfo& a, const ConnectionInfo& b) { return a.fd < b.fd; });
-  if (query.limit > 0 && page.connections.size() > query.limit) {
-    page.connections.resize(query.limit);
-    page.next_after_fd = page.connections.back().fd;
-  }
-  return page;
+  RunOnAllReactors(
+      [per_reactor, gathered](Reactor& r, Reply reply) {
+        r.ListConnections(per_reactor, [gathered, reply = std::move(reply)](std::vector<ConnectionInfo> infos,
+                                                                            size_t total) mutable {
+          {
+            std::lock_guard<std::mutex> lock(gathered->mu);
+            gathered->total += total;
+            std::move(infos.begin(), infos.end(), std::back_inserter(gathered->infos));
+          }
+          std::move(reply)();
+        });
+      },
+      [limit = query.limit, gathered, done = std::move(done)](absl::Status status) mutable {
+        if (!status.ok()) {
+          std::move(done)(std::move(status));
+          return;
+        }
+        ConnectionPage page;
+        {
+          std::lock_guard<std::mutex> lock(gathered->mu);
+          page.total_matching = gathered->total;
+          page.connections = std::move(gathered->infos);
+        }
+        std::sort(page.connections.begin(), page.connections.end(),
+                  [](const ConnectionInfo& a, const ConnectionInfo& b) { return a.fd < b.fd; });
+        if (limit > 0 && page.connections.size() > limit) {
+          page.connections.resize(limit);
+          page.next_after_fd = page.connections.back().fd;
+        }
+        std::move(done)(std::move(page));
+      });
+}
+
+void Gateway::GetConnection(int fd, uint64_t id, Done<ConnectionInfo> done) {
+  struct Found {
+    std::mutex mu;
+    std::optional<ConnectionInfo> info;  // guarded by mu
+  };
+  auto found = std::make_shared<Found>();
+  RunOnAllReactorsNow(
+      [fd, id, found](Reactor& r) {
+        std::optional<ConnectionInfo> info = r.GetConnection(fd, id);
+        if (!info.has_value()) return;
+        std::lock_guard<std::mutex> lock(found->mu);
+        found->info = std::move(info);
+      },
+      [fd, id, found, done = std::move(done)](absl::Status status) mutable {
+        if (!status.ok()) {
+          std::move(done)(std::move(status));
+          return;
+        }
+        std::optional<ConnectionInfo> info;
+        {
+          std::lock_guard<std::mutex> lock(found->mu);
+          info = std::move(found->info);
+        }
+        if (!info.has_value()) {
+          std::move(done)(NotFound(fd, id));
+          return;
+        }
+        std::move(done)(*std::move(info));
+      });
+}
+
+void Gateway::CloseConnection(int fd, uint64_t id, bool force, StatusDone done) {
+  auto found = std::make_shared<std::atomic<bool>>(false);
+  RunOnAllReactorsNow(
+      [fd, id, force, found](Reactor& r) {
+        if (r.CloseConnection(fd, id, force ? CloseMode::kForce : CloseMode::kFlush)) found->store(true);
+      },
+      [fd, id, found, done = std::move(done)](absl::Status status) mutable {
+        if (status.ok() && !found->load()) status = NotFound(fd, id);
+        std::move(done)(std::move(status));
+      });
+}
+
+absl::Status Gateway::SetTriggerMode(TriggerMode mode) {
+  return Wait<absl::Status>([&](StatusDone done) { SetTriggerMode(mode, std::move(done)); });
+}
+
+absl::StatusOr<ConnectionPage> Gateway::ListConnections(const ListQuery& query) {
+  return Wait<absl::StatusOr<ConnectionPage>>(
+      [&](Done<ConnectionPage> done) { ListConnections(query, std::move(done)); });
 }
 
 absl::StatusOr<ConnectionInfo> Gateway::GetConnection(int fd, uint64_t id) {
-  struct Reply {
-    std::mutex mu;
-    std::optional<ConnectionInfo> info;
-  };
-  auto reply = std::make_shared<Reply>();
-  absl::Status status = RunOnAllReactors([fd, id, reply](Reactor& r) {
-    std::optional<ConnectionInfo> info = r.GetConnection(fd, id);
-    if (!info.has_value()) return;
-    std::lock_guard<std::mutex> lock(reply->mu);
-    reply->info = std::move(info);
-  });
-  if (!status.ok()) return status;
-  std::lock_guard<std::mutex> lock(reply->mu);
-  if (!reply->info.has_value()) return NotFound(fd, id);
-  return *std::move(reply->info);
+  return Wait<absl::StatusOr<ConnectionInfo>>(
+      [&](Done<ConnectionInfo> done) { GetConnection(fd, id, std::move(done)); });
 }
 
 absl::Status Gateway::CloseConnection(int fd, uint64_t id, bool force) {
-  auto found = std::make_shared<std::atomic<bool>>(false);
-  absl::Status status = RunOnAllReactors([fd, id, force, found](Reactor& r) {
-    if (r.CloseConnection(fd, id, force ? CloseMode::kForce : CloseMode::kFlush)) found->store(true);
-  });
-  if (!status.ok()) return status;
-  if (!found->load()) return NotFound(fd, id);
-  return absl::OkStatus();
+  return Wait<absl::Status>([&](StatusDone done) { CloseConnection(fd, id, force, std::move(done)); });
 }
 
 absl::Status Gateway::AdoptConnection(int fd) {
@@ -221,13 +325,23 @@ absl::Status Gateway::AdoptConnection(int fd) {
   return absl::OkStatus();
 }
 
+void Gateway::AddObserver(std::shared_ptr<ConnectionObserver> observer, StatusDone done) {
+  RunOnAllReactorsNow([observer = std::move(observer)](Reactor& r) { r.AddObserver(observer); }, std::move(done));
+}
+
 absl::Status Gateway::AddObserver(std::shared_ptr<ConnectionObserver> observer) {
-  return RunOnAllReactors([observer](Reactor& r) { r.AddObserver(observer); });
+  return Wait<absl::Status>([&](StatusDone done) { AddObserver(std::move(observer), std::move(done)); });
+}
+
+void Gateway::RemoveObserver(const ConnectionObserver* observer, absl::AnyInvocable<void() &&> done) {
+  RunOnAllReactorsNow([observer](Reactor& r) { r.RemoveObserver(observer); },
+                      [done = std::move(done)](absl::Status) mutable { std::move(done)(); });
 }
 
 void Gateway::RemoveObserver(const ConnectionObserver* observer) {
-  // Best effort: a gateway that has shut down holds no observers any more.
-  (void)RunOnAllReactors([observer](Reactor& r) { r.RemoveObserver(observer); });
+  (void)Wait<absl::Status>([&](StatusDone done) {
+    RemoveObserver(observer, [done = std::move(done)]() mutable { std::move(done)(absl::OkStatus()); });
+  });
 }
 
 }  // namespace gateway

@@ -1,34 +1,53 @@
 // The data plane as one object: listening sockets, reactor threads, and the
-// thread-safe API the control plane and metrics use to look inside it.
+// thread-safe API the control plane and metrics use to look inside it. This
+// header is the data plane's facade: options, stats and connection snapshots,
+// never a connection, buffer or event loop.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "gateway/connection_observer.h"
 #include "gateway/fd_limit.h"
 #include "gateway/frame_handler.h"
+#include "gateway/list_query.h"
 #include "gateway/options.h"
-#include "gateway/reactor.h"
+#include "gateway/reactor_stats.h"
+#include "gateway/shared_counters.h"
+#include "gateway/types.h"
 
 namespace gateway {
+
+class Reactor;
 
 // A page of a connection listing, sorted by fd.
 struct ConnectionPage {
   std::vector<ConnectionInfo> connections;
   size_t total_matching = 0;  // across all pages
   int next_after_fd = -1;     // pass as ListQuery::after_fd for the next page; -1 = last page
+  bool has_more() const { return next_after_fd >= 0; }
 };
 
-// Thread-safe: every public method may be called from any thread other than a
-// reactor's. Calls that read or change connections post a task to each
-// reactor and wait for the replies; the reactors' I/O path takes no lock.
+// Thread-safe: every public method may be called from any thread; the
+// synchronous ones (which wait) not from a reactor's. Calls that read or
+// change connections post a task to each reactor and gather the replies: the
+// asynchronous variants return at once and run `done` when the last reactor
+// has replied, on that reactor's thread, so a caller such as a gRPC handler
+// never blocks its thread on the data plane. The reactors' I/O path takes no
+// lock. `done` runs exactly once: on the calling thread if the call fails
+// before anything is posted (FAILED_PRECONDITION before Start()), otherwise
+// on a reactor thread (UNAVAILABLE if a reactor shut down before it could
+// reply). It must not block, nor call a synchronous method of this class.
 class Gateway {
  public:
   // Binds the data-plane port (a busy port fails here, not later) and builds
@@ -53,17 +72,31 @@ class Gateway {
   // default max_connections was derived from.
   const FdBudget& fd_budget() const { return fd_budget_; }
 
+  using StatusDone = absl::AnyInvocable<void(absl::Status) &&>;
+  template <typename T>
+  using Done = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
+
   TriggerMode trigger_mode() const { return mode_.load(std::memory_order_acquire); }
-  // Re-arms every listener and connection on every reactor; returns once all
-  // have switched. Switches that change nothing are not counted.
-  absl::Status SetTriggerMode(TriggerMode mode);
+  // Re-arms every listener and connection on every reactor; done once all
+  // have switched. Switches that change nothing are not counted. Switches
+  // run one at a time in the order asked for: one asked for while another
+  // runs is queued, and runs even if its caller has gone by then.
+  void SetTriggerMode(TriggerMode mode, StatusDone done);
   uint64_t trigger_mode_switches() const { return switches_.load(std::memory_order_relaxed); }
 
-  absl::StatusOr<ConnectionPage> ListConnections(const ListQuery& query);
+  // Merges one page from every reactor, sorted by fd; next_after_fd says
+  // whether another page follows.
+  void ListConnections(const ListQuery& query, Done<ConnectionPage> done);
   // NOT_FOUND if no reactor has `fd`, or (when `id` is not 0) if the
   // connection on `fd` is not the one with `id`: fds are reused, ids never.
-  absl::StatusOr<ConnectionInfo> GetConnection(int fd, uint64_t id = 0);
+  void GetConnection(int fd, uint64_t id, Done<ConnectionInfo> done);
   // Graceful: pending responses are flushed, then EOF. NOT_FOUND as above.
+  void CloseConnection(int fd, uint64_t id, bool force, StatusDone done);
+
+  // The same, waiting for the result (at most 30 s: DEADLINE_EXCEEDED).
+  absl::Status SetTriggerMode(TriggerMode mode);
+  absl::StatusOr<ConnectionPage> ListConnections(const ListQuery& query);
+  absl::StatusOr<ConnectionInfo> GetConnection(int fd, uint64_t id = 0);
   absl::Status CloseConnection(int fd, uint64_t id, bool force);
 
   // Hands an already-connected stream socket (TCP, or one end of a Unix
@@ -71,24 +104,49 @@ class Gateway {
   // ownership of `fd` even on error. For embedding and tests.
   absl::Status AdoptConnection(int fd);
 
-  // The observer receives events on reactor threads until removed.
-  absl::Status AddObserver(std::shared_ptr<ConnectionObserver> observer);
-  void RemoveObserver(const ConnectionObserver* observer);
+  // The observer receives events on reactor threads until removed; done
+  // once every reactor has it.
+  void AddObserver(std::shared_ptr<ConnectionObserver> observer, StatusDone done);
+  absl::Status AddObserver(std::shared_ptr<ConnectionObserver> observer);  // waits
+  // Best effort (a gateway that has shut down holds no observers any more):
+  // `done` runs once no reactor holds it.
+  void RemoveObserver(const ConnectionObserver* observer, absl::AnyInvocable<void() &&> done);
+  void RemoveObserver(const ConnectionObserver* observer);  // waits
 
   // Lock-free counters for metrics; valid for the gateway's lifetime.
-  const ReactorStats& reactor_stats(int index) const { return reactors_[index]->stats(); }
+  const ReactorStats& reactor_stats(int index) const;
   int64_t active_connections() const { return shared_.active.load(std::memory_order_relaxed); }
 
+  // Tests only: runs `task` on reactor `index`'s thread (which it may block,
+  // to stand for a stalled reactor). False if the reactor no longer runs.
+  bool PostForTesting(int index, absl::AnyInvocable<void() &&> task);
+
  private:
-  explicit Gateway(GatewayOptions options) : options_(std::move(options)) {}
-  // Runs `fn(reactor, done)` on every reactor's thread; returns once every
-  // reactor has called its `done` (at once, or later from a task of its
-  // own). FAILED_PRECONDITION before Start(), UNAVAILABLE once shut down,
-  // DEADLINE_EXCEEDED if a reactor does not answer within 30 s.
-  using ReactorDone = absl::AnyInvocable<void()>;
-  absl::Status RunOnAllReactorsDeferred(absl::AnyInvocable<void(Reactor&, ReactorDone done)> fn);
+  explicit Gateway(GatewayOptions options);
+  class FanIn;
+  // Proof of one reactor's reply to a fan-in: call it once the reactor's part
+  // is done (at once, or later from a task of its own); dropping it uncalled
+  // (a task discarded by a closed loop) counts as a reply from a reactor that
+  // has shut down.
+  class Reply {
+   public:
+    explicit Reply(std::shared_ptr<FanIn> fan_in);
+    Reply(Reply&& other) noexcept = default;
+    Reply& operator=(Reply&&) = delete;
+    ~Reply();
+    void operator()() &&;
+
+   private:
+    std::shared_ptr<FanIn> fan_in_;
+  };
+  // Runs `fn(reactor, reply)` on every reactor's thread; `done` runs once
+  // every reactor has replied (see the class comment for where, and which
+  // errors).
+  void RunOnAllReactors(absl::AnyInvocable<void(Reactor&, Reply)> fn, StatusDone done);
   // The same for work that is done when `fn` returns.
-  absl::Status RunOnAllReactors(absl::AnyInvocable<void(Reactor&)> fn);
+  void RunOnAllReactorsNow(absl::AnyInvocable<void(Reactor&)> fn, StatusDone done);
+  // Starts the switch at the head of switch_queue_.
+  void StartSwitch(TriggerMode mode);
 
   GatewayOptions options_;
   FdBudget fd_budget_;
@@ -102,7 +160,13 @@ class Gateway {
   std::atomic<uint32_t> next_adopter_{0};  // round robin for AdoptConnection
 
   // std::mutex, not absl::Mutex: see EventLoop (TSan visibility).
-  std::mutex switch_mu_;  // one trigger-mode switch at a time
+  std::mutex switch_mu_;
+  struct PendingSwitch {
+    TriggerMode mode;
+    StatusDone done;
+  };
+  // The head runs; the rest wait their turn. Guarded by switch_mu_.
+  std::deque<PendingSwitch> switch_queue_;
   std::mutex lifecycle_mu_;
   bool started_ = false;  // guarded by lifecycle_mu_
   bool stopped_ = false;  // guarded by lifecycle_mu_

@@ -20,34 +20,14 @@
 #include "gateway/connection_timers.h"
 #include "gateway/event_loop.h"
 #include "gateway/frame_handler.h"
+#include "gateway/list_query.h"
 #include "gateway/listener.h"
 #include "gateway/options.h"
 #include "gateway/read_scratch.h"
 #include "gateway/reactor_stats.h"
+#include "gateway/shared_counters.h"
 
 namespace gateway {
-
-// State shared by all reactors of a gateway; touched on accept and close, and
-// when buffer blocks are taken or given back.
-struct SharedCounters {
-  std::atomic<int64_t> active{0};
-  std::atomic<uint64_t> next_id{1};
-  std::atomic<int64_t> queued_bytes{0};  // every reactor's BufferPool::outstanding_bytes()
-  // Out of fds: the connections open when accept() last failed with
-  // EMFILE/ENFILE, and until when (monotonic ns) no more are admitted. While
-  // it holds, a connection another reactor accepts with the fd a reactor
-  // freed to shed with is closed at once, so the fd comes back for the
-  // shedding reactor's spare instead of being kept.
-  std::atomic<int64_t> fd_ceiling{0};
-  std::atomic<int64_t> fd_ceiling_until_ns{0};
-};
-
-// Filter and page for connection listings.
-struct ListQuery {
-  std::optional<ConnectionState> state;
-  int after_fd = -1;  // only fds greater than this
-  size_t limit = 0;   // 0 = no limit
-};
 
 // Thread affinity: Post(), index() and the const accessors of stats() are
 // safe from any thread; every other method runs on the reactor's own thread
