@@ -18,7 +18,7 @@ if hits=$(grep -rnE "$forbidden" "$src/gateway"); then
 fi
 
 if [[ $facade == --facade ]]; then
-  internals='^gateway/(connection|buffer|event_loop|reactor|poller)\.h$'
+  internals='^gateway/(connection|connection_host|connection_timers|connection_events|buffer|read_scratch|event_loop|reactor|poller|listener)\.h$'
   declare -A seen=()
   queue=(gateway/gateway.h)
   while ((${#queue[@]})); do

@@ -147,27 +147,27 @@ class StalledReactorTest : public ControlFixture {
   }
 
   void StartList(absl::Duration timeout, Outcomes& outcomes,
-                 pb::ListConnectionsResponse** response = nullptr) {
-    auto* call = NewCall<pb::ListConnectionsRequest, pb::ListConnectionsResponse>(timeout);
+                 v1::ListConnectionsResponse** response = nullptr) {
+    auto* call = NewCall<v1::ListConnectionsRequest, v1::ListConnectionsResponse>(timeout);
     if (response != nullptr) *response = &call->response;
     stub_->async()->ListConnections(&call->context, &call->request, &call->response, outcomes.Expect());
   }
 
-  void StartGet(int fd, absl::Duration timeout, Outcomes& outcomes, pb::Connection** response = nullptr) {
-    auto* call = NewCall<pb::GetConnectionRequest, pb::Connection>(timeout);
+  void StartGet(int fd, absl::Duration timeout, Outcomes& outcomes, v1::Connection** response = nullptr) {
+    auto* call = NewCall<v1::GetConnectionRequest, v1::Connection>(timeout);
     call->request.set_fd(fd);
     if (response != nullptr) *response = &call->response;
     stub_->async()->GetConnection(&call->context, &call->request, &call->response, outcomes.Expect());
   }
 
   void StartClose(int fd, absl::Duration timeout, Outcomes& outcomes) {
-    auto* call = NewCall<pb::CloseConnectionRequest, pb::CloseConnectionResponse>(timeout);
+    auto* call = NewCall<v1::CloseConnectionRequest, v1::CloseConnectionResponse>(timeout);
     call->request.set_fd(fd);
     stub_->async()->CloseConnection(&call->context, &call->request, &call->response, outcomes.Expect());
   }
 
-  void StartSetMode(pb::TriggerMode mode, absl::Duration timeout, Outcomes& outcomes) {
-    auto* call = NewCall<pb::SetTriggerModeRequest, pb::TriggerModeStatus>(timeout);
+  void StartSetMode(v1::TriggerMode mode, absl::Duration timeout, Outcomes& outcomes) {
+    auto* call = NewCall<v1::SetTriggerModeRequest, v1::TriggerModeStatus>(timeout);
     call->request.set_mode(mode);
     stub_->async()->SetTriggerMode(&call->context, &call->request, &call->response, outcomes.Expect());
   }
@@ -175,16 +175,16 @@ class StalledReactorTest : public ControlFixture {
   // kBatch calls that need no reactor: GetStats, GetTriggerMode and
   // grpc.health.v1.Health/Check, a third each. Every one must answer OK;
   // the trigger mode must read `mode` with no switch made.
-  void ExpectImmediateCallsAnswer(pb::TriggerMode mode) {
+  void ExpectImmediateCallsAnswer(v1::TriggerMode mode) {
     Outcomes outcomes;
-    std::vector<pb::TriggerModeStatus*> modes;
+    std::vector<v1::TriggerModeStatus*> modes;
     std::vector<grpc::health::v1::HealthCheckResponse*> health;
     grpc::TemplatedGenericStub<grpc::health::v1::HealthCheckRequest, grpc::health::v1::HealthCheckResponse>
         health_stub(channel_);
     for (int i = 0; i < kBatch / 3; ++i) {
-      auto* stats = NewCall<pb::GetStatsRequest, pb::Stats>(kRpcTimeout);
+      auto* stats = NewCall<v1::GetStatsRequest, v1::Stats>(kRpcTimeout);
       stub_->async()->GetStats(&stats->context, &stats->request, &stats->response, outcomes.Expect());
-      auto* get_mode = NewCall<pb::GetTriggerModeRequest, pb::TriggerModeStatus>(kRpcTimeout);
+      auto* get_mode = NewCall<v1::GetTriggerModeRequest, v1::TriggerModeStatus>(kRpcTimeout);
       modes.push_back(&get_mode->response);
       stub_->async()->GetTriggerMode(&get_mode->context, &get_mode->request, &get_mode->response,
                                      outcomes.Expect());
@@ -195,7 +195,7 @@ class StalledReactorTest : public ControlFixture {
     }
     ASSERT_TRUE(outcomes.WaitAll(absl::Now() + 2 * kRpcTimeout));
     EXPECT_EQ(outcomes.Count(grpc::StatusCode::OK), kBatch);
-    for (const pb::TriggerModeStatus* status : modes) {
+    for (const v1::TriggerModeStatus* status : modes) {
       EXPECT_EQ(status->mode(), mode);
       EXPECT_EQ(status->switches(), 0u);
     }
@@ -225,15 +225,15 @@ TEST_F(StalledReactorTest, OtherCallsAnswerAndStalledOnesEndAtTheirDeadline) {
     fd = FdOf(clients.back());
   }
   ASSERT_GE(fd, 0);
-  pb::TriggerModeStatus before;
+  v1::TriggerModeStatus before;
   {
     grpc::ClientContext context;
     SetDeadline(&context);
-    ASSERT_TRUE(stub_->GetTriggerMode(&context, pb::GetTriggerModeRequest(), &before).ok());
+    ASSERT_TRUE(stub_->GetTriggerMode(&context, v1::GetTriggerModeRequest(), &before).ok());
   }
   ASSERT_EQ(before.switches(), 0u);
-  const pb::TriggerMode other =
-      before.mode() == pb::TRIGGER_MODE_EDGE ? pb::TRIGGER_MODE_LEVEL : pb::TRIGGER_MODE_EDGE;
+  const v1::TriggerMode other =
+      before.mode() == v1::TRIGGER_MODE_EDGE ? v1::TRIGGER_MODE_LEVEL : v1::TRIGGER_MODE_EDGE;
 
   stall_ = Stall::Start(*gw_, 0);
 
@@ -259,10 +259,10 @@ TEST_F(StalledReactorTest, OtherCallsAnswerAndStalledOnesEndAtTheirDeadline) {
 
   stall_->Release();
   // A new listing answers with every connection.
-  pb::ListConnectionsResponse listing;
-  ASSERT_TRUE(List(pb::ListConnectionsRequest(), &listing).ok());
+  v1::ListConnectionsResponse listing;
+  ASSERT_TRUE(List(v1::ListConnectionsRequest(), &listing).ok());
   std::set<std::string> listed;
-  for (const pb::Connection& connection : listing.connections()) listed.insert(connection.peer());
+  for (const v1::Connection& connection : listing.connections()) listed.insert(connection.peer());
   EXPECT_EQ(listed, peers);
   EXPECT_EQ(listing.total_size(), static_cast<int64_t>(peers.size()));
   // The switches asked for ran once the reactor resumed, one after another:
@@ -288,15 +288,15 @@ TEST_F(StalledReactorTest, CallsWithoutDeadlineGetTheirReplyOnceTheReactorResume
 
   stall_ = Stall::Start(*gw_, 0);
   Outcomes outcomes;
-  pb::ListConnectionsResponse* listing = nullptr;
-  pb::Connection* connection = nullptr;
+  v1::ListConnectionsResponse* listing = nullptr;
+  v1::Connection* connection = nullptr;
   StartList(absl::ZeroDuration(), outcomes, &listing);
   StartGet(info->fd, absl::ZeroDuration(), outcomes, &connection);
   // A watcher gets its headers once every reactor has registered it.
   std::unique_ptr<WatchReader> watch;
   std::mutex watch_mu;
   std::thread watch_opener([&] {
-    auto opened = std::make_unique<WatchReader>(stub_.get(), pb::WatchConnectionsRequest());
+    auto opened = std::make_unique<WatchReader>(stub_.get(), v1::WatchConnectionsRequest());
     std::lock_guard<std::mutex> lock(watch_mu);
     watch = std::move(opened);
   });
@@ -320,7 +320,7 @@ TEST_F(StalledReactorTest, CallsWithoutDeadlineGetTheirReplyOnceTheReactorResume
   ASSERT_TRUE(outcomes.WaitAll(absl::Now() + 2 * kRpcTimeout));
   EXPECT_EQ(outcomes.Count(grpc::StatusCode::OK), 2);
   std::set<std::string> listed;
-  for (const pb::Connection& c : listing->connections()) listed.insert(c.peer());
+  for (const v1::Connection& c : listing->connections()) listed.insert(c.peer());
   EXPECT_EQ(listed, peers);
   EXPECT_EQ(connection->fd(), info->fd);
   EXPECT_EQ(connection->id(), info->id);
@@ -334,9 +334,9 @@ TEST_F(StalledReactorTest, CallsWithoutDeadlineGetTheirReplyOnceTheReactorResume
   }));
   TestClient newcomer = Connect();
   EXPECT_TRUE(watch->WaitFor(
-      [&](const std::vector<pb::ConnectionEvent>& events) {
-        for (const pb::ConnectionEvent& e : events) {
-          if (e.type() == pb::ConnectionEvent::TYPE_OPENED && e.connection().peer() == newcomer.peer_name()) {
+      [&](const std::vector<v1::ConnectionEvent>& events) {
+        for (const v1::ConnectionEvent& e : events) {
+          if (e.type() == v1::ConnectionEvent::TYPE_OPENED && e.connection().peer() == newcomer.peer_name()) {
             return true;
           }
         }
