@@ -13,7 +13,7 @@ namespace bench {
 // Thread-compatible: one writer; merge copies after the writers have stopped.
 class LatencyHistogram {
  public:
-  static constexpr int kSubBucketBits = 7;  // 128 sub-buckets per power of two
+  static constexpr int kSubBucketBits = 7;                        // 128 sub-buckets per power of two
   static constexpr uint64_t kMaxValue = (uint64_t{1} << 40) - 1;  // ~18 minutes in ns; larger values clamp
 
   LatencyHistogram();

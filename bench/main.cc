@@ -12,8 +12,8 @@
 
 #include <atomic>
 #include <cstdio>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -157,7 +157,7 @@ int main(int argc, char** argv) {
   absl::SetFlagsUsageConfig(usage_config);
   absl::ParseCommandLine(argc, argv);
   signal(SIGPIPE, SIG_IGN);
-  struct sigaction stop_action{};
+  struct sigaction stop_action {};
   stop_action.sa_handler = OnStopSignal;
   sigaction(SIGINT, &stop_action, nullptr);
   sigaction(SIGTERM, &stop_action, nullptr);

@@ -53,20 +53,19 @@ bool RunResult::ok() const {
 }
 
 std::string FormatSummary(const RunResult& r) {
-  std::string s = absl::StrFormat("gateway-bench %s:%d  %d conns, pipeline %d, %d B payload, %d thread(s), ",
-                                  r.host, r.port, r.conns, r.pipeline, r.size, r.threads);
+  std::string s = absl::StrFormat("gateway-bench %s:%d  %d conns, pipeline %d, %d B payload, %d thread(s), ", r.host,
+                                  r.port, r.conns, r.pipeline, r.size, r.threads);
   if (r.mode == Mode::kOpenLoop) absl::StrAppendFormat(&s, "open loop at %.0f req/s", r.rate);
   if (r.mode == Mode::kClosedLoop) s += "closed loop";
   if (r.mode == Mode::kIdle) s += "idle";
   absl::StrAppendFormat(&s, "\n  connect    %d/%d established in %.2f s\n", r.established, r.conns, r.connect_s);
   if (r.mode != Mode::kIdle) {
-    absl::StrAppendFormat(&s, "  requests   %d in %.2f s: %.0f req/s, %.1f MB/s\n", r.requests, r.window_s,
-                          r.rps(), r.mbps());
+    absl::StrAppendFormat(&s, "  requests   %d in %.2f s: %.0f req/s, %.1f MB/s\n", r.requests, r.window_s, r.rps(),
+                          r.mbps());
     absl::StrAppendFormat(&s, "  latency    p50 %s  p90 %s  p99 %s  p99.9 %s  max %s%s\n",
                           Pretty(r.latency.Percentile(0.5)), Pretty(r.latency.Percentile(0.9)),
                           Pretty(r.latency.Percentile(0.99)), Pretty(r.latency.Percentile(0.999)),
-                          Pretty(r.latency.max()),
-                          r.mode == Mode::kOpenLoop ? " (from intended send times)" : "");
+                          Pretty(r.latency.max()), r.mode == Mode::kOpenLoop ? " (from intended send times)" : "");
     if (r.unfinished) absl::StrAppendFormat(&s, "  unfinished %d requests due in the window\n", r.unfinished);
   }
   s += "  errors     ";
@@ -100,14 +99,14 @@ std::string FormatJson(const RunResult& r) {
       "{\"bench\":\"gateway-bench\",\"label\":%s,\"mode\":\"%s\",\"host\":%s,\"port\":%d,\"conns\":%d,"
       "\"pipeline\":%d,\"size\":%d,\"threads\":%d,\"rate\":%.0f,\"warmup_s\":%.3f,\"established\":%d,"
       "\"connect_s\":%.3f,\"window_s\":%.4f,\"requests\":%d,\"rps\":%.1f,\"mbps\":%.3f,\"unfinished\":%d,",
-      JsonString(r.label), ModeName(r.mode), JsonString(r.host), r.port, r.conns, r.pipeline, r.size, r.threads,
-      r.rate, r.warmup_s, r.established, r.connect_s, r.window_s, r.requests, r.rps(), r.mbps(), r.unfinished);
+      JsonString(r.label), ModeName(r.mode), JsonString(r.host), r.port, r.conns, r.pipeline, r.size, r.threads, r.rate,
+      r.warmup_s, r.established, r.connect_s, r.window_s, r.requests, r.rps(), r.mbps(), r.unfinished);
   const LatencyHistogram& h = r.latency;
   absl::StrAppendFormat(&j,
                         "\"latency_us\":{\"count\":%d,\"mean\":%.2f,\"p50\":%.2f,\"p90\":%.2f,\"p99\":%.2f,"
                         "\"p999\":%.2f,\"max\":%.2f},",
-                        h.count(), h.mean() / 1e3, Us(h.Percentile(0.5)), Us(h.Percentile(0.9)),
-                        Us(h.Percentile(0.99)), Us(h.Percentile(0.999)), Us(h.max()));
+                        h.count(), h.mean() / 1e3, Us(h.Percentile(0.5)), Us(h.Percentile(0.9)), Us(h.Percentile(0.99)),
+                        Us(h.Percentile(0.999)), Us(h.max()));
   absl::StrAppendFormat(&j, "\"errors\":{\"total\":%d", r.total_errors());
   for (int k = 0; k < kNumErrorKinds; ++k) absl::StrAppendFormat(&j, ",\"%s\":%d", ErrorKindName(k), r.errors[k]);
   j += "},";
@@ -123,12 +122,13 @@ std::string FormatJson(const RunResult& r) {
       j += "\"server_cpu_us_per_req\":null,";
     }
   } else {
-    absl::StrAppendFormat(&j, "\"server_pid\":%d,\"server_cpu_s\":null,\"server_cpu_util\":null,"
-                              "\"server_cpu_us_per_req\":null,", r.server_pid);
+    absl::StrAppendFormat(&j,
+                          "\"server_pid\":%d,\"server_cpu_s\":null,\"server_cpu_util\":null,"
+                          "\"server_cpu_us_per_req\":null,",
+                          r.server_pid);
   }
   if (r.rss_before >= 0 && r.rss_after >= 0) {
-    absl::StrAppendFormat(&j, "\"rss_before\":%d,\"rss_after\":%d,\"rss_per_conn\":%.1f,", r.rss_before,
-                          r.rss_after,
+    absl::StrAppendFormat(&j, "\"rss_before\":%d,\"rss_after\":%d,\"rss_per_conn\":%.1f,", r.rss_before, r.rss_after,
                           r.established ? static_cast<double>(r.rss_after - r.rss_before) / r.established : 0.0);
   }
   absl::StrAppendFormat(&j, "\"interrupted\":%s,\"ok\":%s}", r.interrupted ? "true" : "false",

@@ -24,8 +24,8 @@ struct RunResult {
   double warmup_s = 0;
   // What happened.
   int established = 0;
-  double connect_s = 0;  // opening and proving every connection
-  double window_s = 0;   // measured window as actually timed
+  double connect_s = 0;   // opening and proving every connection
+  double window_s = 0;    // measured window as actually timed
   uint64_t requests = 0;  // responses completed in the window
   uint64_t unfinished = 0;
   LatencyHistogram latency;  // ns

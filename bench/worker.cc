@@ -46,7 +46,7 @@ struct Worker::Conn {
   uint64_t out_seq = 0;
   uint64_t queued = 0;
   uint64_t recv_seq = 0;
-  uint64_t scheduled = 1;    // open loop: requests below this are due
+  uint64_t scheduled = 1;  // open loop: requests below this are due
 };
 
 const char* ErrorKindName(int kind) {
@@ -216,8 +216,7 @@ void Worker::OnResponse(Conn& c, uint64_t seq, int64_t now) {
     if (c.state == State::kProving) {
       c.state = State::kReady;
       --connecting_;
-      counters_.established.store(counters_.established.load(std::memory_order_relaxed) + 1,
-                                  std::memory_order_relaxed);
+      counters_.established.store(counters_.established.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
     return;
   }

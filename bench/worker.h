@@ -28,8 +28,8 @@ struct WorkerOptions {
   sockaddr_storage address{};
   socklen_t address_len = 0;
   Mode mode = Mode::kClosedLoop;
-  int pipeline = 1;          // requests in flight per connection (1..512)
-  double rate = 0;           // open loop: requests/s for this worker's connections
+  int pipeline = 1;            // requests in flight per connection (1..512)
+  double rate = 0;             // open loop: requests/s for this worker's connections
   int connect_in_flight = 64;  // connections being opened or proven at once
   // Set (by a signal handler, say) to end Connect() and Run() early; may be null.
   const std::atomic<bool>* stop = nullptr;

@@ -16,10 +16,10 @@
 #include "absl/strings/str_cat.h"
 #include "control/control_service.h"
 #include "gateway/host_port.h"
+#include "grpc/support/log.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
-#include "grpc/support/log.h"
 #include "grpcpp/server_builder.h"
 
 namespace gateway::control {
@@ -49,9 +49,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const C
   if (options.tls_cert_file.empty() || options.tls_key_file.empty()) {
     return absl::InvalidArgumentError("--control_tls_cert and --control_tls_key go together");
   }
-  absl::StatusOr<std::string> cert = ReadPemFile(options.tls_cert_file, "--control_tls_cert", "certificate", "CERTIFICATE-----");
+  absl::StatusOr<std::string> cert =
+      ReadPemFile(options.tls_cert_file, "--control_tls_cert", "certificate", "CERTIFICATE-----");
   if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = ReadPemFile(options.tls_key_file, "--control_tls_key", "private key", "PRIVATE KEY-----");
+  absl::StatusOr<std::string> key =
+      ReadPemFile(options.tls_key_file, "--control_tls_key", "private key", "PRIVATE KEY-----");
   if (!key.ok()) return key.status();
   grpc::SslServerCredentialsOptions ssl;
   ssl.pem_key_cert_pairs.push_back({*std::move(key), *std::move(cert)});

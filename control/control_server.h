@@ -60,7 +60,7 @@ class ControlServer {
   int port_ = 0;
   std::unique_ptr<GatewayControlService> service_;
   std::unique_ptr<grpc::Server> server_;
-  std::mutex mu_;  // std::mutex: TSan cannot see Debian's absl::Mutex
+  std::mutex mu_;         // std::mutex: TSan cannot see Debian's absl::Mutex
   bool stopped_ = false;  // guarded by mu_
 };
 

@@ -164,8 +164,7 @@ absl::StatusOr<ListQuery> GatewayControlService::ListQueryFromRequest(const v1::
   if (request.page_size() < 0) {
     return absl::InvalidArgumentError(absl::StrCat("page_size must be >= 0, got ", request.page_size()));
   }
-  const int page_size =
-      request.page_size() == 0 ? kDefaultPageSize : std::min(request.page_size(), kMaxPageSize);
+  const int page_size = request.page_size() == 0 ? kDefaultPageSize : std::min(request.page_size(), kMaxPageSize);
   absl::StatusOr<std::optional<ConnectionState>> state = StateFilterFromProto(request.state());
   if (!state.ok()) return state.status();
   ListQuery query;
@@ -210,8 +209,7 @@ grpc::ServerWriteReactor<v1::ConnectionEvent>* GatewayControlService::WatchConne
 }
 
 grpc::ServerUnaryReactor* GatewayControlService::GetStats(grpc::CallbackServerContext* context,
-                                                          const v1::GetStatsRequest* /*request*/,
-                                                          v1::Stats* response) {
+                                                          const v1::GetStatsRequest* /*request*/, v1::Stats* response) {
   FillStats(response);
   return FinishWith(context, absl::OkStatus());
 }

@@ -44,9 +44,11 @@ class GatewayControlService final : public v1::GatewayControl::CallbackService {
   // Open, refused and queued figures of the watch streams.
   WatchStats watch_stats() const { return watches_->Stats(); }
 
-  grpc::ServerUnaryReactor* GetTriggerMode(grpc::CallbackServerContext* context, const v1::GetTriggerModeRequest* request,
+  grpc::ServerUnaryReactor* GetTriggerMode(grpc::CallbackServerContext* context,
+                                           const v1::GetTriggerModeRequest* request,
                                            v1::TriggerModeStatus* response) override;
-  grpc::ServerUnaryReactor* SetTriggerMode(grpc::CallbackServerContext* context, const v1::SetTriggerModeRequest* request,
+  grpc::ServerUnaryReactor* SetTriggerMode(grpc::CallbackServerContext* context,
+                                           const v1::SetTriggerModeRequest* request,
                                            v1::TriggerModeStatus* response) override;
   grpc::ServerUnaryReactor* ListConnections(grpc::CallbackServerContext* context,
                                             const v1::ListConnectionsRequest* request,
@@ -56,8 +58,8 @@ class GatewayControlService final : public v1::GatewayControl::CallbackService {
   grpc::ServerUnaryReactor* CloseConnection(grpc::CallbackServerContext* context,
                                             const v1::CloseConnectionRequest* request,
                                             v1::CloseConnectionResponse* response) override;
-  grpc::ServerWriteReactor<v1::ConnectionEvent>* WatchConnections(
-      grpc::CallbackServerContext* context, const v1::WatchConnectionsRequest* request) override;
+  grpc::ServerWriteReactor<v1::ConnectionEvent>* WatchConnections(grpc::CallbackServerContext* context,
+                                                                  const v1::WatchConnectionsRequest* request) override;
   grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* context, const v1::GetStatsRequest* request,
                                      v1::Stats* response) override;
 

@@ -94,9 +94,7 @@ void ToProto(const ConnectionInfo& info, v1::Connection* out) {
 
 void ToProto(const ConnectionEvent& event, v1::ConnectionEvent* out) {
   switch (event.type) {
-    case ConnectionEvent::Type::kOpened:
-      out->set_type(v1::ConnectionEvent::TYPE_OPENED);
-      break;
+    case ConnectionEvent::Type::kOpened: out->set_type(v1::ConnectionEvent::TYPE_OPENED); break;
     case ConnectionEvent::Type::kStateChanged:
       out->set_type(v1::ConnectionEvent::TYPE_STATE_CHANGED);
       out->set_old_state(ToProto(event.old_state));

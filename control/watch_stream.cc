@@ -336,9 +336,9 @@ grpc::Status WatchRegistry::Add(std::shared_ptr<WatchSession> session) {
   if (ended_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the control plane is shutting down");
   if (max_watchers_ > 0 && sessions_.size() >= static_cast<size_t>(max_watchers_)) {
     ++refused_;
-    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                        absl::StrCat("too many watchers: ", sessions_.size(), " streams open, --max_watchers=",
-                                     max_watchers_));
+    return grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("too many watchers: ", sessions_.size(), " streams open, --max_watchers=", max_watchers_));
   }
   sessions_.push_back(std::move(session));
   return grpc::Status::OK;

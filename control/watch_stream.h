@@ -10,9 +10,9 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <condition_variable>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -42,11 +42,11 @@ struct WatchLimits {
 
 // What the registry reports on its streams (for GetStats and tests).
 struct WatchStats {
-  int open = 0;                      // streams open now
-  uint64_t refused = 0;              // streams refused by max_watchers since start
-  uint64_t queued_bytes = 0;         // queued now, over the open streams
-  uint64_t peak_queued_bytes = 0;    // the most any one stream has held queued since start
-  uint64_t dropped = 0;              // events dropped since start, over every stream
+  int open = 0;                    // streams open now
+  uint64_t refused = 0;            // streams refused by max_watchers since start
+  uint64_t queued_bytes = 0;       // queued now, over the open streams
+  uint64_t peak_queued_bytes = 0;  // the most any one stream has held queued since start
+  uint64_t dropped = 0;            // events dropped since start, over every stream
 };
 
 class WatchSession;
@@ -62,7 +62,7 @@ class WatchSession;
 class WatchPump {
  public:
   explicit WatchPump(double events_per_sec = 0);  // 0 = no budget
-  ~WatchPump();  // Stop()
+  ~WatchPump();                                   // Stop()
   WatchPump(const WatchPump&) = delete;
   WatchPump& operator=(const WatchPump&) = delete;
 
@@ -162,14 +162,14 @@ class WatchSession : public ConnectionObserver, public std::enable_shared_from_t
     uint64_t dropped_before = 0;  // events dropped between the previous one and this
   };
   std::deque<Queued> queue_;
-  size_t queued_bytes_ = 0;       // QueuedBytes() summed over queue_
+  size_t queued_bytes_ = 0;  // QueuedBytes() summed over queue_
   size_t peak_queued_bytes_ = 0;
   uint64_t dropped_pending_ = 0;  // dropped since the last queued event
   uint64_t dropped_total_ = 0;
-  bool kicked_ = false;   // the pump has it queued
-  bool observing_ = false;     // every reactor publishes to it
-  bool headers_sent_ = false;  // started: no events are written before them
-  bool writing_ = false;  // a write (or the headers) is in flight
+  bool kicked_ = false;              // the pump has it queued
+  bool observing_ = false;           // every reactor publishes to it
+  bool headers_sent_ = false;        // started: no events are written before them
+  bool writing_ = false;             // a write (or the headers) is in flight
   bool waiting_for_budget_ = false;  // queued in the pump for a write
   bool granted_ = false;             // holds a write from the budget
   bool finish_wanted_ = false;
@@ -226,7 +226,7 @@ class WatchRegistry {
   mutable std::mutex mu_;
   std::vector<std::shared_ptr<WatchSession>> sessions_;  // guarded by mu_
   bool ended_ = false;                                   // guarded by mu_
-  uint64_t refused_ = 0;          // guarded by mu_
+  uint64_t refused_ = 0;                                 // guarded by mu_
   // Of the streams already removed; guarded by mu_.
   uint64_t dropped_removed_ = 0;
   uint64_t peak_removed_ = 0;

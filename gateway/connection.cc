@@ -11,8 +11,8 @@
 #include "gateway/frame_codec.h"
 #include "gateway/frame_handler.h"
 #include "gateway/options.h"
-#include "gateway/read_scratch.h"
 #include "gateway/reactor_stats.h"
+#include "gateway/read_scratch.h"
 #include "gateway/thread_check.h"
 
 namespace gateway {
@@ -26,12 +26,7 @@ constexpr size_t kAdoptThreshold = ReadScratch::kSize / 2;
 }  // namespace
 
 Connection::Connection(const ConnectionContext* context, int fd, uint64_t id, const SocketAddress& peer)
-    : ctx_(context),
-      fd_(fd),
-      id_(id),
-      peer_(peer),
-      opened_ns_(context->loop->now_ns()),
-      last_active_ns_(opened_ns_) {}
+    : ctx_(context), fd_(fd), id_(id), peer_(peer), opened_ns_(context->loop->now_ns()), last_active_ns_(opened_ns_) {}
 
 Connection::~Connection() {
   in_.Release(ctx_->pool);
@@ -194,8 +189,7 @@ IoResult Connection::ReadOnce(bool in_place_only) {
 IoResult Connection::AnswerInput() {
   // in_ starts with a validated header, so there is no bad header to find.
   const Answered answered = AnswerFrames(in_.data(), in_.size());
-  if (answered.frames > 0 &&
-      SendResponses(in_.data(), answered.response_bytes, answered.frames) == IoResult::kClosed) {
+  if (answered.frames > 0 && SendResponses(in_.data(), answered.response_bytes, answered.frames) == IoResult::kClosed) {
     return IoResult::kClosed;
   }
   in_.Consume(answered.consumed);

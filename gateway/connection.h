@@ -47,7 +47,7 @@ class Connection final : public PollHandler {
 
   // Where the host queues the connection; only the host reads or writes it.
   struct HostLinks {
-    bool service_later = false;     // on the host's list to service after this turn's events
+    bool service_later = false;       // on the host's list to service after this turn's events
     bool waiting_for_budget = false;  // stopped reading: over --max_queued_bytes
   };
 

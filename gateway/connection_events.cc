@@ -13,8 +13,8 @@ void ConnectionEvents::AddObserver(std::shared_ptr<ConnectionObserver> observer)
 }
 
 void ConnectionEvents::RemoveObserver(const ConnectionObserver* observer) {
-  auto it = std::find_if(observers_.begin(), observers_.end(),
-                         [observer](const auto& o) { return o.get() == observer; });
+  auto it =
+      std::find_if(observers_.begin(), observers_.end(), [observer](const auto& o) { return o.get() == observer; });
   if (it == observers_.end()) return;
   if ((*it)->WantsStateChanges()) --state_observers_;
   observers_.erase(it);

@@ -8,9 +8,9 @@ namespace gateway {
 struct ConnectionEvent {
   enum class Type { kOpened, kStateChanged, kClosed };
   Type type = Type::kOpened;
-  ConnectionInfo connection;  // the state after the event
+  ConnectionInfo connection;                             // the state after the event
   ConnectionState old_state = ConnectionState::kAccept;  // kStateChanged only
-  CloseReason reason = CloseReason::kPeerClosed;          // kClosed only
+  CloseReason reason = CloseReason::kPeerClosed;         // kClosed only
   absl::Time time;
 };
 

@@ -48,7 +48,6 @@ class EventLoop : private PollHandler {
   Poller& poller() { return *poller_; }
   const Poller& poller() const { return *poller_; }
 
-
   // Waits for events, at most `timeout_ms` (-1: no limit), then updates the
   // clock. Returns how many.
   int Wait(int timeout_ms);

@@ -11,9 +11,9 @@
 namespace gateway {
 
 struct FdBudget {
-  int64_t limit = 0;     // RLIMIT_NOFILE (soft)
-  int64_t open = 0;      // fds open when measured
-  int64_t reserve = 0;   // kept for non-client use
+  int64_t limit = 0;            // RLIMIT_NOFILE (soft)
+  int64_t open = 0;             // fds open when measured
+  int64_t reserve = 0;          // kept for non-client use
   int64_t max_connections = 0;  // limit - open - reserve, at least 1
 };
 

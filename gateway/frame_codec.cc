@@ -27,8 +27,7 @@ FrameScan ScanFrame(absl::string_view data) {
     return scan;
   }
   scan.frame_size = kHeaderSize + payload;
-  scan.status = available >= scan.frame_size ? FrameScan::Status::kFrame
-                                             : FrameScan::Status::kNeedMore;
+  scan.status = available >= scan.frame_size ? FrameScan::Status::kFrame : FrameScan::Status::kNeedMore;
   return scan;
 }
 

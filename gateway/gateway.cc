@@ -6,10 +6,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <condition_variable>
-#include <mutex>
+#include <cstring>
 #include <iterator>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -208,15 +208,15 @@ void Gateway::ListConnections(const ListQuery& query, Done<ConnectionPage> done)
   if (query.limit > 0) per_reactor.limit = query.limit + 1;
   RunOnAllReactors(
       [per_reactor, gathered](Reactor& r, Reply reply) {
-        r.ListConnections(per_reactor, [gathered, reply = std::move(reply)](std::vector<ConnectionInfo> infos,
-                                                                            size_t total) mutable {
-          {
-            std::lock_guard<std::mutex> lock(gathered->mu);
-            gathered->total += total;
-            std::move(infos.begin(), infos.end(), std::back_inserter(gathered->infos));
-          }
-          std::move(reply)();
-        });
+        r.ListConnections(
+            per_reactor, [gathered, reply = std::move(reply)](std::vector<ConnectionInfo> infos, size_t total) mutable {
+              {
+                std::lock_guard<std::mutex> lock(gathered->mu);
+                gathered->total += total;
+                std::move(infos.begin(), infos.end(), std::back_inserter(gathered->infos));
+              }
+              std::move(reply)();
+            });
       },
       [limit = query.limit, gathered, done = std::move(done)](absl::Status status) mutable {
         if (!status.ok()) {

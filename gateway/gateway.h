@@ -156,7 +156,7 @@ class Gateway {
   absl::Time started_at_;
   std::atomic<TriggerMode> mode_{TriggerMode::kEdge};
   std::atomic<uint64_t> switches_{0};
-  std::atomic<bool> running_{false};  // Start() has run: reactors answer posts
+  std::atomic<bool> running_{false};       // Start() has run: reactors answer posts
   std::atomic<uint32_t> next_adopter_{0};  // round robin for AdoptConnection
 
   // std::mutex, not absl::Mutex: see EventLoop (TSan visibility).

@@ -52,12 +52,10 @@ void Listener::AcceptSome() {
       continue;
     }
     switch (errno) {
-      case EAGAIN:
-        return;  // drained: in edge mode the next connection brings a new edge
+      case EAGAIN: return;  // drained: in edge mode the next connection brings a new edge
       case EINTR:
       case ECONNABORTED:
-      case EPROTO:
-        continue;
+      case EPROTO: continue;
       case EMFILE:
       case ENFILE:
         stats_->accept_errors.Add();

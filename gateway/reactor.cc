@@ -38,7 +38,8 @@ Reactor::Reactor(int index, int listen_fd, const ReactorOptions& options, Shared
       timers_(options_),
       events_(&stats_),
       context_{&options_, &stats_, &pool_, &scratch_, &loop_, handler_.get(), &timers_, &events_, this, index},
-      listener_(std::make_unique<Listener>(&loop_, static_cast<ListenerHost*>(this), &stats_, options.accept_budget, listen_fd)) {}
+      listener_(std::make_unique<Listener>(&loop_, static_cast<ListenerHost*>(this), &stats_, options.accept_budget,
+                                           listen_fd)) {}
 
 Reactor::~Reactor() {
   Join();
@@ -280,8 +281,7 @@ void Reactor::ContinueList(std::shared_ptr<ListJob> job) {
   int snapshots = 0;
   int scanned = 0;
   auto it = connections_.upper_bound(job->cursor);
-  for (; it != connections_.end() && !full() && snapshots < kListSnapshotsPerTurn && scanned < kListScanPerTurn;
-       ++it) {
+  for (; it != connections_.end() && !full() && snapshots < kListSnapshotsPerTurn && scanned < kListScanPerTurn; ++it) {
     ++scanned;
     job->cursor = it->first;
     if (query.state.has_value() && it->second->state() != *query.state) continue;

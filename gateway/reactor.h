@@ -23,8 +23,8 @@
 #include "gateway/list_query.h"
 #include "gateway/listener.h"
 #include "gateway/options.h"
-#include "gateway/read_scratch.h"
 #include "gateway/reactor_stats.h"
+#include "gateway/read_scratch.h"
 #include "gateway/shared_counters.h"
 
 namespace gateway {
@@ -115,7 +115,7 @@ class Reactor final : private ConnectionHost, private ListenerHost {
   std::thread thread_;
 
   absl::btree_map<int, std::unique_ptr<Connection>> connections_;  // ordered: pages walk it by fd
-  std::vector<std::unique_ptr<Connection>> closed_;  // destroyed after each wakeup
+  std::vector<std::unique_ptr<Connection>> closed_;                // destroyed after each wakeup
   // Connections to service again after this turn's events (ServiceLater).
   std::vector<Connection*> deferred_;
   std::vector<Connection*> deferred_running_;

@@ -63,8 +63,7 @@ class RelaxedHistogram {
 
 // Seconds from a frame's last byte read to its response's last byte written.
 inline constexpr std::array<double, 19> kRequestDurationBounds = {
-    1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2,
-    2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+    1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 // Events returned by one epoll_wait.
 inline constexpr std::array<double, 11> kEpollEventsBounds = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
 
@@ -84,10 +83,10 @@ struct alignas(64) ReactorStats {
   RelaxedCounter bytes_in;
   RelaxedCounter bytes_out;
   RelaxedCounter protocol_errors;
-  RelaxedCounter accept_errors;  // EMFILE, ENFILE, ENOBUFS, ... on accept
+  RelaxedCounter accept_errors;    // EMFILE, ENFILE, ENOBUFS, ... on accept
   RelaxedCounter accept_backoffs;  // accepting paused briefly: out of fds, no spare to shed with
   RelaxedGauge queued_bytes;       // bytes of buffer blocks held by connections (and the scratch block)
-  RelaxedCounter wakeups;        // epoll_wait returns
+  RelaxedCounter wakeups;          // epoll_wait returns
   RelaxedHistogram<kRequestDurationBounds.size()> request_duration{kRequestDurationBounds};
   RelaxedHistogram<kEpollEventsBounds.size()> epoll_events{kEpollEventsBounds};
 };

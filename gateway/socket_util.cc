@@ -35,9 +35,10 @@ absl::StatusOr<int> BindSocket(const SocketAddress& address, bool reuse_port) {
     return status;
   }
   if (bind(fd, &address.sa, LengthOf(address)) != 0) {
-    absl::Status status = errno == EADDRINUSE
-                              ? absl::UnavailableError(absl::StrCat("cannot listen on ", name, ": address already in use"))
-                              : Errno("bind", name);
+    absl::Status status =
+        errno == EADDRINUSE
+            ? absl::UnavailableError(absl::StrCat("cannot listen on ", name, ": address already in use"))
+            : Errno("bind", name);
     close(fd);
     return status;
   }

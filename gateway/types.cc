@@ -2,9 +2,7 @@
 
 namespace gateway {
 
-absl::string_view TriggerModeName(TriggerMode mode) {
-  return mode == TriggerMode::kEdge ? "edge" : "level";
-}
+absl::string_view TriggerModeName(TriggerMode mode) { return mode == TriggerMode::kEdge ? "edge" : "level"; }
 
 bool AbslParseFlag(absl::string_view text, TriggerMode* mode, std::string* error) {
   if (text == "edge" || text == "et") {

@@ -44,7 +44,7 @@ absl::string_view CloseReasonName(CloseReason reason);  // "peer_closed", ...
 // A copy of one connection's state, taken on its reactor's thread.
 struct ConnectionInfo {
   int fd = -1;
-  uint64_t id = 0;  // unique for the process lifetime, unlike fd
+  uint64_t id = 0;   // unique for the process lifetime, unlike fd
   std::string peer;  // "ip:port"
   ConnectionState state = ConnectionState::kAccept;
   TriggerMode trigger_mode = TriggerMode::kEdge;

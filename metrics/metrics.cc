@@ -26,7 +26,6 @@
 #include "metrics/metrics_process.h"
 #include "prometheus/exposer.h"
 
-
 namespace gateway {
 namespace {
 
@@ -106,11 +105,11 @@ constexpr int kMetricsListenBacklog = 1024;
 
 std::vector<std::string> CivetwebOptions(absl::string_view listen_address) {
   // Name, value, name, value, ...
-  return {"listening_ports", std::string(listen_address),
-          "num_threads", absl::StrCat(kMetricsThreads),
+  return {"listening_ports",    std::string(listen_address),
+          "num_threads",        absl::StrCat(kMetricsThreads),
           "request_timeout_ms", absl::StrCat(kMetricsRequestTimeoutMs),
-          "enable_keep_alive", "no",
-          "listen_backlog", absl::StrCat(kMetricsListenBacklog)};
+          "enable_keep_alive",  "no",
+          "listen_backlog",     absl::StrCat(kMetricsListenBacklog)};
 }
 
 // Checks "host:port" the way civetweb will read it, so a typo gets a clear
@@ -119,8 +118,7 @@ absl::Status ValidateListenAddress(absl::string_view address) {
   const absl::StatusOr<HostPort> split = SplitHostPort(address);
   if (!split.ok() || split->host.empty() || address.front() == '[' || !ParsePort(split->port)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--metrics_listen: expected IPv4-address:port or hostname:port (IPv6 is not supported), got '", address,
-        "'"));
+        "--metrics_listen: expected IPv4-address:port or hostname:port (IPv6 is not supported), got '", address, "'"));
   }
   return absl::OkStatus();
 }
@@ -164,8 +162,8 @@ GatewayCollector::GatewayCollector(const Gateway* gateway, BuildInfo build_info)
 std::vector<MetricFamily> GatewayCollector::Collect() const {
   std::vector<MetricFamily> out;
   out.reserve(20);
-  MetricFamily build = Family("gateway_build_info", "Always 1; labels say what the running binary was built from.",
-                              MetricType::Gauge);
+  MetricFamily build =
+      Family("gateway_build_info", "Always 1; labels say what the running binary was built from.", MetricType::Gauge);
   AddGauge(&build,
            {{"version", build_info_.version},
             {"revision", build_info_.revision},
@@ -206,8 +204,8 @@ void GatewayCollector::CollectConnections(std::vector<MetricFamily>* out) const 
                                    "or shed when out of file descriptors.",
                                    [](const ReactorStats& s) { return s.rejected.Get(); }));
 
-  MetricFamily closed = Family("gateway_connections_closed_total", "Connections closed, by reactor and reason.",
-                               MetricType::Counter);
+  MetricFamily closed =
+      Family("gateway_connections_closed_total", "Connections closed, by reactor and reason.", MetricType::Counter);
   for (int r = 0; r < gw.num_reactors(); ++r) {
     const ReactorStats& stats = gw.reactor_stats(r);
     for (int c = 0; c < kNumCloseReasons; ++c) {
@@ -232,9 +230,9 @@ void GatewayCollector::CollectTraffic(std::vector<MetricFamily>* out) const {
                                    "Malformed frame headers (each closes its connection).",
                                    [](const ReactorStats& s) { return s.protocol_errors.Get(); }));
   if (!gw.options().reactor.measure_latency) return;  // no data: leave it out rather than report zeros
-  MetricFamily duration = Family("gateway_request_duration_seconds",
-                                 "Time from a request frame's last byte read to its response's last byte written.",
-                                 MetricType::Histogram);
+  MetricFamily duration =
+      Family("gateway_request_duration_seconds",
+             "Time from a request frame's last byte read to its response's last byte written.", MetricType::Histogram);
   for (int r = 0; r < gw.num_reactors(); ++r) {
     AddHistogram(&duration, {ReactorLabel(r)}, gw.reactor_stats(r).request_duration);
   }
@@ -260,9 +258,9 @@ void GatewayCollector::CollectLoop(std::vector<MetricFamily>* out) const {
     AddGauge(&queued, {ReactorLabel(r)}, static_cast<double>(gw.reactor_stats(r).queued_bytes.Get()));
   }
   out->push_back(std::move(queued));
-  MetricFamily events = Family("gateway_epoll_wait_events",
-                               "Events returned by one epoll_wait() (wakeups with no event are not observed).",
-                               MetricType::Histogram);
+  MetricFamily events =
+      Family("gateway_epoll_wait_events",
+             "Events returned by one epoll_wait() (wakeups with no event are not observed).", MetricType::Histogram);
   for (int r = 0; r < gw.num_reactors(); ++r) {
     AddHistogram(&events, {ReactorLabel(r)}, gw.reactor_stats(r).epoll_events);
   }
@@ -271,8 +269,8 @@ void GatewayCollector::CollectLoop(std::vector<MetricFamily>* out) const {
 
 void GatewayCollector::CollectTriggerMode(std::vector<MetricFamily>* out) const {
   const TriggerMode mode = gateway_->trigger_mode();
-  MetricFamily current = Family("gateway_trigger_mode", "1 for the epoll trigger mode in use, 0 for the other.",
-                                MetricType::Gauge);
+  MetricFamily current =
+      Family("gateway_trigger_mode", "1 for the epoll trigger mode in use, 0 for the other.", MetricType::Gauge);
   for (TriggerMode m : {TriggerMode::kEdge, TriggerMode::kLevel}) {
     AddGauge(&current, {{"mode", std::string(TriggerModeName(m))}}, m == mode ? 1 : 0);
   }

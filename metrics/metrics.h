@@ -66,8 +66,7 @@ class MetricsServer {
   // Starts serving GET /metrics on `listen_address` ("host:port", IPv4 or a
   // host name; port 0 picks a free one). INVALID_ARGUMENT for a malformed
   // address, UNAVAILABLE if it cannot be bound (e.g. the port is busy).
-  static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(absl::string_view listen_address,
-                                                              const Gateway* gateway);
+  static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(absl::string_view listen_address, const Gateway* gateway);
   ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;

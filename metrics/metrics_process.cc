@@ -111,8 +111,8 @@ std::vector<MetricFamily> ProcessCollector::Collect() const {
     const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
     out.push_back(Single("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
                          MetricType::Counter, (stat->Field(14) + stat->Field(15)) / ticks));
-    out.push_back(Single("process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::Gauge,
-                         stat->Field(23)));
+    out.push_back(
+        Single("process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::Gauge, stat->Field(23)));
     out.push_back(Single("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge,
                          stat->Field(24) * page));
   }

@@ -131,7 +131,7 @@ int Run(int argc, char** argv) {
   std::fprintf(stderr, "gateway: %s received, draining\n", signo == SIGTERM ? "SIGTERM" : "SIGINT");
   gw->Shutdown(absl::GetFlag(FLAGS_drain_timeout));
   if (control) control->Shutdown(absl::Seconds(1));  // watchers get the drain's close events, then OK
-  metrics.reset();                                    // before the gateway it reads
+  metrics.reset();                                   // before the gateway it reads
   std::fprintf(stderr, "gateway: stopped\n");
   return 0;
 }

@@ -125,7 +125,9 @@ void CloseStorm::Settle(Member& m, FrameStream::Result end) {
       if (logged_++ < kMaxLogged) {
         SOAK_LOG("storm: graceful close of fd %d id %llu: %s, %s, %llu answers for %llu frames read before it\n",
                  m.gw_fd, static_cast<unsigned long long>(m.id),
-                 eof ? "EOF" : end == FrameStream::Result::kOk ? "did not end in 15 s" : "reset/error",
+                 eof                               ? "EOF"
+                 : end == FrameStream::Result::kOk ? "did not end in 15 s"
+                                                   : "reset/error",
                  s.at_frame_boundary() ? "at a frame boundary" : "inside a frame",
                  static_cast<unsigned long long>(s.answered()), static_cast<unsigned long long>(m.listed_frames_in));
       }
@@ -280,8 +282,8 @@ void CloseStorm::RunBatch() {
       } else if (status.ok()) {
         c.wrong_id_hit.fetch_add(1);
         if (logged_++ < kMaxLogged) {
-          SOAK_LOG("storm: CloseConnection{fd %d, wrong id} closed connection id %llu (must be NOT_FOUND)\n",
-                   m->gw_fd, static_cast<unsigned long long>(m->id));
+          SOAK_LOG("storm: CloseConnection{fd %d, wrong id} closed connection id %llu (must be NOT_FOUND)\n", m->gw_fd,
+                   static_cast<unsigned long long>(m->id));
         }
         m->kind = Kind::kUnchecked;
         m->phase = Phase::kClosing;
@@ -343,12 +345,8 @@ void StalledWatchers::Close(Stream& stream) {
   stream.context.TryCancel();
   const grpc::Status status = stream.reader->Finish();
   switch (status.error_code()) {
-    case grpc::StatusCode::CANCELLED:
-      c.watchers_cancelled.fetch_add(1);
-      break;
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      c.watchers_exhausted.fetch_add(1);
-      break;
+    case grpc::StatusCode::CANCELLED: c.watchers_cancelled.fetch_add(1); break;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: c.watchers_exhausted.fetch_add(1); break;
     default:
       c.watchers_other.fetch_add(1);
       SOAK_LOG("watcher ended with status %d: %s\n", static_cast<int>(status.error_code()),

@@ -20,8 +20,8 @@ struct SoakCounters {
   Counter frames_sent{0};      // written in full
   Counter frames_answered{0};  // verified byte for byte
   Counter bytes_answered{0};
-  Counter lost{0};     // written, then the connection ended (or the run did) before the answer
-  Counter corrupt{0};  // a response byte that was not the expected one
+  Counter lost{0};                   // written, then the connection ended (or the run did) before the answer
+  Counter corrupt{0};                // a response byte that was not the expected one
   Counter verified_conns_broken{0};  // verified connections that the gateway closed or reset
   Counter verified_connect_errors{0};
   Counter verified_stalls{0};  // times a verified connection stopped reading for a while
@@ -54,17 +54,17 @@ struct SoakCounters {
 
   // CloseConnection storms on the driver's own connections.
   Counter storm_conns{0};
-  Counter storm_not_listed{0};       // a connection the gateway had answered was not in ListConnections
-  Counter close_ok{0};               // CloseConnection OK
-  Counter close_not_found{0};        // NOT_FOUND for the right {fd, id} (acceptable in a storm)
-  Counter close_other_error{0};      // any other status
-  Counter graceful_checked{0};       // graceful closes whose stream was checked
-  Counter graceful_bad{0};           // a graceful close that lost an answer, cut a frame or reset
-  Counter force_closed{0};           // force closes (only corruption is checked)
-  Counter wrong_id_not_found{0};     // {fd, wrong id} answered NOT_FOUND and the connection lived on
-  Counter wrong_id_hit{0};           // {fd, wrong id} closed the connection anyway
+  Counter storm_not_listed{0};    // a connection the gateway had answered was not in ListConnections
+  Counter close_ok{0};            // CloseConnection OK
+  Counter close_not_found{0};     // NOT_FOUND for the right {fd, id} (acceptable in a storm)
+  Counter close_other_error{0};   // any other status
+  Counter graceful_checked{0};    // graceful closes whose stream was checked
+  Counter graceful_bad{0};        // a graceful close that lost an answer, cut a frame or reset
+  Counter force_closed{0};        // force closes (only corruption is checked)
+  Counter wrong_id_not_found{0};  // {fd, wrong id} answered NOT_FOUND and the connection lived on
+  Counter wrong_id_hit{0};        // {fd, wrong id} closed the connection anyway
   Counter storm_corrupt{0};
-  Counter storm_unexpected{0};       // ended before its close, never ended after it, or stopped answering
+  Counter storm_unexpected{0};  // ended before its close, never ended after it, or stopped answering
   Counter storm_connect_errors{0};
 
   // Stalled watchers.

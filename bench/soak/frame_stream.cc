@@ -24,8 +24,8 @@ constexpr int kMaxIov = 64;
 
 // Sizes where the gateway's buffering changes: a header split across reads,
 // the 8 KiB adopt threshold, powers of two, the largest frames.
-constexpr uint32_t kEdgeSizes[] = {1,    2,    3,     4,     5,     6,     8191,  8192,  8193, 16383,
-                                   16384, 65535, 65536, 65537, 99994, 99995, 99998, 99999};
+constexpr uint32_t kEdgeSizes[] = {1,     2,     3,     4,     5,     6,     8191,  8192,  8193,
+                                   16383, 16384, 65535, 65536, 65537, 99994, 99995, 99998, 99999};
 
 }  // namespace
 
@@ -150,8 +150,8 @@ FrameStream::Result FrameStream::Verify(const char* data, size_t len, uint64_t* 
       if (std::memcmp(data + checked, expected, take - checked) != 0) {
         size_t at = 0;
         while (data[checked + at] == expected[at]) ++at;
-        error_ = absl::StrFormat("response %u (payload %u bytes): byte %u differs", answered_, r.size,
-                                 payload_pos + at);
+        error_ =
+            absl::StrFormat("response %u (payload %u bytes): byte %u differs", answered_, r.size, payload_pos + at);
         return Result::kCorrupt;
       }
     }

@@ -31,9 +31,7 @@ class SoakPattern {
   explicit SoakPattern(uint64_t seed);
 
   // A random place in the pattern for a payload of any size.
-  static uint32_t RandomOffset(std::mt19937_64& rng) {
-    return static_cast<uint32_t>(rng() % kOffsets);
-  }
+  static uint32_t RandomOffset(std::mt19937_64& rng) { return static_cast<uint32_t>(rng() % kOffsets); }
   const char* Request(uint32_t offset) const { return bytes_.data() + offset; }
   // The reversed payload of the request of `size` bytes at `offset`.
   const char* Response(uint32_t offset, uint32_t size) const {

@@ -109,8 +109,8 @@ absl::StatusOr<std::unique_ptr<GatewayProcess>> GatewayProcess::Start(const std:
   std::unique_ptr<GatewayProcess> process(new GatewayProcess(child->first, child->second, log_path));
   if (!process->WaitForPorts(timeout_ms)) {
     process->Stop(1000);
-    return absl::UnavailableError(absl::StrCat("the gateway (", absl::StrJoin(argv, " "),
-                                               ") did not print its three ports; see ", log_path));
+    return absl::UnavailableError(
+        absl::StrCat("the gateway (", absl::StrJoin(argv, " "), ") did not print its three ports; see ", log_path));
   }
   return process;
 }

@@ -56,7 +56,7 @@ class GatewayProcess {
   int metrics_port_ = 0;
   std::mutex mu_;
   std::condition_variable ports_seen_;
-  int parsed_[3] = {0, 0, 0};  // guarded by mu_: data, control, metrics
+  int parsed_[3] = {0, 0, 0};   // guarded by mu_: data, control, metrics
   bool output_closed_ = false;  // guarded by mu_
   std::thread reader_;
 };

@@ -166,8 +166,8 @@ void PrintSummary(const SoakCounters& c, const SoakReport& r, FILE* out) {
                "  storm     %llu conns: close OK %llu, NOT_FOUND %llu, other %llu; graceful checked %llu (bad %llu), "
                "forced %llu, wrong id NOT_FOUND %llu (hit %llu), not listed %llu, unexpected %llu\n",
                U(c.storm_conns), U(c.close_ok), U(c.close_not_found), U(c.close_other_error), U(c.graceful_checked),
-               U(c.graceful_bad), U(c.force_closed), U(c.wrong_id_not_found), U(c.wrong_id_hit),
-               U(c.storm_not_listed), U(c.storm_unexpected));
+               U(c.graceful_bad), U(c.force_closed), U(c.wrong_id_not_found), U(c.wrong_id_hit), U(c.storm_not_listed),
+               U(c.storm_unexpected));
   std::fprintf(out,
                "  watchers  %llu opened: %llu cancelled by us, %llu RESOURCE_EXHAUSTED, %llu other; %llu events "
                "read, most dropped %llu\n",

@@ -17,10 +17,10 @@
 namespace soak {
 
 struct Thresholds {
-  double rss_slack = 0.2;                      // flat RSS: +20% over the second quarter's median
-  double fd_slack = 64;                        // flat fds: +64
-  double queued_slack_bytes = 16 << 20;        // flat queued bytes: x1.5 + this
-  int settle_fd_slack = 16;                    // fds once everything closed: at most baseline + this
+  double rss_slack = 0.2;                // flat RSS: +20% over the second quarter's median
+  double fd_slack = 64;                  // flat fds: +64
+  double queued_slack_bytes = 16 << 20;  // flat queued bytes: x1.5 + this
+  int settle_fd_slack = 16;              // fds once everything closed: at most baseline + this
 };
 
 struct SoakReport {

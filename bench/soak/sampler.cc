@@ -22,8 +22,7 @@ namespace soak {
 namespace {
 
 int64_t MillisLeft(Clock::time_point deadline) {
-  return std::max<int64_t>(
-      0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+  return std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
 }
 
 double Median(std::vector<double> v) {
@@ -133,7 +132,8 @@ Sample Sampler::TakeSample() {
   SoakCounters& c = counters();
   if (!options_.metrics_host.empty()) {
     const Clock::time_point called = Clock::now();
-    absl::StatusOr<std::string> body = HttpGet(options_.metrics_host, options_.metrics_port, options_.metrics_path, 3000);
+    absl::StatusOr<std::string> body =
+        HttpGet(options_.metrics_host, options_.metrics_port, options_.metrics_path, 3000);
     RecordMaxMs(c.scrape_max_ms, called);
     if (body.ok()) {
       s.scraped = true;
@@ -192,7 +192,7 @@ void Sampler::WriteCsv(const Sample& s) {
                static_cast<unsigned long long>(s.frame_timeout_closes),
                s.trigger_mode == v1::TRIGGER_MODE_LEVEL  ? "level"
                : s.trigger_mode == v1::TRIGGER_MODE_EDGE ? "edge"
-                                                          : "unknown",
+                                                         : "unknown",
                static_cast<unsigned long long>(s.frames_answered), static_cast<unsigned long long>(s.lost),
                static_cast<unsigned long long>(s.corrupt), s.scraped ? 1 : 0, s.stats_ok ? 1 : 0);
   std::fflush(csv_);

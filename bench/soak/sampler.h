@@ -20,15 +20,15 @@
 namespace soak {
 
 struct Sample {
-  double t_s = 0;           // since the run started
-  int64_t rss_bytes = -1;   // -1: could not be read (the gateway is gone)
+  double t_s = 0;          // since the run started
+  int64_t rss_bytes = -1;  // -1: could not be read (the gateway is gone)
   int64_t fds = -1;
   bool scraped = false;     // /metrics answered
   double queued_bytes = 0;  // sum of gateway_queued_bytes; 0 if absent
   bool queued_metric = false;
-  double active_metric = -1;  // gateway_connections_active
-  bool stats_ok = false;      // GetStats answered
-  int64_t active = -1;        // gateway_connections_active if scraped, else GetStats; -1 if neither
+  double active_metric = -1;       // gateway_connections_active
+  bool stats_ok = false;           // GetStats answered
+  int64_t active = -1;             // gateway_connections_active if scraped, else GetStats; -1 if neither
   int64_t queued_bytes_stats = 0;  // Stats.totals.queued_bytes
   uint64_t accepted = 0;
   uint64_t closed_total = 0;

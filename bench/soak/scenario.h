@@ -36,7 +36,9 @@ class Scenario {
   Scenario(const Scenario&) = delete;
   Scenario& operator=(const Scenario&) = delete;
 
-  void Start() { thread_ = std::thread([this] { Run(); }); }
+  void Start() {
+    thread_ = std::thread([this] { Run(); });
+  }
   // Asks Run() to wind down; it returns once its connections are settled.
   void RequestStop() {
     std::lock_guard<std::mutex> lock(mu_);

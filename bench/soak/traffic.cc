@@ -27,16 +27,11 @@ constexpr int kMaxLogged = 20;
 
 const char* ResultName(FrameStream::Result r) {
   switch (r) {
-    case FrameStream::Result::kOk:
-      return "ok";
-    case FrameStream::Result::kEof:
-      return "EOF";
-    case FrameStream::Result::kReset:
-      return "reset";
-    case FrameStream::Result::kError:
-      return "socket error";
-    case FrameStream::Result::kCorrupt:
-      return "corrupt";
+    case FrameStream::Result::kOk: return "ok";
+    case FrameStream::Result::kEof: return "EOF";
+    case FrameStream::Result::kReset: return "reset";
+    case FrameStream::Result::kError: return "socket error";
+    case FrameStream::Result::kCorrupt: return "corrupt";
   }
   return "?";
 }
@@ -48,7 +43,7 @@ struct VerifiedTraffic::Slot {
   int depth = 1;
   uint32_t next_size = 0;  // the next request's payload size, once drawn
   bool registered = false;
-  uint32_t interest = 0;  // registered epoll events
+  uint32_t interest = 0;              // registered epoll events
   Clock::time_point stalled_until{};  // not reading until then; epoch = reading
   Clock::time_point next_stall_check{};
 };

@@ -14,9 +14,9 @@ namespace soak {
 
 struct TrafficOptions {
   int conns = 32;
-  int max_pipeline = 16;                    // requests in flight per connection: 1..this, redrawn as it runs
+  int max_pipeline = 16;                     // requests in flight per connection: 1..this, redrawn as it runs
   uint64_t max_inflight_bytes = 512 * 1024;  // per connection
-  double mbps = 0;                          // request bytes per second over all connections, in MB; 0 = no cap
+  double mbps = 0;                           // request bytes per second over all connections, in MB; 0 = no cap
   // Backpressure: up to this fraction of the connections at a time stop
   // reading for 0.5..8 s while they pipeline up to stall_inflight_bytes. The
   // gateway then stops reading them, often with a frame half read, for longer

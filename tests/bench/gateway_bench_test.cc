@@ -99,8 +99,8 @@ class GatewayBenchTest : public ::testing::Test {
 };
 
 TEST_F(GatewayBenchTest, ClosedLoopValidatesEveryResponseAndReportsJson) {
-  const BenchRun run = RunBench({Port(), "--conns=4", "--pipeline=4", "--size=300", "--duration=1s",
-                                 "--warmup=200ms", "--label=inproc", absl::StrCat("--server_pid=", getpid())});
+  const BenchRun run = RunBench({Port(), "--conns=4", "--pipeline=4", "--size=300", "--duration=1s", "--warmup=200ms",
+                                 "--label=inproc", absl::StrCat("--server_pid=", getpid())});
   ASSERT_EQ(run.exit_code, 0) << run.output;
   ASSERT_FALSE(run.json.empty()) << run.output;
   EXPECT_EQ(JsonField(run.json, "label"), "\"inproc\"");
@@ -122,8 +122,8 @@ TEST_F(GatewayBenchTest, ClosedLoopValidatesEveryResponseAndReportsJson) {
 }
 
 TEST_F(GatewayBenchTest, OpenLoopMeasuresFromIntendedSendTimes) {
-  const BenchRun run = RunBench({Port(), "--conns=3", "--rate=3000", "--pipeline=8", "--size=16",
-                                 "--duration=1s", "--warmup=100ms"});
+  const BenchRun run =
+      RunBench({Port(), "--conns=3", "--rate=3000", "--pipeline=8", "--size=16", "--duration=1s", "--warmup=100ms"});
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_EQ(JsonField(run.json, "mode"), "\"open\"");
   EXPECT_EQ(JsonNumber(run.json, "rate"), 3000);
@@ -135,8 +135,8 @@ TEST_F(GatewayBenchTest, OpenLoopMeasuresFromIntendedSendTimes) {
 }
 
 TEST_F(GatewayBenchTest, IdleModeProvesAndHoldsConnections) {
-  const BenchRun run = RunBench({Port(), "--idle=50", "--duration=200ms", "--threads=2",
-                                 absl::StrCat("--server_pid=", getpid())});
+  const BenchRun run =
+      RunBench({Port(), "--idle=50", "--duration=200ms", "--threads=2", absl::StrCat("--server_pid=", getpid())});
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("idle: 50 of 50 connections established"), std::string::npos) << run.output;
   EXPECT_EQ(JsonField(run.json, "mode"), "\"idle\"");
@@ -253,8 +253,8 @@ class WrongServer {
 
 TEST(GatewayBenchErrorsTest, OneCorruptedByteIsAMismatch) {
   WrongServer server(WrongServer::Fault::kCorruptByte, 3);  // after the proof and one good response
-  const BenchRun run = RunBench({absl::StrCat("--port=", server.port()), "--conns=1", "--size=100",
-                                 "--duration=300ms", "--warmup=0s"});
+  const BenchRun run =
+      RunBench({absl::StrCat("--port=", server.port()), "--conns=1", "--size=100", "--duration=300ms", "--warmup=0s"});
   EXPECT_EQ(server.faults(), 1);
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_EQ(JsonNumber(run.json, "mismatch"), 1);
@@ -273,8 +273,8 @@ TEST(GatewayBenchErrorsTest, CorruptedProofFailsTheConnection) {
 
 TEST(GatewayBenchErrorsTest, EarlyEofIsCounted) {
   WrongServer server(WrongServer::Fault::kEarlyEof, 5);
-  const BenchRun run = RunBench({absl::StrCat("--port=", server.port()), "--conns=1", "--pipeline=2",
-                                 "--duration=300ms", "--warmup=0s"});
+  const BenchRun run = RunBench(
+      {absl::StrCat("--port=", server.port()), "--conns=1", "--pipeline=2", "--duration=300ms", "--warmup=0s"});
   EXPECT_EQ(server.faults(), 1);
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_EQ(JsonNumber(run.json, "eof") + JsonNumber(run.json, "reset"), 1);

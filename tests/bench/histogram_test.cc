@@ -21,7 +21,7 @@ TEST(LatencyHistogramTest, BucketsTileTheRangeWithoutGaps) {
 
 TEST(LatencyHistogramTest, EveryValueLandsInItsBucket) {
   for (uint64_t v : std::initializer_list<uint64_t>{0, 1, 127, 128, 255, 256, 257, 511, 512, 1000, 123456789,
-                                                   (uint64_t{1} << 39) + 12345, LatencyHistogram::kMaxValue}) {
+                                                    (uint64_t{1} << 39) + 12345, LatencyHistogram::kMaxValue}) {
     const int i = LatencyHistogram::BucketIndex(v);
     EXPECT_LE(LatencyHistogram::BucketLowest(i), v) << v;
     EXPECT_GE(LatencyHistogram::BucketHighest(i), v) << v;
@@ -31,7 +31,8 @@ TEST(LatencyHistogramTest, EveryValueLandsInItsBucket) {
 TEST(LatencyHistogramTest, SmallValuesAreExactLargeOnesWithin1Percent) {
   for (uint64_t v = 0; v < 256; ++v) EXPECT_EQ(LatencyHistogram::BucketIndex(v), static_cast<int>(v));
   for (int i = 256; i < LatencyHistogram::NumBuckets(); ++i) {
-    const double width = static_cast<double>(LatencyHistogram::BucketHighest(i) - LatencyHistogram::BucketLowest(i) + 1);
+    const double width =
+        static_cast<double>(LatencyHistogram::BucketHighest(i) - LatencyHistogram::BucketLowest(i) + 1);
     EXPECT_LE(width / static_cast<double>(LatencyHistogram::BucketLowest(i)), 1.0 / 128) << "bucket " << i;
   }
 }

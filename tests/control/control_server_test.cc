@@ -44,9 +44,9 @@ class Pki {
     std::atexit([] { (void)std::system(absl::StrCat("rm -rf ", to_remove).c_str()); });
     const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
     const std::string script = absl::StrCat(
-        "set -e; cd ", dir_, "; exec 2>openssl.log;",
-        "openssl req -x509 ", ec, " -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca;",
-        "openssl req ", ec, " -keyout server.key -out server.csr -subj /CN=localhost;",
+        "set -e; cd ", dir_, "; exec 2>openssl.log;", "openssl req -x509 ", ec,
+        " -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca;", "openssl req ", ec,
+        " -keyout server.key -out server.csr -subj /CN=localhost;",
         "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > server.ext;",
         "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
         "-extfile server.ext;",

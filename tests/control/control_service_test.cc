@@ -140,8 +140,7 @@ TEST_F(ControlServiceTest, GetConnectionReportsEveryField) {
   EXPECT_EQ(c.have_write(), 0u);  // nothing queued
   EXPECT_EQ(c.need_write(), 0u);
   const absl::Time opened = absl::FromUnixNanos(c.opened_at().seconds() * 1000000000 + c.opened_at().nanos());
-  const absl::Time active =
-      absl::FromUnixNanos(c.last_active_at().seconds() * 1000000000 + c.last_active_at().nanos());
+  const absl::Time active = absl::FromUnixNanos(c.last_active_at().seconds() * 1000000000 + c.last_active_at().nanos());
   EXPECT_GE(opened, before - absl::Seconds(1));  // wall clock derived from the monotonic one
   EXPECT_LE(opened, active);
   EXPECT_LE(active, absl::Now() + absl::Seconds(1));
@@ -421,11 +420,9 @@ TEST_F(ControlServiceTest, ForcedCloseEndsAtOnce) {
   EXPECT_EQ(ClosedCount(*gw_, CloseReason::kControlPlane), 1u);
 }
 
-bool HasEvent(const std::vector<v1::ConnectionEvent>& events, v1::ConnectionEvent::Type type,
-              const std::string& peer) {
-  return std::any_of(events.begin(), events.end(), [&](const v1::ConnectionEvent& e) {
-    return e.type() == type && e.connection().peer() == peer;
-  });
+bool HasEvent(const std::vector<v1::ConnectionEvent>& events, v1::ConnectionEvent::Type type, const std::string& peer) {
+  return std::any_of(events.begin(), events.end(),
+                     [&](const v1::ConnectionEvent& e) { return e.type() == type && e.connection().peer() == peer; });
 }
 
 std::vector<v1::ConnectionEvent> EventsOf(const std::vector<v1::ConnectionEvent>& events, const std::string& peer) {
@@ -441,12 +438,12 @@ TEST_F(ControlServiceTest, WatchStreamsOpenAndCloseWithReason) {
   WatchReader watch(stub_.get(), v1::WatchConnectionsRequest());
   TestClient client = Connect();
   const std::string peer = client.peer_name();
-  ASSERT_TRUE(watch.WaitFor([&](const auto& e) { return HasEvent(e, v1::ConnectionEvent::TYPE_OPENED, peer); },
-                            Deadline()));
+  ASSERT_TRUE(
+      watch.WaitFor([&](const auto& e) { return HasEvent(e, v1::ConnectionEvent::TYPE_OPENED, peer); }, Deadline()));
   ASSERT_TRUE(client.RoundTrip("abc").ok());
   client.Close();
-  ASSERT_TRUE(watch.WaitFor([&](const auto& e) { return HasEvent(e, v1::ConnectionEvent::TYPE_CLOSED, peer); },
-                            Deadline()));
+  ASSERT_TRUE(
+      watch.WaitFor([&](const auto& e) { return HasEvent(e, v1::ConnectionEvent::TYPE_CLOSED, peer); }, Deadline()));
 
   // A protocol error and a CloseConnection, each with its reason.
   TestClient bad = Connect();
@@ -497,8 +494,8 @@ TEST_F(ControlServiceTest, WatchStreamsStateChangesOnRequest) {
   const std::string peer = client.peer_name();
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(client.RoundTrip(absl::StrCat("frame", i)).ok());
   client.Close();
-  ASSERT_TRUE(watch.WaitFor([&](const auto& e) { return HasEvent(e, v1::ConnectionEvent::TYPE_CLOSED, peer); },
-                            Deadline()));
+  ASSERT_TRUE(
+      watch.WaitFor([&](const auto& e) { return HasEvent(e, v1::ConnectionEvent::TYPE_CLOSED, peer); }, Deadline()));
   std::vector<v1::ConnectionEvent> events = EventsOf(watch.events(), peer);
   ASSERT_GE(events.size(), 3u);
   EXPECT_EQ(events.front().type(), v1::ConnectionEvent::TYPE_OPENED);
@@ -645,8 +642,8 @@ TEST_F(ControlServiceTest, GetStatsFiguresAreExact) {
   EXPECT_EQ(t.closed().peer_closed(), 1u);
   EXPECT_EQ(t.closed().protocol_error(), 1u);
   EXPECT_EQ(t.closed().control_plane(), 1u);
-  EXPECT_EQ(t.closed().reset() + t.closed().idle_timeout() + t.closed().max_connections() +
-                t.closed().shutdown() + t.closed().error(),
+  EXPECT_EQ(t.closed().reset() + t.closed().idle_timeout() + t.closed().max_connections() + t.closed().shutdown() +
+                t.closed().error(),
             0u);
   EXPECT_EQ(t.frames_in(), 5u);
   EXPECT_EQ(t.frames_out(), 5u);

@@ -62,8 +62,7 @@ absl::StatusOr<v1::Stats> GetStats(const std::shared_ptr<grpc::Channel>& channel
 // grpc.health.v1.Health/Check through a generic stub (no generated service
 // stub for health in this build).
 absl::StatusOr<int> HealthCheck(const std::shared_ptr<grpc::Channel>& channel) {
-  grpc::TemplatedGenericStub<grpc::health::v1::HealthCheckRequest, grpc::health::v1::HealthCheckResponse> stub(
-      channel);
+  grpc::TemplatedGenericStub<grpc::health::v1::HealthCheckRequest, grpc::health::v1::HealthCheckResponse> stub(channel);
   grpc::CompletionQueue cq;
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -191,8 +190,7 @@ TEST_F(FdExhaustionTest, OvercommittedLimitBacksOffInsteadOfSpinning) {
   // The channel is opened before the fds run out; the control plane's own
   // accept is not what this test is about.
   StartGateway({"--reactors=2", "--max_connections=100000"});
-  EXPECT_NE(gateway_->Log().find("warning: --max_connections=100000 is above"), std::string::npos)
-      << gateway_->Log();
+  EXPECT_NE(gateway_->Log().find("warning: --max_connections=100000 is above"), std::string::npos) << gateway_->Log();
   std::shared_ptr<grpc::Channel> channel = NewChannel(control_port_);
   ASSERT_TRUE(GetStats(channel).ok());
 

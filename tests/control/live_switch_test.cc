@@ -49,7 +49,7 @@ std::string Payload(int c, int i) {
 struct Progress {
   std::mutex mu;
   std::condition_variable changed;
-  int sent = 0;  // guarded by mu
+  int sent = 0;       // guarded by mu
   bool done = false;  // guarded by mu
 };
 
@@ -121,8 +121,8 @@ TEST_P(LiveSwitchTest, FlipsUnderLoadLoseNothing) {
   absl::Duration slowest;
   for (int k = 0; k < kFlips && failures.load() == 0; ++k) {
     v1::TriggerModeStatus status;
-    const v1::TriggerMode mode = (k % 2 == 0) == (GetParam() == TriggerMode::kEdge) ? v1::TRIGGER_MODE_LEVEL
-                                                                                    : v1::TRIGGER_MODE_EDGE;
+    const v1::TriggerMode mode =
+        (k % 2 == 0) == (GetParam() == TriggerMode::kEdge) ? v1::TRIGGER_MODE_LEVEL : v1::TRIGGER_MODE_EDGE;
     const absl::Time start = absl::Now();
     grpc::Status rpc = SetMode(mode, &status);
     slowest = std::max(slowest, absl::Now() - start);

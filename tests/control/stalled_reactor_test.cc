@@ -146,8 +146,7 @@ class StalledReactorTest : public ControlFixture {
     return call.get();
   }
 
-  void StartList(absl::Duration timeout, Outcomes& outcomes,
-                 v1::ListConnectionsResponse** response = nullptr) {
+  void StartList(absl::Duration timeout, Outcomes& outcomes, v1::ListConnectionsResponse** response = nullptr) {
     auto* call = NewCall<v1::ListConnectionsRequest, v1::ListConnectionsResponse>(timeout);
     if (response != nullptr) *response = &call->response;
     stub_->async()->ListConnections(&call->context, &call->request, &call->response, outcomes.Expect());
@@ -179,15 +178,14 @@ class StalledReactorTest : public ControlFixture {
     Outcomes outcomes;
     std::vector<v1::TriggerModeStatus*> modes;
     std::vector<grpc::health::v1::HealthCheckResponse*> health;
-    grpc::TemplatedGenericStub<grpc::health::v1::HealthCheckRequest, grpc::health::v1::HealthCheckResponse>
-        health_stub(channel_);
+    grpc::TemplatedGenericStub<grpc::health::v1::HealthCheckRequest, grpc::health::v1::HealthCheckResponse> health_stub(
+        channel_);
     for (int i = 0; i < kBatch / 3; ++i) {
       auto* stats = NewCall<v1::GetStatsRequest, v1::Stats>(kRpcTimeout);
       stub_->async()->GetStats(&stats->context, &stats->request, &stats->response, outcomes.Expect());
       auto* get_mode = NewCall<v1::GetTriggerModeRequest, v1::TriggerModeStatus>(kRpcTimeout);
       modes.push_back(&get_mode->response);
-      stub_->async()->GetTriggerMode(&get_mode->context, &get_mode->request, &get_mode->response,
-                                     outcomes.Expect());
+      stub_->async()->GetTriggerMode(&get_mode->context, &get_mode->request, &get_mode->response, outcomes.Expect());
       auto* check = NewCall<grpc::health::v1::HealthCheckRequest, grpc::health::v1::HealthCheckResponse>(kRpcTimeout);
       health.push_back(&check->response);
       health_stub.UnaryCall(&check->context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &check->request,
@@ -232,8 +230,7 @@ TEST_F(StalledReactorTest, OtherCallsAnswerAndStalledOnesEndAtTheirDeadline) {
     ASSERT_TRUE(stub_->GetTriggerMode(&context, v1::GetTriggerModeRequest(), &before).ok());
   }
   ASSERT_EQ(before.switches(), 0u);
-  const v1::TriggerMode other =
-      before.mode() == v1::TRIGGER_MODE_EDGE ? v1::TRIGGER_MODE_LEVEL : v1::TRIGGER_MODE_EDGE;
+  const v1::TriggerMode other = before.mode() == v1::TRIGGER_MODE_EDGE ? v1::TRIGGER_MODE_LEVEL : v1::TRIGGER_MODE_EDGE;
 
   stall_ = Stall::Start(*gw_, 0);
 

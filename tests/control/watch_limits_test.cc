@@ -129,8 +129,7 @@ class WatchCapTest : public ControlFixture {
     WatchReader watch(stub_.get(), v1::WatchConnectionsRequest());
     grpc::Status status = watch.WaitForEnd(Deadline());
     EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-    EXPECT_EQ(status.error_message(),
-              absl::StrCat("too many watchers: ", open, " streams open, --max_watchers=", max));
+    EXPECT_EQ(status.error_message(), absl::StrCat("too many watchers: ", open, " streams open, --max_watchers=", max));
     EXPECT_TRUE(watch.events().empty());
   }
 };
@@ -213,8 +212,8 @@ class StalledWatcherTest : public ControlFixture {
     grpc_server_ = builder.BuildAndStart();
     ASSERT_NE(grpc_server_, nullptr);
     ASSERT_GT(port, 0);
-    channel_ = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials(),
-                                         channel_args);
+    channel_ =
+        grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials(), channel_args);
     stub_ = v1::GatewayControl::NewStub(channel_);
   }
 
@@ -336,7 +335,7 @@ TEST_F(StalledWatcherTest, WritesStayWithinTheBudgetAndEveryEventIsAccounted) {
   RaiseFdLimit();
   WatchLimits limits;
   limits.queue_bytes = 16 * 1024;
-  limits.events_per_sec = 200;  // a burst of 20
+  limits.events_per_sec = 200;           // a burst of 20
   const absl::Time start = absl::Now();  // before the pump (and its full bucket) exists
   StartService(limits, grpc::ChannelArguments());
   WatchReader watch(stub_.get(), v1::WatchConnectionsRequest());

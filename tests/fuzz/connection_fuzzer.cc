@@ -210,9 +210,7 @@ void Parse(const uint8_t* data, size_t size, Program* program) {
     const uint8_t op = in.Byte();
     const int arg = op >> 3;
     switch (op & 7) {
-      case 0:
-        Append(&p.stream, in.Take(arg + 1));
-        break;
+      case 0: Append(&p.stream, in.Take(arg + 1)); break;
       case 1: {
         uint32_t v = in.Byte();
         v = v << 8 | in.Byte();
@@ -233,9 +231,7 @@ void Parse(const uint8_t* data, size_t size, Program* program) {
       case 4:
         p.steps.push_back(Step{Step::Kind::kWrite, Scaled(in.Byte(), arg), (arg & 16) != 0, p.stream.size()});
         break;
-      case 5:
-        p.steps.push_back(Step{Step::Kind::kRead, Scaled(in.Byte(), arg), (arg & 16) != 0});
-        break;
+      case 5: p.steps.push_back(Step{Step::Kind::kRead, Scaled(in.Byte(), arg), (arg & 16) != 0}); break;
       case 6:
         if (arg < 28) {
           p.steps.push_back(Step{Step::Kind::kPause, static_cast<size_t>(arg + 1) * 10});
@@ -243,9 +239,7 @@ void Parse(const uint8_t* data, size_t size, Program* program) {
           p.steps.push_back(Step{Step::Kind::kMode, 0, (arg & 1) != 0});
         }
         break;
-      case 7:
-        (arg & 16 ? p.final_read : p.final_write) = Scaled(in.Byte(), arg);
-        break;
+      case 7: (arg & 16 ? p.final_read : p.final_write) = Scaled(in.Byte(), arg); break;
     }
   }
 }
@@ -256,7 +250,7 @@ void Parse(const uint8_t* data, size_t size, Program* program) {
 struct StreamMap {
   std::vector<size_t> frame_end;   // stream offset just past frame i
   std::vector<size_t> output_end;  // response bytes due once frame i is in
-  size_t error_at = kUnlimited;  // the byte that makes a header malformed
+  size_t error_at = kUnlimited;    // the byte that makes a header malformed
 
   size_t DueAfter(size_t sent) const {
     const size_t frames = std::upper_bound(frame_end.begin(), frame_end.end(), sent) - frame_end.begin();
@@ -320,9 +314,7 @@ class Client {
       step_ = static_cast<int>(i);
       Trace(step);
       switch (step.kind) {
-        case Step::Kind::kWrite:
-          Write(std::min(step.available, sent_ + step.amount), !step.flag);
-          break;
+        case Step::Kind::kWrite: Write(std::min(step.available, sent_ + step.amount), !step.flag); break;
         case Step::Kind::kRead:
           if (step.flag) {
             ReadUntil(std::min(received_ + step.amount, map_.DueAfter(sent_)), step.amount);
@@ -336,9 +328,7 @@ class Client {
             paused += absl::Microseconds(step.amount);
           }
           break;
-        case Step::Kind::kMode:
-          SetMode(program_.tight, step.flag);
-          break;
+        case Step::Kind::kMode: SetMode(program_.tight, step.flag); break;
       }
     }
     step_ = -1;
@@ -393,8 +383,8 @@ class Client {
     for (const ConnectionInfo& c : page->connections) {
       absl::StrAppend(&out, " {fd ", c.fd, " state ", static_cast<int>(c.state), " have_read ", c.have_read,
                       " need_read ", c.need_read, " have_write ", c.have_write, " need_write ", c.need_write,
-                      " bytes_in ", c.bytes_in, " bytes_out ", c.bytes_out, " frames_in ", c.frames_in,
-                      " frames_out ", c.frames_out, "}");
+                      " bytes_in ", c.bytes_in, " bytes_out ", c.bytes_out, " frames_in ", c.frames_in, " frames_out ",
+                      c.frames_out, "}");
     }
     return out;
   }
@@ -402,8 +392,7 @@ class Client {
   std::string Where() const {
     return absl::StrCat(" (step ", step_, ", sent ", sent_, " of ", program_.stream.size(), " stream bytes, ",
                         map_.frame_end.size(), " frames, malformed header ",
-                        map_.error_at == kUnlimited ? "none" : absl::StrCat("at ", map_.error_at),
-                        ")");
+                        map_.error_at == kUnlimited ? "none" : absl::StrCat("at ", map_.error_at), ")");
   }
 
   // Sends stream bytes up to offset `end`; if `wait`, waits until the gateway
@@ -494,8 +483,8 @@ class Client {
       pollfd p{fd_, POLLIN, 0};
       if (poll(&p, 1, 10) < 0 && errno != EINTR) Fail(absl::StrCat("poll: ", std::strerror(errno)));
       if (absl::Now() > deadline) {
-        Fail(absl::StrCat("no response or EOF for 10 s after ", received_, " of ", expected_.size(),
-                          " response bytes", Where(), GatewaySide()));
+        Fail(absl::StrCat("no response or EOF for 10 s after ", received_, " of ", expected_.size(), " response bytes",
+                          Where(), GatewaySide()));
       }
     }
     if (target != kUnlimited && received_ < target) {
@@ -546,7 +535,8 @@ void SetSendBuffer(int fd, int bytes) {
 }
 
 void TraceInput(const Program& program, const StreamMap& map) {
-  for (size_t i = 0; i < map.frame_end.size(); ++i) std::fprintf(stderr, "frame %zu ends at %zu\n", i, map.frame_end[i]);
+  for (size_t i = 0; i < map.frame_end.size(); ++i)
+    std::fprintf(stderr, "frame %zu ends at %zu\n", i, map.frame_end[i]);
   const std::string error_at = map.error_at == kUnlimited ? "-" : absl::StrCat(map.error_at);
   std::fprintf(stderr,
                "input: %s gateway, %s, sndbuf %d/%d, %zu stream bytes, %zu steps, %zu frames, malformed header at "
@@ -564,8 +554,7 @@ void RunInput(const uint8_t* data, size_t size) {
   Parse(data, size, &program);
   const StreamMap map = MapStream(program.stream);
   const testing::DecodeResult decoded = testing::ReferenceDecode(program.stream);
-  if (decoded.payloads.size() != map.frame_end.size() ||
-      decoded.error != (map.error_at != kUnlimited)) {
+  if (decoded.payloads.size() != map.frame_end.size() || decoded.error != (map.error_at != kUnlimited)) {
     Fail("the stream map disagrees with the reference model");  // a bug in this file
   }
   ExpectedOutput(decoded, &expected);

@@ -90,13 +90,13 @@ std::vector<ScanCase> ScanCases() {
   }
   n = 0;
   for (absl::string_view input : {"0\r003abc", "00\n03abc", "000\r\nabc", "0000\nabc", "\n0\r003abc"}) {
-    cases.push_back({absl::StrCat("CrLfInsideHeader", ++n), std::string(input), Status::kError, std::nullopt,
-                     std::nullopt});
+    cases.push_back(
+        {absl::StrCat("CrLfInsideHeader", ++n), std::string(input), Status::kError, std::nullopt, std::nullopt});
   }
   n = 0;
   for (absl::string_view input : {"-0003abc", "+0003abc", " 0003abc", "0003 abc", "   3abc", "0x003abc", "3    abc"}) {
-    cases.push_back({absl::StrCat("SignOrSpaceInHeader", ++n), std::string(input), Status::kError, std::nullopt,
-                     std::nullopt});
+    cases.push_back(
+        {absl::StrCat("SignOrSpaceInHeader", ++n), std::string(input), Status::kError, std::nullopt, std::nullopt});
   }
   return cases;
 }
@@ -139,7 +139,8 @@ TEST(StreamDecoderTest, TypedIntoNetcat) {
 
 // Bytes that may never appear in a header.
 std::vector<std::string> BadHeaderBytes() {
-  std::vector<std::string> bad = {"a", "Z", "-", "+", " ", "\t", ".", "/", ":", "x", "\r", "\n",
+  std::vector<std::string> bad = {"a",        "Z",           "-",           "+",           " ",          "\t",
+                                  ".",        "/",           ":",           "x",           "\r",         "\n",
                                   Bytes({0}), Bytes({0x7f}), Bytes({0x80}), Bytes({0xb0}), Bytes({0xff})};
   // High-bit bytes whose low 7 bits are digits must not pass either.
   for (int d = 0; d <= 9; ++d) bad.push_back(Bytes({0x80 | ('0' + d)}));

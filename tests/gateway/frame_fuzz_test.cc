@@ -28,7 +28,7 @@ int Iterations(int fallback) {
 // How a stream was built, so a failure can say what it contained.
 struct Stream {
   std::string bytes;
-  std::vector<std::string> payloads;  // the frames written, in order
+  std::vector<std::string> payloads;      // the frames written, in order
   size_t corrupt_at = std::string::npos;  // offset of the corrupted header byte
 };
 
@@ -52,7 +52,10 @@ Stream RandomStream(std::mt19937_64& rng) {
     size_t size;
     switch (rng() % 64) {
       case 0: size = kMaxPayload - rng() % 3; break;
-      case 1: case 2: case 3: case 4: size = 1 + rng() % 5000; break;
+      case 1:
+      case 2:
+      case 3:
+      case 4: size = 1 + rng() % 5000; break;
       default: size = 1 + rng() % 40; break;
     }
     std::string payload(size, '\0');

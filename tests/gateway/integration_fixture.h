@@ -92,7 +92,7 @@ class GatewayIntegrationTest : public ::testing::TestWithParam<TriggerMode> {
 
 // Runs a suite derived from GatewayIntegrationTest in both trigger modes,
 // named .../edge and .../level.
-#define INSTANTIATE_IN_BOTH_TRIGGER_MODES(suite)                                                    \
+#define INSTANTIATE_IN_BOTH_TRIGGER_MODES(suite)                                                         \
   INSTANTIATE_TEST_SUITE_P(BothModes, suite, ::testing::Values(TriggerMode::kEdge, TriggerMode::kLevel), \
                            ::testing::PrintToStringParamName())
 

@@ -232,10 +232,8 @@ TEST_P(RoundTripTest, ManyConcurrentConnections) {
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(verified.load(), kThreads * kPerThread);
   EXPECT_TRUE(WaitUntil([&] { return gw_->active_connections() == 0; }));
-  EXPECT_EQ(SumStat(*gw_, &ReactorStats::accepted),
-            static_cast<uint64_t>(kThreads * kPerThread));
-  EXPECT_EQ(SumStat(*gw_, &ReactorStats::frames_out),
-            static_cast<uint64_t>(kThreads * kPerThread * kFramesEach));
+  EXPECT_EQ(SumStat(*gw_, &ReactorStats::accepted), static_cast<uint64_t>(kThreads * kPerThread));
+  EXPECT_EQ(SumStat(*gw_, &ReactorStats::frames_out), static_cast<uint64_t>(kThreads * kPerThread * kFramesEach));
   // SO_REUSEPORT spread them: both reactors served some.
   EXPECT_GT(gw_->reactor_stats(0).accepted.Get(), 0u);
   EXPECT_GT(gw_->reactor_stats(1).accepted.Get(), 0u);

@@ -77,9 +77,7 @@ class RecordingObserver final : public ConnectionObserver {
         case ConnectionEvent::Type::kStateChanged:
           out.push_back(std::string(ConnectionStateName(e.connection.state)));
           break;
-        case ConnectionEvent::Type::kClosed:
-          out.push_back(absl::StrCat("closed:", CloseReasonName(e.reason)));
-          break;
+        case ConnectionEvent::Type::kClosed: out.push_back(absl::StrCat("closed:", CloseReasonName(e.reason))); break;
       }
     }
     return out;

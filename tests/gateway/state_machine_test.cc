@@ -217,9 +217,8 @@ void StartFlood(TestClient& client, int frames, Flood* flood) {
     stream += Frame(flood->payloads.back());
     flood->expected += ReversedFrame(flood->payloads.back());
   }
-  flood->writer = std::thread([&client, flood, stream = std::move(stream)] {
-    flood->write_status = client.WriteAll(stream, Deadline());
-  });
+  flood->writer = std::thread(
+      [&client, flood, stream = std::move(stream)] { flood->write_status = client.WriteAll(stream, Deadline()); });
 }
 
 TEST_P(StateMachineTest, CloseConnectionGracefulDeliversPendingResponsesThenEof) {

@@ -76,9 +76,9 @@ std::vector<DashboardQuery> DashboardQueries(const Struct& dashboard) {
   std::vector<DashboardQuery> out;
   for (const Struct* panel : Panels(dashboard)) {
     for (const Value& t : ListField(*panel, "targets").values()) {
-      out.push_back({absl::StrCat("panel '", StringField(*panel, "title"), "' target ",
-                                  StringField(t.struct_value(), "refId")),
-                     StringField(t.struct_value(), "expr")});
+      out.push_back(
+          {absl::StrCat("panel '", StringField(*panel, "title"), "' target ", StringField(t.struct_value(), "refId")),
+           StringField(t.struct_value(), "expr")});
     }
   }
   for (const Value& a : ListField(ObjectField(dashboard, "annotations"), "list").values()) {
@@ -95,8 +95,7 @@ std::vector<DashboardQuery> DashboardQueries(const Struct& dashboard) {
 
 std::string SubstituteVariables(absl::string_view expr, const std::map<std::string, std::string>& values) {
   std::vector<std::pair<std::string, std::string>> names(values.begin(), values.end());
-  std::sort(names.begin(), names.end(),
-            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  std::sort(names.begin(), names.end(), [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
   std::string out(expr);
   for (const auto& [name, value] : names) {
     out = absl::StrReplaceAll(out, {{absl::StrCat("${", name, "}"), value}, {absl::StrCat("[[", name, "]]"), value}});

@@ -181,9 +181,9 @@ TEST_F(DashboardTest, UsesOnlyDefinedVariables) {
 TEST_F(DashboardTest, SubstitutesGrafanaVariables) {
   const std::map<std::string, std::string> values = {
       {"__rate_interval", "4s"}, {"__interval", "1s"}, {"__range", "60s"}, {"job", "gateway"}, {"instance", ".+"}};
-  EXPECT_EQ(SubstituteVariables(R"(rate(x{job="$job",instance=~"${instance}"}[$__rate_interval]) [$__interval])",
-                                values),
-            R"(rate(x{job="gateway",instance=~".+"}[4s]) [1s])");
+  EXPECT_EQ(
+      SubstituteVariables(R"(rate(x{job="$job",instance=~"${instance}"}[$__rate_interval]) [$__interval])", values),
+      R"(rate(x{job="gateway",instance=~".+"}[4s]) [1s])");
   for (const DashboardQuery& q : DashboardQueries(dashboard_)) {
     EXPECT_FALSE(absl::StrContains(SubstituteVariables(q.expr, values), "$")) << q.where;
   }

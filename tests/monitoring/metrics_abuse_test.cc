@@ -13,9 +13,9 @@
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "metrics/metrics.h"
 #include "gateway/gateway.h"
 #include "gtest/gtest.h"
+#include "metrics/metrics.h"
 #include "tests/support/http_client.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_client.h"
@@ -55,9 +55,7 @@ class MetricsAbuseTest : public ::testing::Test {
     ASSERT_TRUE(reply.ok()) << reply.status();
     ASSERT_EQ(*reply, "cba");
     data_client_ = *std::move(client);
-    ASSERT_TRUE(WaitUntil([&] {
-      return SumStat(*gw_, &ReactorStats::frames_in) == 1;
-    }));
+    ASSERT_TRUE(WaitUntil([&] { return SumStat(*gw_, &ReactorStats::frames_in) == 1; }));
   }
 
   void TearDown() override {

@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "metrics/metrics.h"
 #include "gateway/gateway.h"
 #include "gtest/gtest.h"
+#include "metrics/metrics.h"
 #include "tests/support/http_client.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_client.h"
@@ -42,8 +42,8 @@ class MetricsTest : public ::testing::Test {
   }
 
   Exposition Scrape() {
-    absl::StatusOr<testing::HttpResponse> response = testing::HttpGet("127.0.0.1", metrics_->port(), "/metrics",
-                                                                      Deadline());
+    absl::StatusOr<testing::HttpResponse> response =
+        testing::HttpGet("127.0.0.1", metrics_->port(), "/metrics", Deadline());
     EXPECT_TRUE(response.ok()) << response.status();
     if (!response.ok()) return {};
     EXPECT_EQ(response->status, 200);
@@ -199,8 +199,7 @@ TEST_F(MetricsTest, CountsKnownTrafficExactly) {
     ExpectWellFormedHistogram(e, "gateway_epoll_wait_events", absl::StrCat(r), 11);
   }
   // The per-reactor series add up to what the data plane counts.
-  EXPECT_EQ(e.Sum("gateway_frames_received_total"),
-            static_cast<double>(SumStat(*gw_, &ReactorStats::frames_in)));
+  EXPECT_EQ(e.Sum("gateway_frames_received_total"), static_cast<double>(SumStat(*gw_, &ReactorStats::frames_in)));
 }
 
 TEST_F(MetricsTest, ReportsOpenConnectionsByState) {
@@ -243,7 +242,8 @@ TEST_F(MetricsTest, CountsConnectionsRejectedOverTheLimit) {
   ASSERT_OK(first.RoundTrip("a"));
   ASSERT_OK_AND_ASSIGN(TestClient second, TestClient::Connect(gw_->port()));
   ASSERT_OK(second.ExpectEof());
-  const Exposition e = ScrapeUntil([](const Exposition& s) { return s.Sum("gateway_connections_rejected_total") == 1; });
+  const Exposition e =
+      ScrapeUntil([](const Exposition& s) { return s.Sum("gateway_connections_rejected_total") == 1; });
   EXPECT_EQ(e.Sum("gateway_connections_closed_total", {"reason=\"max_connections\""}), 1);
   EXPECT_EQ(e.Sum("gateway_connections_closed_total"), 1);
   EXPECT_EQ(e.Value("gateway_connections_active"), 1);
@@ -298,9 +298,8 @@ TEST_F(MetricsTest, ScrapesStayConsistentUnderConcurrentTraffic) {
   }
   for (std::thread& t : clients) t.join();
   EXPECT_EQ(failures.load(), 0);
-  const Exposition e = ScrapeUntil([](const Exposition& s) {
-    return s.Sum("gateway_frames_sent_total") == kClients * kFramesEach;
-  });
+  const Exposition e =
+      ScrapeUntil([](const Exposition& s) { return s.Sum("gateway_frames_sent_total") == kClients * kFramesEach; });
   EXPECT_EQ(e.Sum("gateway_frames_received_total"), kClients * kFramesEach);
   EXPECT_EQ(e.Sum("gateway_request_duration_seconds_count"), kClients * kFramesEach);
 }

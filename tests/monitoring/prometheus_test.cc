@@ -56,10 +56,10 @@ struct GatewayProcess {
 
   static GatewayProcess Start(const TempDir& dir) {
     GatewayProcess gw;
-    absl::StatusOr<std::unique_ptr<Subprocess>> p = Subprocess::Start(
-        {GATEWAY_BINARY, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0", "--control_listen=127.0.0.1:0",
-         "--reactors=2", "--drain_timeout=2s"},
-        dir.File("gateway.log"));
+    absl::StatusOr<std::unique_ptr<Subprocess>> p =
+        Subprocess::Start({GATEWAY_BINARY, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
+                           "--control_listen=127.0.0.1:0", "--reactors=2", "--drain_timeout=2s"},
+                          dir.File("gateway.log"));
     EXPECT_TRUE(p.ok()) << p.status();
     if (!p.ok()) return gw;
     gw.process = *std::move(p);
@@ -142,8 +142,7 @@ class PrometheusTest : public ::testing::Test {
     for (int attempt = 0; attempt < 3; ++attempt) {
       prometheus_port_ = PickFreePort();
       absl::StatusOr<std::unique_ptr<Subprocess>> p = Subprocess::Start(
-          {"prometheus", "--config.file=" + dir_.File("prometheus.yml"),
-           "--storage.tsdb.path=" + dir_.File("data"),
+          {"prometheus", "--config.file=" + dir_.File("prometheus.yml"), "--storage.tsdb.path=" + dir_.File("data"),
            absl::StrCat("--web.listen-address=127.0.0.1:", prometheus_port_), "--log.level=warn"},
           dir_.File("prometheus.log"));
       ASSERT_TRUE(p.ok()) << p.status();
@@ -151,7 +150,8 @@ class PrometheusTest : public ::testing::Test {
       const bool ready = WaitUntil(
           [&] {
             if (!prometheus_->Running()) return true;
-            absl::StatusOr<HttpResponse> r = HttpGet(kLoopback, prometheus_port_, "/-/ready", Deadline(absl::Seconds(2)));
+            absl::StatusOr<HttpResponse> r =
+                HttpGet(kLoopback, prometheus_port_, "/-/ready", Deadline(absl::Seconds(2)));
             return r.ok() && r->status == 200;
           },
           Deadline(absl::Seconds(30)));
@@ -164,9 +164,9 @@ class PrometheusTest : public ::testing::Test {
   // Runs a PromQL range query over [start, now] at 1 s steps; returns the
   // "result" list, or fails the test.
   google::protobuf::ListValue RangeQuery(const std::string& expr, absl::Time start) {
-    const std::string target = absl::StrCat(
-        "/api/v1/query_range?query=", UrlEncode(expr), "&start=", absl::ToUnixSeconds(start),
-        "&end=", absl::ToUnixSeconds(absl::Now()), "&step=1");
+    const std::string target =
+        absl::StrCat("/api/v1/query_range?query=", UrlEncode(expr), "&start=", absl::ToUnixSeconds(start),
+                     "&end=", absl::ToUnixSeconds(absl::Now()), "&step=1");
     absl::StatusOr<HttpResponse> r = HttpGet(kLoopback, prometheus_port_, target, Deadline());
     EXPECT_TRUE(r.ok()) << r.status();
     if (!r.ok()) return {};
@@ -181,8 +181,8 @@ class PrometheusTest : public ::testing::Test {
     for (const Value& series : result.values()) {
       for (const Value& point : ListField(series.struct_value(), "values").values()) {
         double v = NAN;
-        if (point.list_value().values_size() == 2 && absl::SimpleAtod(point.list_value().values(1).string_value(), &v) &&
-            std::isfinite(v)) {
+        if (point.list_value().values_size() == 2 &&
+            absl::SimpleAtod(point.list_value().values(1).string_value(), &v) && std::isfinite(v)) {
           return true;
         }
       }
@@ -245,8 +245,8 @@ TEST_F(PrometheusTest, EveryDashboardQueryReturnsData) {
 
   // Enough scrapes for rate() windows, then a trigger-mode switch through the
   // control plane for the annotation, then a few scrapes more.
-  ASSERT_TRUE(WaitForData("count_over_time(gateway_frames_received_total[10s]) >= 4", absl::Seconds(5),
-                          absl::Seconds(30)))
+  ASSERT_TRUE(
+      WaitForData("count_over_time(gateway_frames_received_total[10s]) >= 4", absl::Seconds(5), absl::Seconds(30)))
       << prometheus_->Log();
   auto stub = gateway::v1::GatewayControl::NewStub(
       grpc::CreateChannel(absl::StrCat(kLoopback, ":", gw.control_port), grpc::InsecureChannelCredentials()));
@@ -258,9 +258,10 @@ TEST_F(PrometheusTest, EveryDashboardQueryReturnsData) {
   const grpc::Status switched = stub->SetTriggerMode(&context, request, &reply);
   ASSERT_TRUE(switched.ok()) << switched.error_message();
   ASSERT_TRUE(WaitForData(R"(gateway_trigger_mode{mode="level"} == 1)", absl::Seconds(5), absl::Seconds(20)));
-  ASSERT_TRUE(WaitForData("count_over_time(gateway_trigger_mode_switches_total[10s]) >= 3 and "
-                          "gateway_trigger_mode_switches_total == 1",
-                          absl::Seconds(5), absl::Seconds(20)));
+  ASSERT_TRUE(
+      WaitForData("count_over_time(gateway_trigger_mode_switches_total[10s]) >= 3 and "
+                  "gateway_trigger_mode_switches_total == 1",
+                  absl::Seconds(5), absl::Seconds(20)));
 
   // Grafana's variables as it would set them for a 1 s scrape interval and a
   // 1 s step: $__rate_interval = max($__interval + scrape, 4 * scrape).
@@ -287,11 +288,9 @@ TEST_F(PrometheusTest, EveryDashboardQueryReturnsData) {
 
 TEST(GatewayBinaryTest, BusyMetricsPortIsOneLineAndExitStatus1) {
   ASSERT_OK_AND_ASSIGN(LoopbackSocket holder, ListenOnLoopback(1));
-  ASSERT_OK_AND_ASSIGN(
-      const CommandResult run,
-      RunCommand({GATEWAY_BINARY, "--listen=127.0.0.1:0", "--control_listen=",
-                  absl::StrCat("--metrics_listen=127.0.0.1:", holder.port())},
-                 "", absl::Seconds(20)));
+  ASSERT_OK_AND_ASSIGN(const CommandResult run, RunCommand({GATEWAY_BINARY, "--listen=127.0.0.1:0", "--control_listen=",
+                                                            absl::StrCat("--metrics_listen=127.0.0.1:", holder.port())},
+                                                           "", absl::Seconds(20)));
   holder.Close();
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_EQ(std::count(run.output.begin(), run.output.end(), '\n'), 1) << run.output;

@@ -59,9 +59,7 @@ bool ConnectRefused(int port) {
   return !client.ok() && absl::StrContains(client.status().message(), "refused");
 }
 
-std::vector<std::string> Lines(const std::string& text) {
-  return absl::StrSplit(text, '\n', absl::SkipEmpty());
-}
+std::vector<std::string> Lines(const std::string& text) { return absl::StrSplit(text, '\n', absl::SkipEmpty()); }
 
 class GracefulStopTest : public ::testing::TestWithParam<int> {};  // the signal
 
@@ -221,7 +219,6 @@ TEST(GatewayProcessTest, HelpListsTheFlags) {
   }
 }
 
-
 TEST(GatewayProcessTest, VersionIsOneLineAndExitZero) {
   const auto [code, out] = RunToExit({"--version"});
   EXPECT_EQ(code, 0);
@@ -248,8 +245,8 @@ TEST(GatewayProcessTest, VersionIsOneLineAndExitZero) {
 TEST(GatewayProcessTest, HelpListsOurFlagsWithoutBuildPaths) {
   const auto [code, out] = RunToExit({"--help"});
   EXPECT_EQ(code, 1);  // Abseil's --help exit status
-  for (const char* flag : {"--listen (", "--control_listen (", "--metrics_listen (", "--reactors (",
-                           "--drain_timeout ("}) {
+  for (const char* flag :
+       {"--listen (", "--control_listen (", "--metrics_listen (", "--reactors (", "--drain_timeout ("}) {
     EXPECT_TRUE(absl::StrContains(out, flag)) << flag << " missing:\n" << out;
   }
   EXPECT_TRUE(absl::StrContains(out, "Flags from gateway:")) << out;

@@ -72,16 +72,14 @@ class StreamDecoder {
     const size_t available = ok ? data.size() - scan.skip : 0;
     switch (scan.status) {
       case FrameScan::Status::kFrame:
-        ok = ok && scan.frame_size > kHeaderSize && scan.frame_size <= kMaxFrameSize &&
-             scan.frame_size <= available;
+        ok = ok && scan.frame_size > kHeaderSize && scan.frame_size <= kMaxFrameSize && scan.frame_size <= available;
         break;
       case FrameScan::Status::kNeedMore:
-        ok = ok && (scan.frame_size == 0 ? available < kHeaderSize
-                                         : scan.frame_size > available && available >= kHeaderSize &&
-                                               scan.frame_size <= kMaxFrameSize);
+        ok = ok && (scan.frame_size == 0
+                        ? available < kHeaderSize
+                        : scan.frame_size > available && available >= kHeaderSize && scan.frame_size <= kMaxFrameSize);
         break;
-      case FrameScan::Status::kError:
-        break;
+      case FrameScan::Status::kError: break;
     }
     if (!ok) ++violations_;
   }

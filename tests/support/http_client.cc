@@ -71,8 +71,7 @@ absl::StatusOr<HttpResponse> ParseResponse(const std::string& raw) {
 
 }  // namespace
 
-absl::StatusOr<HttpResponse> HttpGet(absl::string_view host, int port, absl::string_view target,
-                                     absl::Time deadline) {
+absl::StatusOr<HttpResponse> HttpGet(absl::string_view host, int port, absl::string_view target, absl::Time deadline) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));

@@ -22,8 +22,7 @@ struct HttpResponse {
 // GETs http://`host`:`port``target` (target starts with '/'), reading until
 // the server closes. UNAVAILABLE if it cannot connect, DEADLINE_EXCEEDED past
 // `deadline`.
-absl::StatusOr<HttpResponse> HttpGet(absl::string_view host, int port, absl::string_view target,
-                                     absl::Time deadline);
+absl::StatusOr<HttpResponse> HttpGet(absl::string_view host, int port, absl::string_view target, absl::Time deadline);
 
 // Percent-encodes everything but unreserved characters (RFC 3986).
 std::string UrlEncode(absl::string_view text);

@@ -23,11 +23,10 @@ const absl::Status& GetStatus(const absl::StatusOr<T>& status_or) {
 // Each evaluates `expr` once.
 #define ASSERT_OK(expr) GATEWAY_CHECK_OK_IMPL(expr, GTEST_FAIL())
 #define EXPECT_OK(expr) GATEWAY_CHECK_OK_IMPL(expr, ADD_FAILURE())
-#define GATEWAY_CHECK_OK_IMPL(expr, fail)                                                   \
-  GTEST_AMBIGUOUS_ELSE_BLOCKER_                                                              \
-  if (const ::absl::Status gateway_status_ = ::gateway::testing::internal::GetStatus(expr); \
-      gateway_status_.ok()) {                                                                \
-  } else                                                                                     \
+#define GATEWAY_CHECK_OK_IMPL(expr, fail)                                                                           \
+  GTEST_AMBIGUOUS_ELSE_BLOCKER_                                                                                     \
+  if (const ::absl::Status gateway_status_ = ::gateway::testing::internal::GetStatus(expr); gateway_status_.ok()) { \
+  } else                                                                                                            \
     fail << #expr << " is " << gateway_status_
 
 #define GATEWAY_STATUS_CONCAT_INNER(a, b) a##b
@@ -35,7 +34,7 @@ const absl::Status& GetStatus(const absl::StatusOr<T>& status_or) {
 
 #define ASSERT_OK_AND_ASSIGN(lhs, expr) \
   ASSERT_OK_AND_ASSIGN_IMPL(GATEWAY_STATUS_CONCAT(status_or_value_, __LINE__), lhs, expr)
-#define ASSERT_OK_AND_ASSIGN_IMPL(statusor, lhs, expr) \
-  auto statusor = (expr);                              \
+#define ASSERT_OK_AND_ASSIGN_IMPL(statusor, lhs, expr)                \
+  auto statusor = (expr);                                             \
   ASSERT_TRUE(statusor.ok()) << #expr << " is " << statusor.status(); \
   lhs = std::move(statusor).value()

@@ -54,7 +54,7 @@ class Subprocess {
   pid_t pid_;
   std::string log_path_;
   std::unique_ptr<TempDir> own_dir_;  // holds log_path_ when Start() chose it
-  int exit_code_ = -1;  // set once reaped
+  int exit_code_ = -1;                // set once reaped
 };
 
 // The gateway binary's machine-readable line, once everything listens:

@@ -110,8 +110,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> StartTestGateway(GatewayOptions options
                                                           absl::string_view listen = "127.0.0.1:0");
 
 // Waits until `gw` lists a connection whose peer is `client` and returns it.
-absl::StatusOr<ConnectionInfo> FindConnection(Gateway& gw, const TestClient& client,
-                                              absl::Time deadline = Deadline());
+absl::StatusOr<ConnectionInfo> FindConnection(Gateway& gw, const TestClient& client, absl::Time deadline = Deadline());
 
 // Sums one counter across all reactors of `gw`:
 // SumStat(gw, &ReactorStats::frames_in).
