@@ -14,7 +14,7 @@
 #
 # Usage:
 #   bench/abuse.sh NAME=GATEWAY_BINARY [NAME=GATEWAY_BINARY ...]
-# e.g. bench/abuse.sh before=/tmp/before/build-before/gateway/gateway after=build-h4/gateway/gateway
+# e.g. bench/abuse.sh before=/tmp/before/build/gateway/gateway after=build/gateway/gateway
 #
 # Writes raw.jsonl (one line per run) and report.md (tables, commands,
 # machine) to ABUSE_OUT; report.md includes ABUSE_OUT/notes.md if present.
@@ -51,6 +51,41 @@ PY=/usr/bin/python3  # Debian's (a pyenv python3 may be first on PATH)
 
 log() { echo "[abuse $(date +%T)] $*" >&2; }
 die() { log "$*"; exit 1; }
+
+# JSON is written and read by Python's json module, never by echo or grep.
+# json_obj KEY=STRING KEY:=JSON ...: one compact JSON object on stdout
+# (KEY:=JSON for numbers, objects and null, as in httpie).
+# json_or LINE FALLBACK: LINE if it is a JSON object, else FALLBACK (JSON).
+# json_p99 OBJECT: latency_us.p99 of a gateway-bench result (empty if absent).
+JSON_PY='
+import json, sys
+cmd = sys.argv[1]
+if cmd == "obj":
+    out = {}
+    for a in sys.argv[2:]:
+        key, _, value = a.partition("=")
+        if key.endswith(":"):
+            out[key[:-1]] = json.loads(value)
+        else:
+            out[key] = value
+    print(json.dumps(out, separators=(",", ":")))
+elif cmd == "or":
+    try:
+        o = json.loads(sys.argv[2])
+    except ValueError:
+        o = None
+    if not isinstance(o, dict):
+        o = json.loads(sys.argv[3])
+    print(json.dumps(o, separators=(",", ":")))
+elif cmd == "p99":
+    o = json.loads(sys.argv[2])
+    print((o.get("latency_us") or {}).get("p99", ""))
+'
+json_obj() { "$PY" -c "$JSON_PY" obj "$@"; }
+json_or() { "$PY" -c "$JSON_PY" or "$1" "$2"; }
+json_p99() { "$PY" -c "$JSON_PY" p99 "$1"; }
+# The ABUSE_* settings of this run, "K=V K=V " (quoted into the report's command).
+ABUSE_ENV=$("$PY" -c 'import os; print("".join("%s=%s " % kv for kv in sorted(os.environ.items()) if kv[0].startswith("ABUSE_")), end="")')
 
 RAW=$OUT/raw.jsonl
 LOGS=$OUT/tmp
@@ -173,20 +208,25 @@ run_case() {
   wait "$BYSTANDER_PID" || true
   BYSTANDER_PID=""
   rss_end=$(rss_kb "$GW_PID")
+  # The results are the last line of each tool that starts as its JSON does.
+  local no_result='{"ok":false,"error":"no result"}'
   bystander=$(grep '^{"bench":' "$LOGS/bystander-$tag.out" | tail -n1 || true)
-  [[ -n $bystander ]] || bystander='{"ok":false,"error":"no result"}'
+  bystander=$(json_or "$bystander" "$no_result")
   if [[ -n $PROBE_PID ]]; then
     stop "$PROBE_PID" INT
     PROBE_PID=""
     probe=$(grep '^{"abuse":' "$LOGS/probe-$tag.out" | tail -n1 || true)
-    [[ -n $probe ]] || probe='{"ok":false,"error":"no result"}'
+    probe=$(json_or "$probe" "$no_result")
   fi
   stop "$IDLE_PID" INT
   IDLE_PID=""
   stop "$GW_PID" TERM
   GW_PID=""
-  echo "{\"env\":\"$(env | grep '^ABUSE_' | sort | tr '\n' ' ')\",\"build\":\"$name\",\"binary\":\"$bin\",\"case\":\"$case\",\"rep\":$rep,\"load1_at_start\":$load1,\"rss_start_kb\":$rss_start,\"rss_peak_kb\":$rss_peak,\"rss_end_kb\":$rss_end,\"gateway_cmd\":\"${GW_CMD[*]}\",\"idle_cmd\":\"${IDLE_CMD[*]}\",\"bystander_cmd\":\"${BYSTANDER_CMD[*]}\",\"probe_cmd\":\"${PROBE_CMD[*]}\",\"bystander\":$bystander,\"probe\":$probe}" >>"$RAW"
-  log "$tag: $(grep -o '"p99":[^,]*' <<<"$bystander" | head -n1) rss peak ${rss_peak} kB (start ${rss_start})"
+  json_obj env="$ABUSE_ENV" build="$name" binary="$bin" case="$case" rep:="$rep" load1_at_start:="$load1" \
+    rss_start_kb:="$rss_start" rss_peak_kb:="$rss_peak" rss_end_kb:="$rss_end" gateway_cmd="${GW_CMD[*]}" \
+    idle_cmd="${IDLE_CMD[*]}" bystander_cmd="${BYSTANDER_CMD[*]}" probe_cmd="${PROBE_CMD[*]}" \
+    bystander:="$bystander" probe:="$probe" >>"$RAW"
+  log "$tag: p99 $(json_p99 "$bystander") us, rss peak ${rss_peak} kB (start ${rss_start})"
 }
 
 if [[ $REPORT_ONLY != 1 ]]; then
