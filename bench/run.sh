@@ -4,7 +4,7 @@
 #   BENCH_QUICK=1 bench/run.sh   smoke test: 2 sizes x conns 1,100 (~1.5 minutes) -> bench/results/tmp/quick/
 #
 # Installs what it needs (deploy/setup.sh --bench), builds the
-# gateway and gateway-bench (Release) and the reference servers from
+# gateway, gateway-bench and control_probe (Release) and the reference servers from
 # ../shared/baselines (copied into the build directory; their code is never
 # committed here), then measures, with each server pinned to core 0 and the
 # load generator to core 1:

@@ -14,11 +14,11 @@
 
 namespace gateway {
 
-// Post() is safe from any thread; everything else must be called in the loop
-// thread (the thread that called BindToCurrentThread()).
 // The monotonic clock in nanoseconds.
 int64_t MonotonicNowNs();
 
+// Post() is safe from any thread; everything else must be called in the loop
+// thread (the thread that called BindToCurrentThread()).
 class EventLoop : private PollHandler {
  public:
   using Task = absl::AnyInvocable<void() &&>;

@@ -28,7 +28,7 @@ struct ReactorOptions {
   int64_t max_queued_bytes = int64_t{1} << 30;
   size_t high_water = 256 * 1024;            // pause reading above this much queued output
   size_t low_water = 64 * 1024;              // resume reading below this
-  int read_budget = 16;                      // recv() calls per connection per wakeup
+  int read_budget = 16;                      // reads per connection per wakeup
   int accept_budget = 64;                    // accept() calls per wakeup
   bool measure_latency = true;               // time every request (two clock reads per batch)
   absl::Duration linger = absl::Seconds(5);  // wait for the peer's FIN after ours

@@ -5,6 +5,10 @@
 
 #if !defined(NDEBUG) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define GATEWAY_CHECK_THREADS 1
+#elif defined(__has_feature)  // clang names its sanitizers this way
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define GATEWAY_CHECK_THREADS 1
+#endif
 #endif
 
 #ifdef GATEWAY_CHECK_THREADS

@@ -43,7 +43,7 @@ ABSL_FLAG(int64_t, high_water_bytes, static_cast<int64_t>(kReactor.high_water),
 ABSL_FLAG(int64_t, low_water_bytes, static_cast<int64_t>(kReactor.low_water),
           "Queued output below which a paused connection reads again");
 ABSL_FLAG(int, read_budget, kReactor.read_budget,
-          "recv() calls per connection per wakeup, so one client cannot starve the rest");
+          "Reads (readv) per connection per wakeup, so one client cannot starve the rest");
 ABSL_FLAG(int, backlog, kGateway.backlog, "listen() backlog per reactor");
 ABSL_FLAG(std::string, control_listen, kControl.listen_address,
           "gRPC control-plane address, host:port ([v6]:port for IPv6); empty = no control plane");
