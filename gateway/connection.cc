@@ -143,7 +143,10 @@ IoResult Connection::ReadOnce(bool in_place_only) {
   int iov_count = 0;
   if (to_input > 0) iov[iov_count++] = iovec{in_.write_ptr(), to_input};
   if (to_scratch > 0) iov[iov_count++] = iovec{scratch + carried, to_scratch};
-  const ssize_t n = ctx_->loop->poller().Readv(fd_, iov, iov_count);
+  ssize_t n;
+  do {
+    n = ctx_->loop->poller().Readv(fd_, iov, iov_count);
+  } while (n < 0 && errno == EINTR);
   if (n <= 0) {
     if (carried > 0) in_.Append(scratch, carried, pool);  // put the header bytes back
     if (n == 0) {
@@ -288,6 +291,8 @@ IoResult Connection::WriteToSocket(const char* data, size_t len, size_t* sent) {
     const ssize_t n = ctx_->loop->poller().Send(fd_, data + *sent, len - *sent);
     if (n > 0) {
       *sent += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       writable_ = false;
       break;
@@ -358,6 +363,7 @@ void Connection::DiscardInput() {
     const iovec iov{scratch, ReadScratch::kSize};
     const ssize_t n = ctx_->loop->poller().Readv(fd_, &iov, 1);
     if (n > 0) continue;
+    if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       readable_ = false;
       return;

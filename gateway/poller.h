@@ -33,7 +33,7 @@ class PollHandler {
 // from buffers the kernel already filled and queues sends) without a change
 // to the connection. The defaults are the plain non-blocking syscalls a
 // readiness back-end needs; they return what the syscall returns, with errno
-// set on -1 (EINTR is retried here).
+// set on -1 (EINTR included: callers retry).
 class Poller {
  public:
   static constexpr uint32_t kReadable = 1;
