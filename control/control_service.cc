@@ -198,7 +198,7 @@ grpc::ServerUnaryReactor* GatewayControlService::CloseConnection(grpc::CallbackS
                                                                  v1::CloseConnectionResponse* /*response*/) {
   if (absl::Status status = CheckFd(request->fd()); !status.ok()) return FinishWith(context, status);
   std::shared_ptr<PendingCall> call = PendingCall::Create(context);
-  gateway_->CloseConnection(request->fd(), request->id(), request->force(),
+  gateway_->CloseConnection(request->fd(), request->id(), request->force() ? CloseMode::kForce : CloseMode::kFlush,
                             [call](absl::Status status) { call->Answer(status, [] {}); });
   return call.get();
 }

@@ -17,9 +17,6 @@
 
 namespace gateway {
 
-// How a connection closes: after delivering what it owes, or at once.
-enum class CloseMode { kFlush, kForce };
-
 // What an I/O step left behind: the connection still open, or closed (and so
 // scheduled for destruction: the caller must not touch it further).
 enum class IoResult { kKeepOpen, kClosed };

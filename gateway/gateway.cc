@@ -270,11 +270,11 @@ void Gateway::GetConnection(int fd, uint64_t id, Done<ConnectionInfo> done) {
       });
 }
 
-void Gateway::CloseConnection(int fd, uint64_t id, bool force, StatusDone done) {
+void Gateway::CloseConnection(int fd, uint64_t id, CloseMode mode, StatusDone done) {
   auto found = std::make_shared<std::atomic<bool>>(false);
   RunOnAllReactorsNow(
-      [fd, id, force, found](Reactor& r) {
-        if (r.CloseConnection(fd, id, force ? CloseMode::kForce : CloseMode::kFlush)) found->store(true);
+      [fd, id, mode, found](Reactor& r) {
+        if (r.CloseConnection(fd, id, mode)) found->store(true);
       },
       [fd, id, found, done = std::move(done)](absl::Status status) mutable {
         if (status.ok() && !found->load()) status = NotFound(fd, id);
@@ -296,8 +296,8 @@ absl::StatusOr<ConnectionInfo> Gateway::GetConnection(int fd, uint64_t id) {
       [&](Done<ConnectionInfo> done) { GetConnection(fd, id, std::move(done)); });
 }
 
-absl::Status Gateway::CloseConnection(int fd, uint64_t id, bool force) {
-  return Wait<absl::Status>([&](StatusDone done) { CloseConnection(fd, id, force, std::move(done)); });
+absl::Status Gateway::CloseConnection(int fd, uint64_t id, CloseMode mode) {
+  return Wait<absl::Status>([&](StatusDone done) { CloseConnection(fd, id, mode, std::move(done)); });
 }
 
 absl::Status Gateway::AdoptConnection(int fd) {

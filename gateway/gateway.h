@@ -90,14 +90,15 @@ class Gateway {
   // NOT_FOUND if no reactor has `fd`, or (when `id` is not 0) if the
   // connection on `fd` is not the one with `id`: fds are reused, ids never.
   void GetConnection(int fd, uint64_t id, Done<ConnectionInfo> done);
-  // Graceful: pending responses are flushed, then EOF. NOT_FOUND as above.
-  void CloseConnection(int fd, uint64_t id, bool force, StatusDone done);
+  // kFlush: pending responses are delivered, then EOF; kForce: closed at
+  // once. NOT_FOUND as above.
+  void CloseConnection(int fd, uint64_t id, CloseMode mode, StatusDone done);
 
   // The same, waiting for the result (at most 30 s: DEADLINE_EXCEEDED).
   absl::Status SetTriggerMode(TriggerMode mode);
   absl::StatusOr<ConnectionPage> ListConnections(const ListQuery& query);
   absl::StatusOr<ConnectionInfo> GetConnection(int fd, uint64_t id = 0);
-  absl::Status CloseConnection(int fd, uint64_t id, bool force);
+  absl::Status CloseConnection(int fd, uint64_t id, CloseMode mode);
 
   // Hands an already-connected stream socket (TCP, or one end of a Unix
   // socketpair) to a reactor, which serves it like an accepted client. Takes

@@ -25,6 +25,10 @@ inline constexpr int kNumConnectionStates = 5;
 
 absl::string_view ConnectionStateName(ConnectionState state);  // "read", ...
 
+// How a connection closes: after delivering the responses it owes (then
+// EOF), or at once.
+enum class CloseMode { kFlush, kForce };
+
 // Why a connection was closed; each has a metrics label.
 enum class CloseReason : uint8_t {
   kPeerClosed,      // FIN from the client, all responses delivered

@@ -346,7 +346,7 @@ TEST_P(AbuseTest, CloseByIdSparesTheNewcomerOnAReusedFd) {
 
   absl::Status get = gw_->GetConnection(server_fd, old_info->id).status();
   EXPECT_TRUE(absl::IsNotFound(get)) << get;
-  absl::Status close_old = gw_->CloseConnection(server_fd, old_info->id, /*force=*/true);
+  absl::Status close_old = gw_->CloseConnection(server_fd, old_info->id, CloseMode::kForce);
   EXPECT_TRUE(absl::IsNotFound(close_old)) << close_old;
   EXPECT_EQ(close_old.message(), absl::StrCat("no connection with fd ", server_fd, " and id ", old_info->id));
 
@@ -361,7 +361,7 @@ TEST_P(AbuseTest, CloseByIdSparesTheNewcomerOnAReusedFd) {
   }));
   EXPECT_EQ(std::string(reply, 7), "00002ih");
   EXPECT_EQ(ClosedCount(*gw_, CloseReason::kControlPlane), 0u);
-  EXPECT_OK(gw_->CloseConnection(server_fd, new_info->id, /*force=*/false));
+  EXPECT_OK(gw_->CloseConnection(server_fd, new_info->id, CloseMode::kFlush));
   EXPECT_EQ(recv(pair_b[0], reply, sizeof reply, 0), 0);  // the gateway's FIN
   close(pair_b[0]);
   EXPECT_TRUE(WaitUntil([&] { return ClosedCount(*gw_, CloseReason::kControlPlane) == 1; }));

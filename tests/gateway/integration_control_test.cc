@@ -102,7 +102,7 @@ TEST_P(ControlTest, ShutdownAnswersWhatArrivedThenEof) {
   EXPECT_FALSE(late.ok());
   EXPECT_TRUE(absl::IsUnavailable(gw_->GetConnection(info.fd).status()));
   EXPECT_TRUE(absl::IsUnavailable(gw_->ListConnections(ListQuery{}).status()));
-  EXPECT_TRUE(absl::IsUnavailable(gw_->CloseConnection(info.fd, /*id=*/0, /*force=*/false)));
+  EXPECT_TRUE(absl::IsUnavailable(gw_->CloseConnection(info.fd, /*id=*/0, CloseMode::kFlush)));
   EXPECT_TRUE(absl::IsUnavailable(gw_->SetTriggerMode(TriggerMode::kLevel)));
   gw_->Shutdown(absl::Seconds(1));  // idempotent
 }

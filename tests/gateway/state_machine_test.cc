@@ -170,7 +170,7 @@ TEST_P(StateMachineTest, CloseConnectionGracefulWhenIdle) {
   TestClient client = Connect();
   const std::string peer = client.peer_name();
   ASSERT_OK_AND_ASSIGN(const ConnectionInfo info, FindConnection(*gw_, client));
-  ASSERT_OK(gw_->CloseConnection(info.fd, /*id=*/0, /*force=*/false));
+  ASSERT_OK(gw_->CloseConnection(info.fd, /*id=*/0, CloseMode::kFlush));
   EXPECT_OK(client.ExpectEof());
   client.Close();
   EXPECT_THAT(RecordingObserver::Describe(ClosedEvents(peer)),
@@ -183,7 +183,7 @@ TEST_P(StateMachineTest, CloseConnectionForceWhenIdle) {
   TestClient client = Connect();
   const std::string peer = client.peer_name();
   ASSERT_OK_AND_ASSIGN(const ConnectionInfo info, FindConnection(*gw_, client));
-  ASSERT_OK(gw_->CloseConnection(info.fd, /*id=*/0, /*force=*/true));
+  ASSERT_OK(gw_->CloseConnection(info.fd, /*id=*/0, CloseMode::kForce));
   EXPECT_OK(client.ExpectEof());
   EXPECT_THAT(RecordingObserver::Describe(ClosedEvents(peer)),
               ElementsAre("opened:accept", "read", "closing", "closed:control_plane"));
@@ -192,8 +192,8 @@ TEST_P(StateMachineTest, CloseConnectionForceWhenIdle) {
 
 TEST_P(StateMachineTest, UnknownFdIsNotFound) {
   StartGateway();
-  EXPECT_TRUE(absl::IsNotFound(gw_->CloseConnection(1 << 20, /*id=*/0, /*force=*/false)));
-  EXPECT_TRUE(absl::IsNotFound(gw_->CloseConnection(-1, /*id=*/0, /*force=*/true)));
+  EXPECT_TRUE(absl::IsNotFound(gw_->CloseConnection(1 << 20, /*id=*/0, CloseMode::kFlush)));
+  EXPECT_TRUE(absl::IsNotFound(gw_->CloseConnection(-1, /*id=*/0, CloseMode::kForce)));
   EXPECT_TRUE(absl::IsNotFound(gw_->GetConnection(1 << 20).status()));
 }
 
@@ -241,7 +241,7 @@ TEST_P(StateMachineTest, CloseConnectionGracefulDeliversPendingResponsesThenEof)
   }));
   EXPECT_EQ(paused.state, ConnectionState::kWrite);
   EXPECT_GT(paused.frames_in, paused.frames_out);
-  ASSERT_OK(gw_->CloseConnection(fd, /*id=*/0, /*force=*/false));
+  ASSERT_OK(gw_->CloseConnection(fd, /*id=*/0, CloseMode::kFlush));
   absl::StatusOr<std::string> received = client.ReadUntilEof(Deadline(), 64 << 20);
   flood.writer.join();
   // The server drops (not answers) what it had not read when asked to close,
@@ -280,7 +280,7 @@ TEST_P(StateMachineTest, CloseConnectionForceWithPendingOutput) {
     absl::StatusOr<ConnectionInfo> now = gw_->GetConnection(info.fd);
     return now.ok() && now->need_write >= high_water;
   }));
-  ASSERT_OK(gw_->CloseConnection(info.fd, /*id=*/0, /*force=*/true));
+  ASSERT_OK(gw_->CloseConnection(info.fd, /*id=*/0, CloseMode::kForce));
   // Closed at once with unread input: the client sees its data end, by EOF
   // or by a reset; whatever arrived is an exact prefix of the responses.
   std::string received;
