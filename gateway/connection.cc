@@ -481,6 +481,7 @@ void Connection::UpdateInterest() {
 }
 
 ConnectionInfo Connection::Snapshot(absl::Time wall_now, int64_t mono_now_ns) const {
+  GATEWAY_ASSERT_IN_LOOP(*ctx_->loop);
   ConnectionInfo info;
   info.fd = fd_;
   info.id = id_;

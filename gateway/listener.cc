@@ -76,6 +76,7 @@ void Listener::AcceptSome() {
 }
 
 void Listener::RefillSpare() {
+  GATEWAY_ASSERT_IN_LOOP(*loop_);
   if (spare_fd_ < 0) spare_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 

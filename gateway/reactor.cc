@@ -124,6 +124,7 @@ void Reactor::ServiceLater(Connection* connection) {
 }
 
 bool Reactor::OverBudget() {
+  GATEWAY_ASSERT_IN_LOOP(loop_);
   const int64_t queued = shared_->queued_bytes.load(std::memory_order_relaxed);
   if (over_budget_) {
     over_budget_ = queued > options_.max_queued_bytes - options_.max_queued_bytes / 8;
@@ -142,6 +143,7 @@ void Reactor::WaitForBudget(Connection* connection) {
 }
 
 void Reactor::ResumeBudgetWaiters() {
+  GATEWAY_ASSERT_IN_LOOP(loop_);
   if (OverBudget()) return;
   std::vector<Connection*> waiters;
   waiters.swap(budget_waiters_);
@@ -152,6 +154,7 @@ void Reactor::ResumeBudgetWaiters() {
 }
 
 void Reactor::OutOfFds() {
+  GATEWAY_ASSERT_IN_LOOP(loop_);
   shared_->fd_ceiling.store(shared_->active.load(std::memory_order_relaxed), std::memory_order_relaxed);
   shared_->fd_ceiling_until_ns.store(loop_.now_ns() + kFdCeilingNs, std::memory_order_relaxed);
 }
@@ -274,6 +277,7 @@ void Reactor::ListConnections(const ListQuery& query, ListDone done) {
 }
 
 void Reactor::ContinueList(std::shared_ptr<ListJob> job) {
+  GATEWAY_ASSERT_IN_LOOP(loop_);
   const ListQuery& query = job->query;
   const absl::Time wall_now = absl::Now();
   const int64_t mono_now = MonotonicNowNs();
