@@ -89,11 +89,10 @@ void Gateway::Reply::operator()() && {
 Gateway::Gateway(GatewayOptions options) : options_(std::move(options)) {}
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options) {
-  if (absl::Status valid = Validate(options); !valid.ok()) return valid;
+  absl::StatusOr<SocketAddress> address = Validate(options);
+  if (!address.ok()) return address.status();
   if (options.reactors == 0) options.reactors = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (!options.handler_factory) options.handler_factory = std::make_shared<ReverseHandlerFactory>();
-  absl::StatusOr<SocketAddress> address = ParseListenAddress(options.listen_address);
-  if (!address.ok()) return address.status();
   absl::StatusOr<std::vector<int>> fds = OpenReusePortListeners(*address, options.reactors, options.backlog);
   if (!fds.ok()) return fds.status();
 

@@ -5,7 +5,7 @@
 
 namespace gateway {
 
-absl::Status Validate(const GatewayOptions& options) {
+absl::StatusOr<SocketAddress> Validate(const GatewayOptions& options) {
   const ReactorOptions& r = options.reactor;
   if (options.reactors < 0 || options.reactors > 1024) return absl::InvalidArgumentError("--reactors must be 0..1024");
   if (r.max_connections < 0) return absl::InvalidArgumentError("--max_connections must be >= 0");
@@ -19,10 +19,7 @@ absl::Status Validate(const GatewayOptions& options) {
   if (r.read_budget < 1) return absl::InvalidArgumentError("--read_budget must be >= 1");
   if (r.accept_budget < 1) return absl::InvalidArgumentError("accept_budget must be >= 1");  // no flag
   if (options.backlog < 1) return absl::InvalidArgumentError("--backlog must be >= 1");
-  if (absl::StatusOr<SocketAddress> address = ParseListenAddress(options.listen_address); !address.ok()) {
-    return address.status();
-  }
-  return absl::OkStatus();
+  return ParseListenAddress(options.listen_address);
 }
 
 }  // namespace gateway

@@ -8,8 +8,10 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "gateway/frame_handler.h"
+#include "gateway/socket_util.h"
 #include "gateway/types.h"
 
 namespace gateway {
@@ -42,9 +44,10 @@ struct GatewayOptions {
   std::shared_ptr<FrameHandlerFactory> handler_factory;  // null = ReverseHandler
 };
 
-// OK, or INVALID_ARGUMENT naming the first flag out of range, e.g.
-// "--reactors must be 0..1024". The binary checks its flags with it and
-// Gateway::Create checks its options with it.
-absl::Status Validate(const GatewayOptions& options);
+// The listen address, parsed (and resolved), or INVALID_ARGUMENT naming the
+// first flag out of range, e.g. "--reactors must be 0..1024". The binary
+// checks its flags with it and Gateway::Create checks its options with it
+// (and binds the address it returns, so it is resolved once there).
+absl::StatusOr<SocketAddress> Validate(const GatewayOptions& options);
 
 }  // namespace gateway

@@ -104,7 +104,7 @@ absl::StatusOr<GatewayOptions> GatewayOptionsFromFlags() {
   r.low_water = static_cast<size_t>(absl::GetFlag(FLAGS_low_water_bytes));
   r.read_budget = absl::GetFlag(FLAGS_read_budget);
   r.measure_latency = absl::GetFlag(FLAGS_metrics_latency);
-  if (absl::Status valid = Validate(options); !valid.ok()) return valid;
+  if (absl::StatusOr<SocketAddress> valid = Validate(options); !valid.ok()) return valid.status();
   if (absl::GetFlag(FLAGS_drain_timeout) < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--drain_timeout must be >= 0");
   }
