@@ -13,6 +13,8 @@ BUILD_PACKAGES=(
   cmake g++ make pkgconf
   libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev grpc-proto
   libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev
+  # The io_uring back-end.
+  liburing-dev
   # The README's first demo pipes a frame through nc.
   netcat-openbsd
 )

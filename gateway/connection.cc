@@ -302,7 +302,13 @@ IoResult Connection::WriteToSocket(const char* data, size_t len, size_t* sent) {
     }
   }
   bytes_out_ += *sent;
-  ctx_->stats->bytes_out.Add(*sent);
+  size_t newly_counted = *sent;
+  if (recounted_out_ > 0) [[unlikely]] {
+    const size_t recounted = std::min<uint64_t>(recounted_out_, newly_counted);
+    recounted_out_ -= recounted;
+    newly_counted -= recounted;
+  }
+  ctx_->stats->bytes_out.Add(newly_counted);
   return IoResult::kKeepOpen;
 }
 
@@ -423,6 +429,39 @@ void Connection::OnTriggerModeChanged() {
   ctx_->host->ServiceLater(this);
 }
 
+void Connection::MoveToNewPoller(Poller::Leftovers leftovers) {
+  GATEWAY_ASSERT_IN_LOOP(*ctx_->loop);
+  if (phase_ == Phase::kClosed) return;
+  Poller& poller = ctx_->loop->poller();
+  poller.Carry(fd_, std::move(leftovers.unread), leftovers.eof, leftovers.error);
+  if (!leftovers.unsent.empty()) {
+    // The responses the old back-end still held go out first. Batch ends are
+    // offsets in bytes_out_, so moving bytes_out_ back keeps them right.
+    const std::string& unsent = leftovers.unsent;
+    bytes_out_ -= unsent.size();
+    recounted_out_ += unsent.size();
+    if (out_.empty()) {
+      out_started_at_ = bytes_out_;
+      out_.Append(unsent.data(), unsent.size(), ctx_->pool);
+    } else {
+      std::string queued(out_.data(), out_.size());
+      out_.Release(ctx_->pool);
+      out_.Append(unsent.data(), unsent.size(), ctx_->pool);
+      out_.Append(queued.data(), queued.size(), ctx_->pool);
+      out_started_at_ -= unsent.size();
+    }
+    if (out_.size() >= ctx_->options->high_water) paused_ = true;
+  }
+  registered_interest_ = DesiredInterest();
+  if (!poller.Add(fd_, this, registered_interest_).ok()) {
+    Close(CloseReason::kError);
+    return;
+  }
+  readable_ = true;
+  writable_ = true;
+  ctx_->host->ServiceLater(this);
+}
+
 void Connection::Close(CloseReason reason) {
   GATEWAY_ASSERT_IN_LOOP(*ctx_->loop);
   if (phase_ == Phase::kClosed) return;
@@ -488,6 +527,7 @@ ConnectionInfo Connection::Snapshot(absl::Time wall_now, int64_t mono_now_ns) co
   info.peer = FormatAddress(peer_);
   info.state = state_;
   info.trigger_mode = ctx_->loop->poller().mode();
+  info.io_model = ctx_->loop->poller().model();
   info.reactor = ctx_->reactor_index;
   info.have_read = in_.size();
   const size_t frame = pending_frame_size_ != 0 ? pending_frame_size_ : kHeaderSize;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -80,6 +81,12 @@ class Connection final : public PollHandler {
   // Re-registers after the poller's trigger mode changed. Readiness is
   // assumed, so bytes the kernel buffered under the old mode are still read.
   void OnTriggerModeChanged();
+
+  // Registers with the loop's new back-end after a live IO-model switch,
+  // taking over what the retired one held (`leftovers`: bytes received but
+  // not read, carried into the new back-end's reads; bytes taken but not
+  // sent, queued again in front of our output). Readiness is assumed.
+  void MoveToNewPoller(Poller::Leftovers leftovers);
 
   // Closes now, with `reason`. The object is destroyed after the current
   // loop iteration; nothing else may be called on it afterwards.
@@ -178,6 +185,9 @@ class Connection final : public PollHandler {
   uint64_t frames_in_ = 0;
   uint64_t frames_out_ = 0;
   uint64_t out_started_at_ = 0;  // bytes_out_ when out_ last went non-empty
+  // Bytes at out_'s front a retired back-end took but never sent: counted in
+  // the reactor's bytes_out already, so not counted again when they go.
+  uint64_t recounted_out_ = 0;
 };
 
 }  // namespace gateway

@@ -11,13 +11,21 @@
 
 namespace gateway {
 
-EventLoop::EventLoop(TriggerMode mode)
-    : poller_(std::make_unique<EpollPoller>(mode)), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+EventLoop::EventLoop() : wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   if (wake_fd_ < 0) DieErrno("eventfd");
-  // The eventfd stays level-triggered in both modes: it is drained on each
-  // wakeup anyway, and re-registering it on a mode switch buys nothing.
-  const absl::Status added = poller_->Add(wake_fd_, this, Poller::kReadable);
-  if (!added.ok()) Die(added.message());
+}
+
+absl::StatusOr<std::unique_ptr<Poller>> EventLoop::InstallPoller(std::unique_ptr<Poller> poller) {
+  GATEWAY_ASSERT_IN_LOOP(*this);
+  // epoll keeps the eventfd level-triggered in both modes (it is drained on
+  // each wakeup anyway, and a trigger-mode switch need not re-register it);
+  // a count already in it is reported by the new back-end at once.
+  if (absl::Status added = poller->Add(wake_fd_, this, Poller::kReadable, FdRole::kNotify); !added.ok()) {
+    return added;
+  }
+  events_.clear();
+  std::swap(poller, poller_);
+  return poller;
 }
 
 int64_t MonotonicNowNs() {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
 #include "gateway/poller.h"
 
 namespace gateway {
@@ -23,7 +24,8 @@ class EventLoop : private PollHandler {
  public:
   using Task = absl::AnyInvocable<void() &&>;
 
-  explicit EventLoop(TriggerMode mode);
+  // The loop has no back-end until InstallPoller(), on the loop thread.
+  EventLoop();
   ~EventLoop() override;
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
@@ -47,6 +49,12 @@ class EventLoop : private PollHandler {
 
   Poller& poller() { return *poller_; }
   const Poller& poller() const { return *poller_; }
+  bool has_poller() const { return poller_ != nullptr; }
+
+  // Makes `poller` the loop's back-end, registering the wake-up fd with it,
+  // and returns the previous one (null at first) for the caller to retire.
+  // On failure nothing changes and `poller` is dropped.
+  absl::StatusOr<std::unique_ptr<Poller>> InstallPoller(std::unique_ptr<Poller> poller);
 
   // Waits for events, at most `timeout_ms` (-1: no limit), then updates the
   // clock. Returns how many.

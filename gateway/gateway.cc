@@ -14,6 +14,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "gateway/event_loop.h"
+#include "gateway/poller.h"
 #include "gateway/reactor.h"
 #include "gateway/socket_util.h"
 
@@ -93,6 +95,9 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options)
   if (!address.ok()) return address.status();
   if (options.reactors == 0) options.reactors = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (!options.handler_factory) options.handler_factory = std::make_shared<ReverseHandlerFactory>();
+  // A back-end this host refuses (io_uring under a seccomp profile) fails
+  // here, at start, rather than in a reactor thread.
+  if (absl::Status probe = ProbeIoModel(options.reactor.io_model); !probe.ok()) return probe;
   absl::StatusOr<std::vector<int>> fds = OpenReusePortListeners(*address, options.reactors, options.backlog);
   if (!fds.ok()) return fds.status();
 
@@ -103,6 +108,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options)
   }
   gateway->port_ = LocalPort(fds->front());
   gateway->mode_.store(gateway->options_.reactor.trigger_mode);
+  gateway->io_model_.store(gateway->options_.reactor.io_model);
   for (int i = 0; i < gateway->options_.reactors; ++i) {
     gateway->reactors_.push_back(std::make_unique<Reactor>(i, (*fds)[i], gateway->options_.reactor, &gateway->shared_,
                                                            gateway->options_.handler_factory->Create()));
@@ -163,17 +169,34 @@ void Gateway::RunOnAllReactorsNow(absl::AnyInvocable<void(Reactor&)> fn, StatusD
       std::move(done));
 }
 
-void Gateway::SetTriggerMode(TriggerMode mode, StatusDone done) {
-  {
-    std::lock_guard<std::mutex> lock(switch_mu_);
-    switch_queue_.push_back(PendingSwitch{mode, std::move(done)});
-    if (switch_queue_.size() > 1) return;  // the running switch starts it when done
-  }
-  StartSwitch(mode);
+void Gateway::SetTriggerMode(TriggerMode mode, StatusDone done) { EnqueueSwitch(SwitchTarget{mode}, std::move(done)); }
+
+void Gateway::SetIoModel(IoModel model, StatusDone done) {
+  EnqueueSwitch(SwitchTarget{std::nullopt, model}, std::move(done));
 }
 
-void Gateway::StartSwitch(TriggerMode mode) {
+void Gateway::EnqueueSwitch(SwitchTarget target, StatusDone done) {
+  {
+    std::lock_guard<std::mutex> lock(switch_mu_);
+    switch_queue_.push_back(PendingSwitch{target, std::move(done)});
+    if (switch_queue_.size() > 1) return;  // the running switch starts it when done
+  }
+  StartSwitch(target);
+}
+
+void Gateway::StartSwitch(SwitchTarget target) {
+  if (!target.trigger_mode.has_value()) {
+    StartIoModelSwitch(target.io_model);
+    return;
+  }
   // Only the head of the queue runs, so mode_ changes in order.
+  const TriggerMode mode = *target.trigger_mode;
+  const IoModel model = io_model();
+  if (model != IoModel::kEpoll) {
+    FinishSwitch(absl::FailedPreconditionError(absl::StrCat("the trigger mode applies to epoll; the gateway runs ",
+                                                            IoModelName(model), " (SetIoModel to epoll first)")));
+    return;
+  }
   const TriggerMode old_mode = mode_.load();
   RunOnAllReactorsNow([mode](Reactor& r) { r.SetTriggerMode(mode); },
                       [this, mode, old_mode](absl::Status status) {
@@ -181,17 +204,94 @@ void Gateway::StartSwitch(TriggerMode mode) {
                           mode_.store(mode, std::memory_order_release);
                           if (old_mode != mode) switches_.fetch_add(1, std::memory_order_relaxed);
                         }
-                        StatusDone done;
-                        std::optional<TriggerMode> next;
-                        {
-                          std::lock_guard<std::mutex> lock(switch_mu_);
-                          done = std::move(switch_queue_.front().done);
-                          switch_queue_.pop_front();
-                          if (!switch_queue_.empty()) next = switch_queue_.front().mode;
-                        }
-                        std::move(done)(std::move(status));
-                        if (next.has_value()) StartSwitch(*next);
+                        FinishSwitch(std::move(status));
                       });
+}
+
+void Gateway::StartIoModelSwitch(IoModel model) {
+  const IoModel old_model = io_model();
+  if (!IsLiveSwitchable(old_model)) {
+    FinishSwitch(absl::FailedPreconditionError(
+        absl::StrCat("the gateway runs the ", IoModelName(old_model),
+                     " model, which is chosen at start only: restart with --io_model=", IoModelName(model))));
+    return;
+  }
+  if (!IsLiveSwitchable(model)) {
+    FinishSwitch(absl::FailedPreconditionError(absl::StrCat(
+        "the ", IoModelName(model), " model is chosen at start only: restart with --io_model=", IoModelName(model))));
+    return;
+  }
+  if (model == old_model) {
+    FinishSwitch(absl::OkStatus());
+    return;
+  }
+  if (absl::Status probe = ProbeIoModel(model); !probe.ok()) {
+    FinishSwitch(std::move(probe));
+    return;
+  }
+  // Each reactor moves on its own thread; if one refuses (select: a
+  // connection on a high fd arrived meanwhile), the others move back.
+  struct Outcome {
+    std::mutex mu;
+    absl::Status first_error;  // guarded by mu
+  };
+  auto outcome = std::make_shared<Outcome>();
+  auto record = [outcome](absl::Status status) {
+    std::lock_guard<std::mutex> lock(outcome->mu);
+    if (outcome->first_error.ok()) outcome->first_error = std::move(status);
+  };
+  auto move_all = [this, model, old_model, outcome, record](int64_t started_ns) mutable {
+    RunOnAllReactorsNow([model, record](Reactor& r) mutable { record(r.SetIoModel(model)); },
+                        [this, model, old_model, outcome, started_ns](absl::Status status) {
+                          if (status.ok()) {
+                            std::lock_guard<std::mutex> lock(outcome->mu);
+                            status = outcome->first_error;
+                          }
+                          if (status.ok()) {
+                            io_model_.store(model, std::memory_order_release);
+                            io_switches_.fetch_add(1, std::memory_order_relaxed);
+                            last_io_switch_ns_.store(MonotonicNowNs() - started_ns, std::memory_order_relaxed);
+                            FinishSwitch(absl::OkStatus());
+                            return;
+                          }
+                          // Back to where every reactor was.
+                          RunOnAllReactorsNow([old_model](Reactor& r) { (void)r.SetIoModel(old_model); },
+                                              [this, status](absl::Status) { FinishSwitch(status); });
+                        });
+  };
+  if (model != IoModel::kSelect) {
+    move_all(MonotonicNowNs());
+    return;
+  }
+  // select: refused while any connection sits on an fd it cannot watch.
+  auto over = std::make_shared<std::atomic<int64_t>>(0);
+  RunOnAllReactorsNow([over](Reactor& r) { over->fetch_add(r.CountFdsOverSelectLimit()); },
+                      [this, over, move_all](absl::Status status) mutable {
+                        if (status.ok() && over->load() > 0) {
+                          status = absl::FailedPreconditionError(
+                              absl::StrCat(over->load(),
+                                           " connection(s) are on fds >= FD_SETSIZE (1024), which select(2) "
+                                           "cannot watch; close them or choose poll, epoll or io_uring"));
+                        }
+                        if (!status.ok()) {
+                          FinishSwitch(std::move(status));
+                          return;
+                        }
+                        move_all(MonotonicNowNs());
+                      });
+}
+
+void Gateway::FinishSwitch(absl::Status status) {
+  StatusDone done;
+  std::optional<SwitchTarget> next;
+  {
+    std::lock_guard<std::mutex> lock(switch_mu_);
+    done = std::move(switch_queue_.front().done);
+    switch_queue_.pop_front();
+    if (!switch_queue_.empty()) next = switch_queue_.front().target;
+  }
+  std::move(done)(std::move(status));
+  if (next.has_value()) StartSwitch(*next);
 }
 
 void Gateway::ListConnections(const ListQuery& query, Done<ConnectionPage> done) {
@@ -283,6 +383,10 @@ void Gateway::CloseConnection(int fd, uint64_t id, CloseMode mode, StatusDone do
 
 absl::Status Gateway::SetTriggerMode(TriggerMode mode) {
   return Wait<absl::Status>([&](StatusDone done) { SetTriggerMode(mode, std::move(done)); });
+}
+
+absl::Status Gateway::SetIoModel(IoModel model) {
+  return Wait<absl::Status>([&](StatusDone done) { SetIoModel(model, std::move(done)); });
 }
 
 absl::StatusOr<ConnectionPage> Gateway::ListConnections(const ListQuery& query) {

@@ -10,6 +10,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,24 @@ class Gateway {
   void SetTriggerMode(TriggerMode mode, StatusDone done);
   uint64_t trigger_mode_switches() const { return switches_.load(std::memory_order_relaxed); }
 
+  // The IO model every reactor runs (they change together).
+  IoModel io_model() const { return io_model_.load(std::memory_order_acquire); }
+  // Moves every listener and connection of every reactor to `model`'s
+  // back-end; done once all have moved (queued behind, and serialized with,
+  // trigger-mode switches). FAILED_PRECONDITION, with the current model left
+  // in place, when: the gateway runs or is asked for a start-time-only model
+  // (blocking, signal); `model` is select and connections sit on fds >= 1024
+  // (the message says how many); io_uring is refused here (the errno and the
+  // fix). Switches that change nothing are not counted.
+  void SetIoModel(IoModel model, StatusDone done);
+  absl::Status SetIoModel(IoModel model);  // waits
+  uint64_t io_model_switches() const { return io_switches_.load(std::memory_order_relaxed); }
+  // How long the last IO-model switch took, from the first reactor starting
+  // it to the last one done (zero before any).
+  absl::Duration last_io_model_switch_duration() const {
+    return absl::Nanoseconds(last_io_switch_ns_.load(std::memory_order_relaxed));
+  }
+
   // Merges one page from every reactor, sorted by fd; next_after_fd says
   // whether another page follows.
   void ListConnections(const ListQuery& query, Done<ConnectionPage> done);
@@ -146,8 +165,16 @@ class Gateway {
   void RunOnAllReactors(absl::AnyInvocable<void(Reactor&, Reply)> fn, StatusDone done);
   // The same for work that is done when `fn` returns.
   void RunOnAllReactorsNow(absl::AnyInvocable<void(Reactor&)> fn, StatusDone done);
-  // Starts the switch at the head of switch_queue_.
-  void StartSwitch(TriggerMode mode);
+  // Starts the switch at the head of switch_queue_; FinishSwitch reports it
+  // and starts the next.
+  struct SwitchTarget {
+    std::optional<TriggerMode> trigger_mode;  // else io_model
+    IoModel io_model = IoModel::kEpoll;
+  };
+  void EnqueueSwitch(SwitchTarget target, StatusDone done);
+  void StartSwitch(SwitchTarget target);
+  void StartIoModelSwitch(IoModel model);
+  void FinishSwitch(absl::Status status);
 
   GatewayOptions options_;
   FdBudget fd_budget_;
@@ -157,13 +184,16 @@ class Gateway {
   absl::Time started_at_;
   std::atomic<TriggerMode> mode_{TriggerMode::kEdge};
   std::atomic<uint64_t> switches_{0};
+  std::atomic<IoModel> io_model_{IoModel::kEpoll};
+  std::atomic<uint64_t> io_switches_{0};
+  std::atomic<int64_t> last_io_switch_ns_{0};
   std::atomic<bool> running_{false};       // Start() has run: reactors answer posts
   std::atomic<uint32_t> next_adopter_{0};  // round robin for AdoptConnection
 
   // std::mutex, not absl::Mutex: see EventLoop (TSan visibility).
   std::mutex switch_mu_;
   struct PendingSwitch {
-    TriggerMode mode;
+    SwitchTarget target;
     StatusDone done;
   };
   // The head runs; the rest wait their turn. Guarded by switch_mu_.

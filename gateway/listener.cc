@@ -26,7 +26,7 @@ Listener::~Listener() {
 
 absl::Status Listener::Register() {
   GATEWAY_ASSERT_IN_LOOP(*loop_);
-  return loop_->poller().Add(fd_, this, Poller::kReadable);
+  return loop_->poller().Add(fd_, this, Poller::kReadable, FdRole::kListener);
 }
 
 absl::Status Listener::Reregister() {

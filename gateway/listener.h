@@ -41,7 +41,8 @@ class Listener final : public PollHandler {
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
 
-  absl::Status Register();    // adds the fd to the poller
+  int fd() const { return fd_; }
+  absl::Status Register();    // adds the fd to the poller (at start, and after an IO-model switch)
   absl::Status Reregister();  // after a trigger mode switch, or a pause
   // Keeps the registration but reports nothing (a paused listener).
   absl::Status Mute();

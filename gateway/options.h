@@ -18,7 +18,10 @@ namespace gateway {
 
 // Settings every reactor shares; immutable once the gateway starts.
 struct ReactorOptions {
-  TriggerMode trigger_mode = TriggerMode::kEdge;
+  // The back-end at start: select, poll, epoll or io_uring (signal: at
+  // start only). Blocking is not a reactor back-end (see GatewayOptions).
+  IoModel io_model = IoModel::kEpoll;
+  TriggerMode trigger_mode = TriggerMode::kEdge;  // for epoll
   // Across all reactors. 0 = derived from the fd limit (Gateway::Create
   // resolves it: RLIMIT_NOFILE minus the fds open at start minus a reserve).
   int64_t max_connections = 0;

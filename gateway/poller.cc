@@ -1,85 +1,93 @@
 #include "gateway/poller.h"
 
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 
-#include "absl/strings/str_cat.h"
-#include "gateway/log.h"
-
 namespace gateway {
-namespace {
-
-// Events taken per epoll_wait. Not tuned by measurement: large enough that a
-// wakeup under a full load of connections rarely needs a second call.
-constexpr int kMaxEventsPerWait = 1024;
-
-}  // namespace
 
 int Poller::Accept(int listen_fd, sockaddr* peer, socklen_t* peer_len) {
   return accept4(listen_fd, peer, peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }
 
-// Each is a tail call: on the request path the seam costs one indirect call.
-ssize_t Poller::Readv(int fd, const iovec* iov, int iov_count) { return readv(fd, iov, iov_count); }
+// Each is a tail call: on the request path the seam costs one indirect call
+// (and, for reads, one pointer test for bytes carried over from a switch).
+ssize_t Poller::Readv(int fd, const iovec* iov, int iov_count) {
+  if (carried_ != nullptr) [[unlikely]] {
+    ssize_t result;
+    if (ReadCarried(fd, iov, iov_count, &result)) return result;
+  }
+  return readv(fd, iov, iov_count);
+}
 
 ssize_t Poller::Send(int fd, const char* data, size_t len) { return send(fd, data, len, MSG_NOSIGNAL); }
 
 int Poller::ShutdownWrite(int fd) { return shutdown(fd, SHUT_WR); }
 
-void Poller::Close(int fd) { close(fd); }
-
-EpollPoller::EpollPoller(TriggerMode mode) : epfd_(epoll_create1(EPOLL_CLOEXEC)), mode_(mode) {
-  if (epfd_ < 0) DieErrno("epoll_create1");
-  raw_.resize(kMaxEventsPerWait);
+void Poller::Close(int fd) {
+  if (carried_ != nullptr) [[unlikely]]
+    DropCarried(fd);
+  close(fd);
 }
 
-EpollPoller::~EpollPoller() { close(epfd_); }
+Poller::Leftovers Poller::Release(int fd) {
+  Leftovers leftovers;
+  if (carried_ == nullptr) return leftovers;
+  // Bytes carried into this back-end and not read yet go on to the next.
+  auto it = carried_->find(fd);
+  if (it == carried_->end()) return leftovers;
+  Carried& carried = it->second;
+  leftovers.unread = carried.unread.substr(carried.offset);
+  leftovers.eof = carried.eof;
+  leftovers.error = carried.error;
+  DropCarried(fd);
+  return leftovers;
+}
 
-absl::Status EpollPoller::Control(int op, int fd, PollHandler* handler, uint32_t interest) {
-  struct epoll_event ev {};
-  // EPOLLRDHUP only with read interest: level-triggered, a peer's FIN would
-  // otherwise wake every epoll_wait while the connection is not reading
-  // (paused, or flushing after the FIN), spinning the reactor until it drains.
-  if (interest & kReadable) ev.events |= EPOLLIN | EPOLLRDHUP;
-  if (interest & kWritable) ev.events |= EPOLLOUT;
-  if (mode_ == TriggerMode::kEdge) ev.events |= EPOLLET;
-  ev.data.ptr = handler;
-  if (epoll_ctl(epfd_, op, fd, &ev) != 0) {
-    return absl::InternalError(absl::StrCat("epoll_ctl(fd ", fd, "): ", std::strerror(errno)));
+void Poller::Carry(int fd, std::string unread, bool eof, int error) {
+  if (unread.empty() && !eof && error == 0) return;
+  if (carried_ == nullptr) carried_ = std::make_unique<absl::flat_hash_map<int, Carried>>();
+  Carried& carried = (*carried_)[fd];
+  carried.unread.append(unread);
+  carried.eof = carried.eof || eof;
+  if (carried.error == 0) carried.error = error;
+}
+
+bool Poller::ReadCarried(int fd, const iovec* iov, int iov_count, ssize_t* result) {
+  auto it = carried_->find(fd);
+  if (it == carried_->end()) return false;
+  Carried& carried = it->second;
+  size_t copied = 0;
+  for (int i = 0; i < iov_count && carried.offset < carried.unread.size(); ++i) {
+    const size_t n = std::min(iov[i].iov_len, carried.unread.size() - carried.offset);
+    std::memcpy(iov[i].iov_base, carried.unread.data() + carried.offset, n);
+    carried.offset += n;
+    copied += n;
   }
-  return absl::OkStatus();
-}
-
-absl::Status EpollPoller::Add(int fd, PollHandler* handler, uint32_t interest) {
-  return Control(EPOLL_CTL_ADD, fd, handler, interest);
-}
-
-absl::Status EpollPoller::Modify(int fd, PollHandler* handler, uint32_t interest) {
-  return Control(EPOLL_CTL_MOD, fd, handler, interest);
-}
-
-int EpollPoller::Wait(int timeout_ms, std::vector<Event>* events) {
-  events->clear();
-  const int n = epoll_wait(epfd_, raw_.data(), static_cast<int>(raw_.size()), timeout_ms);
-  if (n < 0) {
-    if (errno == EINTR) return 0;
-    DieErrno("epoll_wait");  // EBADF/EFAULT/EINVAL: a bug, not a runtime condition
+  if (copied > 0) {
+    // A short count tells the connection the carried bytes are done; the
+    // socket's own raise a fresh event in every back-end.
+    if (carried.offset == carried.unread.size() && !carried.eof && carried.error == 0) DropCarried(fd);
+    *result = static_cast<ssize_t>(copied);
+    return true;
   }
-  for (int i = 0; i < n; ++i) {
-    const uint32_t e = raw_[i].events;
-    uint32_t ready = 0;
-    if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ready |= kReadable;
-    if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ready |= kWritable;
-    if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ready |= kHangup;
-    events->push_back(Event{static_cast<PollHandler*>(raw_[i].data.ptr), ready});
+  // Nothing left but how the stream ended, which the old back-end consumed.
+  if (carried.error != 0) {
+    errno = carried.error;
+    *result = -1;
+  } else {
+    *result = 0;  // EOF, and it stays EOF: the kernel says so too from now on
   }
-  return n;
+  DropCarried(fd);
+  return true;
+}
+
+void Poller::DropCarried(int fd) {
+  carried_->erase(fd);
+  if (carried_->empty()) carried_.reset();
 }
 
 }  // namespace gateway

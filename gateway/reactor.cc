@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,9 +31,9 @@ Reactor::Reactor(int index, int listen_fd, const ReactorOptions& options, Shared
                  std::unique_ptr<FrameHandler> handler)
     : index_(index),
       options_(options),
+      trigger_mode_(options.trigger_mode),
       shared_(shared),
       handler_(std::move(handler)),
-      loop_(options.trigger_mode),
       pool_(&shared->queued_bytes, &stats_.queued_bytes),
       scratch_(&pool_),
       timers_(options_),
@@ -58,6 +59,10 @@ void Reactor::Join() {
 void Reactor::Run() {
   loop_.BindToCurrentThread();
   loop_.UpdateTime();
+  // The back-end is made here: io_uring ties a ring to the thread that made it.
+  absl::StatusOr<std::unique_ptr<Poller>> poller = MakePoller(options_.io_model, trigger_mode_);
+  if (poller.ok()) poller = loop_.InstallPoller(*std::move(poller));
+  if (!poller.ok()) Die(absl::StrCat("reactor ", index_, ": ", poller.status().message()));
   if (absl::Status status = listener_->Register(); !status.ok()) {
     Die(absl::StrCat("reactor ", index_, ": ", status.message()));
   }
@@ -173,9 +178,9 @@ void Reactor::ResumeAccepting() {
   RearmListener();
 }
 
-void Reactor::RearmListener() {
+void Reactor::RearmListener(bool new_poller) {
   if (!listener_) return;
-  if (!listener_->Reregister().ok()) {
+  if (!(new_poller ? listener_->Register() : listener_->Reregister()).ok()) {
     // A listener this reactor cannot watch would hold the clients the kernel
     // routes to it unanswered: close it, so SO_REUSEPORT sends them to the
     // other reactors' listeners.
@@ -205,6 +210,14 @@ void Reactor::Accepted(int fd, const SocketAddress& peer) {
     stats_.rejected.Add();
     stats_.closed[static_cast<int>(shutting_down_ ? CloseReason::kShutdown : CloseReason::kMaxConnections)].Add();
     close(fd);  // after counting, so a client that sees the EOF sees the counters too
+    return;
+  }
+  if (fd >= FD_SETSIZE && loop_.poller().model() == IoModel::kSelect) {
+    // select(2) cannot watch it: FD_SET would write past the fd_set.
+    shared_->active.fetch_sub(1, std::memory_order_relaxed);
+    stats_.rejected.Add();
+    stats_.closed[static_cast<int>(CloseReason::kSelectFdLimit)].Add();
+    close(fd);
     return;
   }
   const int one = 1;
@@ -244,10 +257,55 @@ void Reactor::Closed(Connection* connection, CloseReason reason) {
 
 void Reactor::SetTriggerMode(TriggerMode mode) {
   GATEWAY_ASSERT_IN_LOOP(loop_);
-  if (loop_.poller().mode() == mode) return;
+  trigger_mode_ = mode;
+  if (loop_.poller().model() != IoModel::kEpoll || loop_.poller().mode() == mode) return;
   loop_.poller().set_mode(mode);
   RearmListener();
   for (Connection* connection : AllConnections()) connection->OnTriggerModeChanged();
+}
+
+int Reactor::CountFdsOverSelectLimit() const {
+  GATEWAY_ASSERT_IN_LOOP(loop_);
+  // The table is ordered by fd: count from the first one over the limit.
+  return static_cast<int>(std::distance(connections_.lower_bound(FD_SETSIZE), connections_.end()));
+}
+
+absl::Status Reactor::SetIoModel(IoModel model) {
+  GATEWAY_ASSERT_IN_LOOP(loop_);
+  if (loop_.poller().model() == model) return absl::OkStatus();
+  if (model == IoModel::kSelect) {
+    if (const int over = CountFdsOverSelectLimit(); over > 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("reactor ", index_, " holds ", over, " connection(s) on fds >= FD_SETSIZE (1024)"));
+    }
+  }
+  absl::StatusOr<std::unique_ptr<Poller>> next = MakePoller(model, trigger_mode_);
+  if (!next.ok()) return next.status();
+  absl::StatusOr<std::unique_ptr<Poller>> installed = loop_.InstallPoller(*std::move(next));
+  if (!installed.ok()) return installed.status();
+  std::unique_ptr<Poller> retired = *std::move(installed);
+  retired->Quiesce();
+  std::vector<int> accepted;
+  if (listener_) {
+    accepted = retired->Release(listener_->fd()).accepted;
+    RearmListener(/*new_poller=*/true);  // or closes the listener
+    if (listener_ && accept_resume_ns_ != 0 && !listener_->Mute().ok()) {
+      LogError(absl::StrCat("reactor ", index_, ": cannot pause the listener"));
+    }
+  }
+  for (Connection* connection : AllConnections()) {
+    connection->MoveToNewPoller(retired->Release(connection->fd()));
+  }
+  // Connections the retired back-end accepted and nobody admitted yet, in order.
+  for (int fd : accepted) {
+    SocketAddress peer{};
+    socklen_t len = sizeof peer;
+    if (getpeername(fd, &peer.sa, &len) != 0) peer = SocketAddress{};
+    Accepted(fd, peer);
+  }
+  // Closed connections still waiting for destruction close their fds through
+  // the new back-end, which never saw them: a plain close.
+  return absl::OkStatus();
 }
 
 // A listing in progress: where the next slice starts and what is gathered.

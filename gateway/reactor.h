@@ -11,6 +11,7 @@
 
 #include "absl/container/btree_map.h"
 #include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "gateway/buffer.h"
 #include "gateway/connection.h"
@@ -53,7 +54,18 @@ class Reactor final : private ConnectionHost, private ListenerHost {
   const ReactorStats& stats() const { return stats_; }
 
   // --- Loop-thread only: the control plane reaches these through Post(). ---
+  // epoll's trigger mode: applied now if on epoll, else on the next move to epoll.
   void SetTriggerMode(TriggerMode mode);
+  IoModel io_model() const { return loop_.poller().model(); }
+  // Moves the listener and every connection to a new back-end between two
+  // loop turns: the retired one stops what it has in flight and hands over
+  // what it holds (bytes received but not read, taken but not sent, accepted
+  // but not admitted), so nothing is lost, duplicated or reordered. Refused
+  // (and nothing changes) if `model` cannot be made here, or for select while
+  // any fd is >= FD_SETSIZE.
+  absl::Status SetIoModel(IoModel model);
+  // Connections whose fd select could not watch.
+  int CountFdsOverSelectLimit() const;
   // Takes the page in slices across loop turns, so a large page never holds
   // up I/O for more than about a millisecond, then runs `done` on this thread
   // with the matching connections with fd > query.after_fd, sorted by fd, at
@@ -94,7 +106,8 @@ class Reactor final : private ConnectionHost, private ListenerHost {
   void ExpireDeadlines();
   void ResumeBudgetWaiters();
   void ResumeAccepting();
-  void RearmListener();
+  // Registers the listener again (with a new back-end when `new_poller`).
+  void RearmListener(bool new_poller = false);
   void ContinueList(std::shared_ptr<ListJob> job);
   Connection* FindConnection(int fd, uint64_t id);
   // A copy of the table, for loops that may close (and so unlist) connections.
@@ -102,6 +115,7 @@ class Reactor final : private ConnectionHost, private ListenerHost {
 
   const int index_;
   const ReactorOptions options_;
+  TriggerMode trigger_mode_;  // epoll's, kept across moves to other back-ends
   SharedCounters* const shared_;
   std::unique_ptr<FrameHandler> handler_;
   ReactorStats stats_;

@@ -19,6 +19,40 @@ bool AbslParseFlag(absl::string_view text, TriggerMode* mode, std::string* error
 
 std::string AbslUnparseFlag(TriggerMode mode) { return std::string(TriggerModeName(mode)); }
 
+absl::string_view IoModelName(IoModel model) {
+  switch (model) {
+    case IoModel::kSelect: return "select";
+    case IoModel::kPoll: return "poll";
+    case IoModel::kEpoll: return "epoll";
+    case IoModel::kIoUring: return "io_uring";
+    case IoModel::kBlocking: return "blocking";
+    case IoModel::kSignal: return "signal";
+  }
+  return "unknown";
+}
+
+bool IsLiveSwitchable(IoModel model) {
+  return model == IoModel::kSelect || model == IoModel::kPoll || model == IoModel::kEpoll || model == IoModel::kIoUring;
+}
+
+bool AbslParseFlag(absl::string_view text, IoModel* model, std::string* error) {
+  for (int i = 0; i < kNumIoModels; ++i) {
+    const IoModel candidate = static_cast<IoModel>(i);
+    if (text == IoModelName(candidate)) {
+      *model = candidate;
+      return true;
+    }
+  }
+  if (text == "uring" || text == "iouring") {
+    *model = IoModel::kIoUring;
+    return true;
+  }
+  *error = "expected one of select, poll, epoll, io_uring, blocking, signal";
+  return false;
+}
+
+std::string AbslUnparseFlag(IoModel model) { return std::string(IoModelName(model)); }
+
 absl::string_view ConnectionStateName(ConnectionState state) {
   switch (state) {
     case ConnectionState::kAccept: return "accept";
@@ -41,6 +75,7 @@ absl::string_view CloseReasonName(CloseReason reason) {
     case CloseReason::kShutdown: return "shutdown";
     case CloseReason::kError: return "error";
     case CloseReason::kFrameTimeout: return "frame_timeout";
+    case CloseReason::kSelectFdLimit: return "select_fd_limit";
   }
   return "unknown";
 }

@@ -18,6 +18,19 @@ absl::string_view TriggerModeName(TriggerMode mode);  // "level" / "edge"
 bool AbslParseFlag(absl::string_view text, TriggerMode* mode, std::string* error);
 std::string AbslUnparseFlag(TriggerMode mode);
 
+// The IO models the data plane can run on. select, poll, epoll and io_uring
+// are back-ends of the reactors, switchable live; blocking (a thread per
+// connection) and signal (O_ASYNC + F_SETSIG) are chosen at start only.
+enum class IoModel : uint8_t { kSelect, kPoll, kEpoll, kIoUring, kBlocking, kSignal };
+inline constexpr int kNumIoModels = 6;
+
+absl::string_view IoModelName(IoModel model);  // "select", "poll", "epoll", "io_uring", "blocking", "signal"
+// select, poll, epoll and io_uring: reactors can move to them while running.
+bool IsLiveSwitchable(IoModel model);
+
+bool AbslParseFlag(absl::string_view text, IoModel* model, std::string* error);
+std::string AbslUnparseFlag(IoModel model);
+
 // The per-connection state machine: accept -> read -> process -> write -> read,
 // and closing. WRITE also covers a connection paused by backpressure.
 enum class ConnectionState : uint8_t { kAccept, kRead, kProcess, kWrite, kClosing };
@@ -40,8 +53,9 @@ enum class CloseReason : uint8_t {
   kShutdown,        // gateway draining on SIGTERM
   kError,           // any other socket error, or out of memory
   kFrameTimeout,    // a frame begun was not complete within --frame_timeout
+  kSelectFdLimit,   // accepted in select mode on an fd >= FD_SETSIZE (1024), closed at once
 };
-inline constexpr int kNumCloseReasons = 9;
+inline constexpr int kNumCloseReasons = 10;
 
 absl::string_view CloseReasonName(CloseReason reason);  // "peer_closed", ...
 
@@ -51,7 +65,8 @@ struct ConnectionInfo {
   uint64_t id = 0;   // unique for the process lifetime, unlike fd
   std::string peer;  // "ip:port"
   ConnectionState state = ConnectionState::kAccept;
-  TriggerMode trigger_mode = TriggerMode::kEdge;
+  TriggerMode trigger_mode = TriggerMode::kEdge;  // how its back-end reports readiness
+  IoModel io_model = IoModel::kEpoll;
   int reactor = 0;
   // The frame being read: bytes of it buffered, and bytes still needed.
   uint64_t have_read = 0;

@@ -17,7 +17,7 @@ TEST(ThreadAffinityDeathTest, LoopOnlyMethodAbortsOffItsLoopThread) {
   ::testing::FLAGS_gtest_death_test_style = "threadsafe";
   EXPECT_DEATH(
       {
-        EventLoop loop(TriggerMode::kEdge);
+        EventLoop loop;
         std::thread owner([&loop] { loop.BindToCurrentThread(); });
         owner.join();
         loop.Dispatch();  // not on the thread that bound the loop
@@ -27,7 +27,7 @@ TEST(ThreadAffinityDeathTest, LoopOnlyMethodAbortsOffItsLoopThread) {
 }
 
 TEST(ThreadAffinityTest, LoopOnlyMethodRunsOnItsLoopThread) {
-  EventLoop loop(TriggerMode::kEdge);
+  EventLoop loop;
   bool ran = false;
   std::thread owner([&] {
     loop.BindToCurrentThread();
