@@ -32,6 +32,9 @@ TEST(ThreadAffinityTest, LoopOnlyMethodRunsOnItsLoopThread) {
   std::thread owner([&] {
     loop.BindToCurrentThread();
     EXPECT_TRUE(loop.IsInLoopThread());
+    absl::StatusOr<std::unique_ptr<Poller>> poller = MakePoller(IoModel::kEpoll, TriggerMode::kEdge);
+    ASSERT_TRUE(poller.ok());
+    ASSERT_TRUE(loop.InstallPoller(*std::move(poller)).ok());
     ASSERT_TRUE(loop.Post([&ran] { ran = true; }));
     EXPECT_EQ(loop.Wait(1000), 1);  // the eventfd
     loop.Dispatch();
