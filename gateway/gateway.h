@@ -188,6 +188,7 @@ class Gateway {
   std::atomic<uint64_t> io_switches_{0};
   std::atomic<int64_t> last_io_switch_ns_{0};
   std::atomic<bool> running_{false};       // Start() has run: reactors answer posts
+  std::atomic<bool> stopping_{false};      // Shutdown() has begun
   std::atomic<uint32_t> next_adopter_{0};  // round robin for AdoptConnection
 
   // std::mutex, not absl::Mutex: see EventLoop (TSan visibility).
