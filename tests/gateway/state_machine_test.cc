@@ -13,8 +13,8 @@
 #include "gateway/gateway.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/support/backends.h"
 #include "tests/gateway/recording_observer.h"
+#include "tests/support/backends.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_client.h"
 

@@ -31,8 +31,12 @@ struct Backend {
 
 // The reactor back-ends: the live-switchable four (epoll twice) and signal.
 inline std::vector<Backend> ReactorBackends() {
-  return {{IoModel::kEpoll, TriggerMode::kEdge}, {IoModel::kEpoll, TriggerMode::kLevel}, {IoModel::kPoll},
-          {IoModel::kSelect},                    {IoModel::kIoUring},                     {IoModel::kSignal}};
+  return {{IoModel::kEpoll, TriggerMode::kEdge},
+          {IoModel::kEpoll, TriggerMode::kLevel},
+          {IoModel::kPoll},
+          {IoModel::kSelect},
+          {IoModel::kIoUring},
+          {IoModel::kSignal}};
 }
 
 // Every back-end, the thread-per-connection blocking model included.
@@ -54,7 +58,7 @@ struct BackendName {
 
 // Skips the test where the back-end cannot run on this host (io_uring under
 // a seccomp profile), saying why.
-#define GATEWAY_SKIP_IF_UNAVAILABLE(backend)                                                                \
-  do {                                                                                                      \
+#define GATEWAY_SKIP_IF_UNAVAILABLE(backend)                                                               \
+  do {                                                                                                     \
     if (absl::Status probe = ::gateway::ProbeIoModel((backend).model); !probe.ok()) GTEST_SKIP() << probe; \
   } while (0)
