@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The gateway image on the io_uring back-end under Podman's seccomp profiles:
+# io_uring under Podman's seccomp profiles: io_uring_setup itself in a plain
+# container (default profile: refused; deploy/seccomp/io_uring.json: allowed),
+# then the gateway image on the io_uring back-end:
 #   - the default profile (no io_uring syscalls: ENOSYS) -> the container
 #     exits 1 with one line on stderr naming io_uring and the seccomp fix;
 #   - --security-opt seccomp=deploy/seccomp/io_uring.json (the opt-in
@@ -59,6 +61,18 @@ runtime=$(deploy/container/podman-runtime.sh 2>"$work/runtime.log") || {
 }
 log "OCI runtime: $runtime"
 rt_podman() { podman --runtime "$runtime" "$@"; }
+
+# The profiles themselves, whatever the gateway does: io_uring_setup(1, zeroed
+# params), syscall 425 on x86_64 and aarch64, by perl (perl-base is in every
+# Debian image); prints "ok" or the errno number.
+try_setup='my $p = "\0" x 120; my $r = syscall(425, 1, $p); print $r < 0 ? $! + 0 : "ok"'
+base=docker.io/library/debian:bookworm-slim
+log "io_uring_setup in a container: refused by the default profile, allowed by ours"
+got=$(rt_podman run --rm --pull=never "$base" perl -e "$try_setup" 2>&1) || fail "podman run: $got"
+[[ $got == 38 || $got == 1 ]] || fail "io_uring_setup under the default profile -> '$got', want 38 (ENOSYS) or 1 (EPERM)"
+got=$(rt_podman run --rm --pull=never --security-opt seccomp="$src/deploy/seccomp/io_uring.json" "$base" \
+  perl -e "$try_setup" 2>&1) || fail "podman run: $got"
+[[ $got == ok ]] || fail "io_uring_setup under deploy/seccomp/io_uring.json -> '$got', want ok"
 
 log "building $image (layer cache shared with the stack test)"
 quietly build rt_podman build --format docker --layers -t "$image" -f Dockerfile .
