@@ -26,9 +26,6 @@ ABSL_FLAG(gateway::IoModel, io_model, kReactor.io_model,
           "blocking (a thread per connection) or signal (O_ASYNC + F_SETSIG), which are fixed at start");
 ABSL_FLAG(gateway::TriggerMode, trigger_mode, kReactor.trigger_mode,
           "epoll trigger mode at start: edge or level (switchable at runtime from the control plane)");
-ABSL_FLAG(gateway::IoModel, io_model, kReactor.io_model,
-          "IO back-end at start: select, poll, epoll, io_uring, blocking or signal (the first four switchable at "
-          "runtime from the control plane)");
 ABSL_FLAG(int64_t, max_connections, kReactor.max_connections,
           "Open connections allowed across all reactors; beyond it new ones are accepted and closed at once. "
           "0 = derived from the fd limit: RLIMIT_NOFILE minus the fds open at start minus a reserve for the "
@@ -101,7 +98,6 @@ absl::StatusOr<GatewayOptions> GatewayOptionsFromFlags() {
   ReactorOptions& r = options.reactor;
   r.io_model = absl::GetFlag(FLAGS_io_model);
   r.trigger_mode = absl::GetFlag(FLAGS_trigger_mode);
-  r.io_model = absl::GetFlag(FLAGS_io_model);
   r.max_connections = absl::GetFlag(FLAGS_max_connections);
   r.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
   r.frame_timeout = absl::GetFlag(FLAGS_frame_timeout);
