@@ -390,6 +390,8 @@ absl::Status Gateway::SetTriggerMode(TriggerMode mode) {
   return Wait<absl::Status>([&](StatusDone done) { SetTriggerMode(mode, std::move(done)); });
 }
 
+absl::Status Gateway::ProbeIoModel(IoModel model) { return ::gateway::ProbeIoModel(model); }
+
 absl::Status Gateway::SetIoModel(IoModel model) {
   return Wait<absl::Status>([&](StatusDone done) { SetIoModel(model, std::move(done)); });
 }

@@ -96,6 +96,10 @@ class Gateway {
   // fix). Switches that change nothing are not counted.
   void SetIoModel(IoModel model, StatusDone done);
   absl::Status SetIoModel(IoModel model);  // waits
+  // Whether `model`'s back-end can run on this machine (io_uring: the kernel
+  // or a seccomp profile may refuse it: FAILED_PRECONDITION with the errno),
+  // without keeping anything. Any thread.
+  static absl::Status ProbeIoModel(IoModel model);
   uint64_t io_model_switches() const { return io_switches_.load(std::memory_order_relaxed); }
   // How long the last IO-model switch took, from the first reactor starting
   // it to the last one done (zero before any).
