@@ -3,13 +3,23 @@
 
 #include "absl/strings/str_cat.h"
 #include "gateway/epoll_poller.h"
+#include "gateway/poll_poller.h"
 #include "gateway/poller.h"
+#include "gateway/select_poller.h"
+#include "gateway/signal_poller.h"
 
 namespace gateway {
 
 absl::StatusOr<std::unique_ptr<Poller>> MakePoller(IoModel model, TriggerMode trigger_mode) {
   switch (model) {
     case IoModel::kEpoll: return std::make_unique<EpollPoller>(trigger_mode);
+    case IoModel::kSelect: return std::make_unique<SelectPoller>();
+    case IoModel::kPoll: return std::make_unique<PollPoller>();
+    case IoModel::kSignal: {
+      absl::StatusOr<std::unique_ptr<SignalPoller>> poller = SignalPoller::Create();
+      if (!poller.ok()) return poller.status();
+      return std::unique_ptr<Poller>(*std::move(poller));
+    }
     default: break;
   }
   return absl::UnimplementedError(absl::StrCat("the ", IoModelName(model), " back-end is not built in"));
@@ -17,7 +27,13 @@ absl::StatusOr<std::unique_ptr<Poller>> MakePoller(IoModel model, TriggerMode tr
 
 absl::Status ProbeIoModel(IoModel model) {
   switch (model) {
-    case IoModel::kEpoll: return absl::OkStatus();
+    case IoModel::kEpoll:
+    case IoModel::kSelect:
+    case IoModel::kPoll: return absl::OkStatus();
+    // Blocks the model's signals in the calling thread (Gateway::Create: the
+    // main thread, before any reactor starts), so every later thread has them
+    // blocked too.
+    case IoModel::kSignal: return PrepareSignalModel();
     default: break;
   }
   return absl::UnimplementedError(absl::StrCat("the ", IoModelName(model), " back-end is not built in"));
