@@ -230,15 +230,40 @@ void SignalPoller::Rescan() {
   }
 }
 
+void SignalPoller::CheckHangups() {
+  // A FIN is signalled as POLL_IN, like data; a connection that reads the
+  // data short would never look for it. One poll() over this turn's readable
+  // streams tells a hang-up apart, as EPOLLRDHUP does for epoll.
+  poll_set_.clear();
+  for (int fd : noted_) {
+    const Entry& entry = entries_[fd];
+    if (entry.role == FdRole::kStream && (entry.pending & kReadable) != 0 && (entry.pending & kHangup) == 0) {
+      poll_set_.push_back(pollfd{fd, POLLRDHUP, 0});
+    }
+  }
+  if (poll_set_.empty()) return;
+  int n;
+  do {
+    n = poll(poll_set_.data(), poll_set_.size(), 0);
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return;  // < 0: EFAULT/EINVAL/ENOMEM; the read finds the end later
+  for (const pollfd& p : poll_set_) {
+    if ((p.revents & POLLNVAL) == 0) Note(p.fd, ReventsToReady(p.revents));
+  }
+}
+
 int SignalPoller::Collect(std::vector<Event>* events) {
+  CheckHangups();
   for (int fd : noted_) {
     Entry& entry = entries_[fd];
     uint32_t ready = entry.pending;
     entry.pending = 0;
     if (entry.handler == nullptr || entry.interest == 0 || ready == 0) continue;
-    // Hang-ups and errors are reported whatever the interest, as epoll does.
-    if ((ready & kHangup) == 0) ready &= entry.interest;
-    if (ready != 0) events->push_back(Event{entry.handler, ready});
+    // A hang-up or error is reported with any interest, in the direction(s)
+    // watched: that read or write surfaces it.
+    ready &= entry.interest | kHangup;
+    if ((ready & ~kHangup) == 0) continue;
+    events->push_back(Event{entry.handler, ready});
   }
   noted_.clear();
   return static_cast<int>(events->size());

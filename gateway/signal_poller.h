@@ -72,6 +72,7 @@ class SignalPoller final : public Poller {
   // Reads the queued signals; true if SIGIO (a queue overflow) was among them.
   bool DrainSignals();
   void Rescan();
+  void CheckHangups();  // adds kHangup to readable streams that hung up
   void Forget(int fd);
   int Collect(std::vector<Event>* events);
 

@@ -198,6 +198,22 @@ TEST_P(PollersTest, PeerCloseIsReadableWithHangupWhenReading) {
   EXPECT_EQ(read(pair.a, nullptr, 0), 0);
 }
 
+// A FIN behind data: poll and signal say so (kHangup), so a connection that
+// reads the data short still reads on to the EOF; select cannot tell, but
+// being level-triggered it reports the EOF again.
+TEST_P(PollersTest, FinBehindDataIsReportedAsAHangup) {
+  Pair pair;
+  Recorder handler;
+  ASSERT_TRUE(poller_->Add(pair.a, &handler, Poller::kReadable, FdRole::kStream).ok());
+  WriteAll(pair.b, "last words");
+  ASSERT_EQ(shutdown(pair.b, SHUT_WR), 0);
+  const uint32_t ready = WaitFor(*poller_, &handler);
+  const uint32_t expected = GetParam() == IoModel::kSelect ? Poller::kReadable : Poller::kReadable | Poller::kHangup;
+  EXPECT_EQ(ready, expected);
+  EXPECT_EQ(ReadSome(pair.a), "last words");
+  EXPECT_EQ(read(pair.a, nullptr, 0), 0);
+}
+
 TEST_P(PollersTest, CloseThroughThePollerForgetsTheFd) {
   Pair first;
   Pair second;
