@@ -13,6 +13,7 @@
 #include <array>
 #include <cerrno>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,10 @@
 #include "gtest/gtest.h"
 
 namespace gateway {
+
+// Test names and failures show "poll", not a byte.
+void PrintTo(IoModel model, std::ostream* os) { *os << IoModelName(model); }
+
 namespace {
 
 // Records what it was told. Test-thread only.
