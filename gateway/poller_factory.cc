@@ -4,12 +4,19 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/epoll_poller.h"
 #include "gateway/poller.h"
+#include "gateway/uring_poller.h"
+#include "gateway/uring_setup.h"
 
 namespace gateway {
 
 absl::StatusOr<std::unique_ptr<Poller>> MakePoller(IoModel model, TriggerMode trigger_mode) {
   switch (model) {
     case IoModel::kEpoll: return std::make_unique<EpollPoller>(trigger_mode);
+    case IoModel::kIoUring: {
+      absl::StatusOr<std::unique_ptr<UringPoller>> poller = UringPoller::Create();
+      if (!poller.ok()) return poller.status();
+      return std::unique_ptr<Poller>(*std::move(poller));
+    }
     default: break;
   }
   return absl::UnimplementedError(absl::StrCat("the ", IoModelName(model), " back-end is not built in"));
@@ -18,6 +25,7 @@ absl::StatusOr<std::unique_ptr<Poller>> MakePoller(IoModel model, TriggerMode tr
 absl::Status ProbeIoModel(IoModel model) {
   switch (model) {
     case IoModel::kEpoll: return absl::OkStatus();
+    case IoModel::kIoUring: return ProbeUring();
     default: break;
   }
   return absl::UnimplementedError(absl::StrCat("the ", IoModelName(model), " back-end is not built in"));

@@ -1,0 +1,680 @@
+#include "gateway/uring_poller.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "gateway/log.h"
+
+#ifndef IORING_ASYNC_CANCEL_ALL
+#define IORING_ASYNC_CANCEL_ALL (1U << 0)
+#endif
+#ifndef IORING_ASYNC_CANCEL_ANY
+#define IORING_ASYNC_CANCEL_ANY (1U << 2)
+#endif
+
+namespace gateway {
+namespace {
+
+// Streams whose receive ran out of buffers re-armed per loop turn, so a
+// flood of them cannot make one turn long.
+constexpr int kRearmsPerTurn = 64;
+// Completions copied out of the ring at a time.
+constexpr unsigned kReapBatch = 256;
+// How long retiring the ring may wait for its operations to finish, and for
+// deferred sends to leave, before giving up.
+constexpr int64_t kQuiesceLimitNs = 2'000'000'000;
+constexpr int kDeferredSendLimitMs = 100;
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+[[noreturn]] void DieWith(const char* what, int err) {
+  errno = err;
+  DieErrno(what);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<UringPoller>> UringPoller::Create() {
+  std::unique_ptr<UringPoller> poller(new UringPoller());
+  if (const int result = SetUpUring(&poller->ring_); result < 0) return UringSetupError(-result);
+  poller->ring_ready_ = true;
+  if (const int result = poller->buffers_.Register(&poller->ring_); result < 0) {
+    return absl::FailedPreconditionError(absl::StrCat("io_uring_register_buf_ring: ", std::strerror(-result),
+                                                      " (Linux 5.19 or newer needed); use --io_model=epoll"));
+  }
+  return poller;
+}
+
+UringPoller::~UringPoller() {
+  if (!ring_ready_) return;
+  if (!quiesced_) {
+    CancelAllAndReap();
+    FinishDeferred();
+  }
+  // Connections accepted and never taken belong to nobody else.
+  for (auto& [fd, queue] : listeners_) {
+    for (int accepted : queue.accepted) close(accepted);
+  }
+  if (in_flight_ == 0) {
+    buffers_.Unregister(&ring_);
+  } else {
+    buffers_.Leak();  // the kernel may still write into them
+  }
+  io_uring_queue_exit(&ring_);
+}
+
+UringPoller::FdState* UringPoller::Find(int fd) {
+  if (fd < 0 || static_cast<size_t>(fd) >= fds_.size() || !fds_[fd].active) return nullptr;
+  return &fds_[fd];
+}
+
+void UringPoller::Ready(int fd, FdState& s, uint8_t bits) {
+  if (s.ready == 0) ready_fds_.push_back(fd);
+  s.ready |= bits;
+}
+
+io_uring_sqe* UringPoller::GetSqe() {
+  // A full submission queue is submitted early (completions still wait for
+  // the turn's io_uring_enter under DEFER_TASKRUN).
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) return sqe;
+    const int result = io_uring_submit(&ring_);
+    if (result < 0 && result != -EINTR && result != -EAGAIN && result != -EBUSY) DieWith("io_uring_submit", -result);
+  }
+  Die("io_uring: the submission queue stays full");
+}
+
+void UringPoller::SubmitNow() {
+  for (;;) {
+    const int result = io_uring_submit(&ring_);
+    if (result >= 0 || result == -EAGAIN || result == -EBUSY) return;
+    if (result != -EINTR) DieWith("io_uring_submit", -result);
+  }
+}
+
+// --- Registration. ---
+
+absl::Status UringPoller::Add(int fd, PollHandler* handler, uint32_t interest, FdRole role) {
+  if (fd < 0) return absl::InvalidArgumentError("io_uring: negative fd");
+  if (static_cast<size_t>(fd) >= fds_.size()) fds_.resize(static_cast<size_t>(fd) + 1);
+  if (fds_[fd].active) return absl::AlreadyExistsError(absl::StrCat("io_uring: fd ", fd, " is already registered"));
+  Forget(fd);
+  FdState& s = fds_[fd];
+  s.active = true;
+  s.handler = handler;
+  s.role = role;
+  switch (role) {
+    case FdRole::kStream:
+      ArmRecv(fd, s);
+      // As epoll reports a writable socket at once.
+      if (interest & kWritable) Ready(fd, s, kWritable);
+      break;
+    case FdRole::kListener:
+      listeners_[fd] = ListenerQueue{};
+      s.muted = interest == 0;
+      MaybeArm(fd, s);
+      break;
+    case FdRole::kNotify: MaybeArm(fd, s); break;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status UringPoller::Modify(int fd, PollHandler* handler, uint32_t interest) {
+  FdState* s = Find(fd);
+  if (s == nullptr || s->handler == nullptr) {
+    return absl::NotFoundError(absl::StrCat("io_uring: fd ", fd, " is not registered"));
+  }
+  s->handler = handler;
+  switch (s->role) {
+    case FdRole::kStream:
+      // Interest is advisory here: the connection reads until EAGAIN anyway.
+      if ((interest & kWritable) && (s->sends == nullptr || s->sends->pending() < kSendCap)) Ready(fd, *s, kWritable);
+      if ((interest & kReadable) && (s->queued > 0 || s->eof || s->recv_error != 0)) Ready(fd, *s, kReadable);
+      break;
+    case FdRole::kListener:
+      s->muted = interest == 0;
+      if (s->muted) {
+        if (s->armed) Cancel(fd, *s);
+      } else {
+        MaybeArm(fd, *s);
+        const ListenerQueue& queue = listeners_[fd];
+        if (!queue.accepted.empty() || queue.error != 0) Ready(fd, *s, kReadable);
+      }
+      break;
+    case FdRole::kNotify: break;
+  }
+  return absl::OkStatus();
+}
+
+void UringPoller::ArmRecv(int fd, FdState& s) {
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = UringBufferRing::kGroup;
+  io_uring_sqe_set_data64(sqe, UserData(Op::kRecv, s.gen, fd));
+  s.armed = true;
+  s.cancelling = false;
+  ++in_flight_;
+}
+
+void UringPoller::MaybeArm(int fd, FdState& s) {
+  if (quiescing_ || !s.active || s.handler == nullptr || s.armed) return;
+  switch (s.role) {
+    case FdRole::kStream:
+      if (s.eof || s.recv_error != 0 || s.waiting_buffers || s.queued >= kRecvCap || s.close_pending) return;
+      ArmRecv(fd, s);
+      return;
+    case FdRole::kListener: {
+      if (s.muted || listeners_[fd].error != 0) return;
+      io_uring_sqe* sqe = GetSqe();
+      io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      io_uring_sqe_set_data64(sqe, UserData(Op::kAccept, s.gen, fd));
+      break;
+    }
+    case FdRole::kNotify: {
+      io_uring_sqe* sqe = GetSqe();
+      io_uring_prep_poll_multishot(sqe, fd, POLLIN);
+      io_uring_sqe_set_data64(sqe, UserData(Op::kPoll, s.gen, fd));
+      break;
+    }
+  }
+  s.armed = true;
+  s.cancelling = false;
+  ++in_flight_;
+}
+
+void UringPoller::Cancel(int fd, FdState& s) {
+  if (!s.armed || s.cancelling) return;
+  const Op op = s.role == FdRole::kStream ? Op::kRecv : s.role == FdRole::kListener ? Op::kAccept : Op::kPoll;
+  io_uring_sqe* sqe = GetSqe();
+  // By user_data, not by fd: the fd may be closed before this is submitted.
+  io_uring_prep_cancel64(sqe, UserData(op, s.gen, fd), 0);
+  io_uring_sqe_set_data64(sqe, UserData(Op::kCancel, s.gen, fd));
+  s.cancelling = true;
+  ++in_flight_;
+}
+
+// --- The loop turn. ---
+
+int UringPoller::Wait(int timeout_ms, std::vector<Event>* events) {
+  events->clear();
+  if (quiesced_) return 0;
+  FlushSendList();
+  RearmWaitingForBuffers();
+  int result;
+  if (timeout_ms == 0 || !ready_fds_.empty() || io_uring_cq_ready(&ring_) > 0) {
+    result = io_uring_submit_and_get_events(&ring_);  // also runs deferred completions, without waiting
+  } else if (timeout_ms < 0) {
+    result = io_uring_submit_and_wait(&ring_, 1);
+  } else {
+    __kernel_timespec ts{};
+    ts.tv_sec = timeout_ms / 1000;
+    ts.tv_nsec = static_cast<long long>(timeout_ms % 1000) * 1'000'000;
+    io_uring_cqe* cqe = nullptr;
+    result = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+  }
+  if (result < 0 && result != -ETIME && result != -EINTR && result != -EAGAIN && result != -EBUSY) {
+    DieWith("io_uring_enter", -result);  // EBADF/EFAULT/EINVAL: a bug, not a runtime condition
+  }
+  Reap();
+  for (int fd : ready_fds_) {
+    FdState& s = fds_[fd];
+    if (s.ready != 0 && s.active && s.handler != nullptr) events->push_back(Event{s.handler, s.ready});
+    s.ready = 0;
+  }
+  ready_fds_.clear();
+  return static_cast<int>(events->size());
+}
+
+void UringPoller::Reap() {
+  struct Completion {
+    uint64_t user_data;
+    int res;
+    uint32_t flags;
+  };
+  io_uring_cqe* cqes[kReapBatch];
+  Completion batch[kReapBatch];
+  // Bounded: completions keep coming only while there are operations.
+  for (int round = 0; round < 64; ++round) {
+    const unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, kReapBatch);
+    if (n == 0) return;
+    // Copied out first, so the ring has room again before handling them
+    // prepares new operations.
+    for (unsigned i = 0; i < n; ++i) batch[i] = Completion{cqes[i]->user_data, cqes[i]->res, cqes[i]->flags};
+    io_uring_cq_advance(&ring_, n);
+    for (unsigned i = 0; i < n; ++i) HandleCqe(batch[i].user_data, batch[i].res, batch[i].flags);
+  }
+}
+
+void UringPoller::HandleCqe(uint64_t user_data, int res, uint32_t flags) {
+  const bool more = (flags & IORING_CQE_F_MORE) != 0;
+  if (!more) --in_flight_;
+  const Op op = static_cast<Op>(user_data >> 56);
+  const uint32_t gen = static_cast<uint32_t>(user_data >> 32) & 0xFFFFFF;
+  const int fd = static_cast<int>(static_cast<uint32_t>(user_data));
+  if (op == Op::kCancel) return;
+  if (flags & IORING_CQE_F_BUFFER) buffers_.Taken();
+  FdState* s = Find(fd);
+  if (s == nullptr || (s->gen & 0xFFFFFF) != gen) {
+    // A completion for an fd closed or released since: its buffer goes
+    // back, an fd it accepted is closed.
+    if (flags & IORING_CQE_F_BUFFER) buffers_.Return(static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT));
+    if (op == Op::kAccept && res >= 0) close(res);
+    return;
+  }
+  switch (op) {
+    case Op::kRecv:
+      if (!more) s->armed = false;
+      OnRecv(fd, *s, res, flags);
+      break;
+    case Op::kSend: OnSend(fd, *s, res); break;
+    case Op::kAccept:
+      if (!more) s->armed = false;
+      OnAccept(fd, *s, res);
+      break;
+    case Op::kPoll:
+      if (!more) s->armed = false;
+      if (res > 0 && s->handler != nullptr) Ready(fd, *s, kReadable);
+      break;
+    case Op::kCancel: break;
+  }
+  if (!more && op != Op::kSend) MaybeArm(fd, *s);
+}
+
+void UringPoller::OnRecv(int fd, FdState& s, int res, uint32_t flags) {
+  const bool has_buffer = (flags & IORING_CQE_F_BUFFER) != 0;
+  const uint16_t bid = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+  if (res > 0 && has_buffer && s.handler != nullptr) {
+    s.chunks.push_back(Chunk{bid, 0, static_cast<uint32_t>(res)});
+    s.queued += static_cast<uint32_t>(res);
+    Ready(fd, s, kReadable);
+    if (s.queued >= kRecvCap && s.armed) Cancel(fd, s);  // re-armed by Readv
+    return;
+  }
+  if (has_buffer) buffers_.Return(bid);
+  if (s.handler == nullptr) return;  // closing: nobody reads any more
+  if (res == 0) {
+    s.eof = true;
+    Ready(fd, s, kReadable | kHangup);
+  } else if (res == -ENOBUFS) {
+    if (!s.waiting_buffers) {
+      s.waiting_buffers = true;
+      waiting_buffers_.emplace_back(fd, s.gen);
+    }
+  } else if (res < 0 && res != -ECANCELED) {
+    s.recv_error = -res;
+    Ready(fd, s, kReadable | kWritable | kHangup);
+  }
+}
+
+void UringPoller::RearmWaitingForBuffers() {
+  for (int rearmed = 0; rearmed < kRearmsPerTurn && !waiting_buffers_.empty(); ++rearmed) {
+    if (buffers_.available() == 0) return;
+    const auto [fd, gen] = waiting_buffers_.front();
+    waiting_buffers_.pop_front();
+    FdState* s = Find(fd);
+    if (s == nullptr || s->gen != gen) continue;
+    s->waiting_buffers = false;
+    MaybeArm(fd, *s);
+  }
+}
+
+void UringPoller::OnAccept(int fd, FdState& s, int res) {
+  ListenerQueue& queue = listeners_[fd];
+  if (res >= 0) {
+    if (s.handler == nullptr) {
+      close(res);
+      return;
+    }
+    queue.accepted.push_back(res);
+    Ready(fd, s, kReadable);
+  } else if (res != -ECANCELED) {
+    // The multishot has ended (EMFILE, ENFILE, ...): Accept reports it once,
+    // then serves with accept4(2) until the backlog is empty.
+    queue.error = -res;
+    Ready(fd, s, kReadable);
+  }
+}
+
+int UringPoller::Accept(int listen_fd, sockaddr* peer, socklen_t* peer_len) {
+  FdState* s = Find(listen_fd);
+  if (s == nullptr || s->role != FdRole::kListener) return Poller::Accept(listen_fd, peer, peer_len);
+  ListenerQueue& queue = listeners_[listen_fd];
+  if (!queue.accepted.empty()) {
+    const int fd = queue.accepted.front();
+    queue.accepted.pop_front();
+    if (peer != nullptr && getpeername(fd, peer, peer_len) != 0) *peer_len = 0;
+    return fd;
+  }
+  if (queue.error != 0) {
+    errno = queue.error;
+    queue.error = 0;
+    return -1;
+  }
+  if (s->armed) {
+    errno = EAGAIN;
+    return -1;
+  }
+  const int fd = Poller::Accept(listen_fd, peer, peer_len);
+  if (fd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    MaybeArm(listen_fd, *s);
+    errno = EAGAIN;
+  }
+  return fd;
+}
+
+// --- Receiving. ---
+
+ssize_t UringPoller::Readv(int fd, const iovec* iov, int iov_count) {
+  if (has_carry()) [[unlikely]] {
+    ssize_t result;
+    if (ReadCarried(fd, iov, iov_count, &result)) return result;
+  }
+  FdState* s = Find(fd);
+  if (s == nullptr || s->role != FdRole::kStream) return readv(fd, iov, iov_count);
+  size_t copied = 0;
+  size_t wanted = 0;
+  for (int i = 0; i < iov_count; ++i) {
+    wanted += iov[i].iov_len;
+    size_t filled = 0;
+    while (filled < iov[i].iov_len && s->head < s->chunks.size()) {
+      Chunk& chunk = s->chunks[s->head];
+      const size_t n = std::min<size_t>(iov[i].iov_len - filled, chunk.len);
+      std::memcpy(static_cast<char*>(iov[i].iov_base) + filled, buffers_.data(chunk.bid) + chunk.offset, n);
+      filled += n;
+      chunk.offset = static_cast<uint16_t>(chunk.offset + n);
+      chunk.len -= static_cast<uint32_t>(n);
+      s->queued -= static_cast<uint32_t>(n);
+      if (chunk.len == 0) {
+        buffers_.Return(chunk.bid);
+        ++s->head;
+      }
+    }
+    copied += filled;
+  }
+  if (s->head == s->chunks.size()) {
+    s->head = 0;
+    s->chunks.clear();
+    if (s->chunks.capacity() > 16) std::vector<Chunk>().swap(s->chunks);
+  }
+  if (!s->armed) MaybeArm(fd, *s);  // below the cap again
+  if (copied > 0 || wanted == 0) return static_cast<ssize_t>(copied);
+  if (s->recv_error != 0) {
+    errno = s->recv_error;
+    return -1;
+  }
+  if (s->eof) return 0;
+  errno = EAGAIN;
+  return -1;
+}
+
+void UringPoller::DropChunks(FdState& s) {
+  for (size_t i = s.head; i < s.chunks.size(); ++i) buffers_.Return(s.chunks[i].bid);
+  std::vector<Chunk>().swap(s.chunks);
+  s.head = 0;
+  s.queued = 0;
+}
+
+// --- Sending. ---
+
+ssize_t UringPoller::Send(int fd, const char* data, size_t len) {
+  FdState* s = Find(fd);
+  if (s == nullptr || s->role != FdRole::kStream) return Poller::Send(fd, data, len);
+  if (s->send_error != 0) {
+    errno = s->send_error;
+    return -1;
+  }
+  if (len == 0) return 0;
+  if (s->sends != nullptr && s->sends->pending() >= kSendCap) {
+    s->want_writable = true;
+    errno = EAGAIN;
+    return -1;
+  }
+  if (s->sends == nullptr) s->sends = std::make_unique<Sends>();
+  s->sends->queued.append(data, len);
+  if (!s->sends->in_flight && !s->on_send_list) {
+    s->on_send_list = true;
+    send_list_.push_back(fd);
+  }
+  return static_cast<ssize_t>(len);
+}
+
+void UringPoller::FlushSendList() {
+  // One send SQE per fd per turn, carrying everything Send took meanwhile.
+  for (int fd : send_list_) {
+    FdState* s = Find(fd);
+    if (s == nullptr || !s->on_send_list) continue;
+    s->on_send_list = false;
+    Sends* q = s->sends.get();
+    if (q == nullptr || q->in_flight) continue;
+    if (q->sent == q->sending.size()) {
+      if (q->queued.empty()) continue;
+      q->sending.swap(q->queued);
+      q->queued.clear();
+      q->sent = 0;
+    }
+    StartSend(fd, *s);
+  }
+  send_list_.clear();
+}
+
+void UringPoller::StartSend(int fd, FdState& s) {
+  Sends& q = *s.sends;
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_send(sqe, fd, q.sending.data() + q.sent, q.sending.size() - q.sent, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, UserData(Op::kSend, s.gen, fd));
+  q.in_flight = true;
+  ++in_flight_;
+}
+
+void UringPoller::OnSend(int fd, FdState& s, int res) {
+  if (s.sends == nullptr) return;
+  Sends& q = *s.sends;
+  q.in_flight = false;
+  if (res > 0) q.sent += static_cast<size_t>(res);
+  if (res == 0 || (res < 0 && res != -ECANCELED && res != -EINTR && res != -EAGAIN)) {
+    SendFailed(fd, s, res == 0 ? EPIPE : -res);
+    return;
+  }
+  if (quiescing_) return;  // the rest stays for Release (or FinishDeferred)
+  if (q.sent == q.sending.size()) {
+    q.sending.clear();
+    q.sent = 0;
+    q.sending.swap(q.queued);
+  }
+  if (q.sending.empty()) {
+    SendsDone(fd, s);
+    return;
+  }
+  StartSend(fd, s);  // the rest of a short send, or what was queued meanwhile
+  if (s.want_writable && q.pending() < kSendCap && s.handler != nullptr) {
+    s.want_writable = false;
+    Ready(fd, s, kWritable);
+  }
+}
+
+void UringPoller::SendsDone(int fd, FdState& s) {
+  s.sends.reset();
+  if (s.close_pending) {
+    CloseNow(fd);
+    return;
+  }
+  if (s.shutdown_pending) {
+    s.shutdown_pending = false;
+    if (shutdown(fd, SHUT_WR) != 0 && errno != ENOTCONN) s.send_error = errno;
+  }
+  if (s.want_writable && s.handler != nullptr) {
+    s.want_writable = false;
+    Ready(fd, s, kWritable);
+  }
+}
+
+void UringPoller::SendFailed(int fd, FdState& s, int err) {
+  s.send_error = err;
+  s.sends.reset();
+  s.shutdown_pending = false;
+  if (s.close_pending) {
+    CloseNow(fd);
+    return;
+  }
+  if (s.handler != nullptr) Ready(fd, s, kReadable | kWritable | kHangup);
+}
+
+int UringPoller::ShutdownWrite(int fd) {
+  FdState* s = Find(fd);
+  if (s != nullptr && s->sends != nullptr) {
+    s->shutdown_pending = true;  // after the queued bytes, as the FIN would be
+    return 0;
+  }
+  return shutdown(fd, SHUT_WR);
+}
+
+// --- Closing. ---
+
+void UringPoller::Close(int fd) {
+  if (has_carry()) DropCarried(fd);
+  FdState* s = Find(fd);
+  if (s == nullptr || s->handler == nullptr) {
+    if (s == nullptr) close(fd);
+    return;
+  }
+  // Cancel first: the ring holds its own reference to the socket, so a close
+  // alone would leave the receive armed (and the FIN unsent).
+  s->handler = nullptr;
+  DropChunks(*s);
+  const bool cancelled = s->armed;
+  Cancel(fd, *s);
+  if (s->role == FdRole::kListener) {
+    for (int accepted : listeners_[fd].accepted) close(accepted);
+    listeners_.erase(fd);
+  }
+  if (cancelled) SubmitNow();
+  if (s->sends != nullptr && s->send_error == 0 && !quiescing_) {
+    // Bytes still in our queue must reach the peer before the FIN: the fd
+    // (and so its number) stays ours until they have left.
+    s->close_pending = true;
+    if (!s->sends->in_flight && !s->on_send_list) {
+      s->on_send_list = true;
+      send_list_.push_back(fd);
+    }
+    return;
+  }
+  CloseNow(fd);
+}
+
+void UringPoller::CloseNow(int fd) {
+  Forget(fd);
+  close(fd);
+}
+
+void UringPoller::Forget(int fd) {
+  FdState& s = fds_[fd];
+  DropChunks(s);
+  const uint32_t gen = s.gen + 1;
+  s = FdState{};
+  s.gen = gen;
+}
+
+// --- Retiring (a live switch) and destruction. ---
+
+void UringPoller::CancelAllAndReap() {
+  quiescing_ = true;
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+  io_uring_sqe_set_data64(sqe, UserData(Op::kCancel, 0, 0));
+  ++in_flight_;
+  const int64_t deadline = NowNs() + kQuiesceLimitNs;
+  while (in_flight_ > 0) {
+    if (NowNs() > deadline) {
+      LogError(absl::StrCat("io_uring: ", in_flight_, " operation(s) still in flight after cancelling them for 2 s"));
+      break;
+    }
+    __kernel_timespec ts{};
+    ts.tv_nsec = 50'000'000;
+    io_uring_cqe* cqe = nullptr;
+    const int result = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+    if (result < 0 && result != -ETIME && result != -EINTR && result != -EAGAIN && result != -EBUSY) {
+      DieWith("io_uring_enter", -result);
+    }
+    Reap();
+  }
+  for (int fd : ready_fds_) fds_[fd].ready = 0;
+  ready_fds_.clear();
+}
+
+void UringPoller::FinishDeferred() {
+  // Closes and shutdowns that waited for sends: finish them with plain
+  // non-blocking sends, waiting a little for room, and count what is lost.
+  const int64_t deadline = NowNs() + int64_t{kDeferredSendLimitMs} * 1'000'000;
+  size_t lost = 0;
+  for (size_t i = 0; i < fds_.size(); ++i) {
+    const int fd = static_cast<int>(i);
+    FdState& s = fds_[i];
+    if (!s.active || !(s.close_pending || s.shutdown_pending)) continue;
+    std::string rest;
+    if (s.sends != nullptr) rest = s.sends->sending.substr(s.sends->sent) + s.sends->queued;
+    size_t sent = 0;
+    while (sent < rest.size()) {
+      const ssize_t n = send(fd, rest.data() + sent, rest.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      const int wait_ms = static_cast<int>((deadline - NowNs()) / 1'000'000);
+      if (n < 0 && errno == EAGAIN && wait_ms > 0) {
+        pollfd pfd{fd, POLLOUT, 0};
+        if (poll(&pfd, 1, wait_ms) >= 0 || errno == EINTR) continue;
+      }
+      break;
+    }
+    lost += rest.size() - sent;
+    s.sends.reset();
+    if (s.close_pending) {
+      CloseNow(fd);
+    } else {
+      s.shutdown_pending = false;
+      if (sent == rest.size()) shutdown(fd, SHUT_WR);
+    }
+  }
+  if (lost > 0) LogError(absl::StrCat("io_uring: ", lost, " byte(s) queued on closing connections could not be sent"));
+}
+
+void UringPoller::Quiesce() {
+  if (quiesced_) return;
+  CancelAllAndReap();
+  FinishDeferred();
+  quiesced_ = true;
+}
+
+Poller::Leftovers UringPoller::Release(int fd) {
+  Leftovers leftovers = Poller::Release(fd);  // bytes carried in come first
+  FdState* s = Find(fd);
+  if (s == nullptr) return leftovers;
+  for (size_t i = s->head; i < s->chunks.size(); ++i) {
+    const Chunk& chunk = s->chunks[i];
+    leftovers.unread.append(buffers_.data(chunk.bid) + chunk.offset, chunk.len);
+  }
+  leftovers.eof = leftovers.eof || s->eof;
+  if (leftovers.error == 0) leftovers.error = s->recv_error != 0 ? s->recv_error : s->send_error;
+  if (s->sends != nullptr) leftovers.unsent = s->sends->sending.substr(s->sends->sent) + s->sends->queued;
+  if (auto it = listeners_.find(fd); it != listeners_.end()) {
+    leftovers.accepted.assign(it->second.accepted.begin(), it->second.accepted.end());
+    listeners_.erase(it);
+  }
+  Forget(fd);
+  return leftovers;
+}
+
+}  // namespace gateway
