@@ -20,7 +20,13 @@ Listener::Listener(EventLoop* loop, ListenerHost* host, ReactorStats* stats, int
       spare_fd_(open("/dev/null", O_RDONLY | O_CLOEXEC)) {}
 
 Listener::~Listener() {
-  close(fd_);
+  // Through the back-end where it can: io_uring must cancel its multishot
+  // accept, which holds the socket open (and accepting) otherwise.
+  if (loop_->has_poller() && loop_->IsInLoopThread()) {
+    loop_->poller().Close(fd_);
+  } else {
+    close(fd_);
+  }
   if (spare_fd_ >= 0) close(spare_fd_);
 }
 

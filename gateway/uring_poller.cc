@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 
 #include "absl/strings/str_cat.h"
 #include "gateway/log.h"
@@ -58,6 +59,10 @@ absl::StatusOr<std::unique_ptr<UringPoller>> UringPoller::Create() {
 
 UringPoller::~UringPoller() {
   if (!ring_ready_) return;
+  if (!OnOwnerThread()) {
+    TearDownOffThread();
+    return;
+  }
   if (!quiesced_) {
     CancelAllAndReap();
     FinishDeferred();
@@ -72,6 +77,47 @@ UringPoller::~UringPoller() {
     buffers_.Leak();  // the kernel may still write into them
   }
   io_uring_queue_exit(&ring_);
+}
+
+void UringPoller::TearDownOffThread() {
+  // Nothing can be submitted or reaped from here: the kernel cancels what is
+  // left when the ring goes. A receive still armed could write into the
+  // buffers, and a send read its bytes, until then, so those stay allocated
+  // (for the rest of the process) if there are any; after a normal stop
+  // every connection has been closed on the loop thread and there are none.
+  bool kernel_may_touch_memory = kernel_may_touch_memory_;
+  for (size_t fd = 0; fd < fds_.size(); ++fd) {
+    FdState& s = fds_[fd];
+    if (!s.active) continue;
+    if ((s.role == FdRole::kStream && s.armed && !s.cancelling) || (s.sends != nullptr && s.sends->in_flight)) {
+      kernel_may_touch_memory = true;
+    }
+  }
+  io_uring_queue_exit(&ring_);
+  for (auto& [fd, queue] : listeners_) {
+    for (int accepted : queue.accepted) close(accepted);
+  }
+  size_t lost = 0;
+  for (size_t fd = 0; fd < fds_.size(); ++fd) {
+    FdState& s = fds_[fd];
+    if (!s.active || !s.close_pending) continue;
+    if (s.sends != nullptr) lost += s.sends->pending();
+    close(static_cast<int>(fd));
+  }
+  if (lost > 0) LogError(absl::StrCat("io_uring: ", lost, " byte(s) queued on closing connections could not be sent"));
+  if (kernel_may_touch_memory) {
+    buffers_.Leak();
+    for (FdState& s : fds_) KeepForever(std::move(s.sends));
+  }
+}
+
+void UringPoller::KeepForever(std::unique_ptr<Sends> sends) {
+  if (sends == nullptr) return;
+  // Reachable, so leak checkers do not count what is kept on purpose.
+  static std::mutex mu;
+  static auto* kept = new std::vector<std::unique_ptr<Sends>>();
+  std::lock_guard<std::mutex> lock(mu);
+  kept->push_back(std::move(sends));
 }
 
 UringPoller::FdState* UringPoller::Find(int fd) {
@@ -547,6 +593,22 @@ void UringPoller::Close(int fd) {
   FdState* s = Find(fd);
   if (s == nullptr || s->handler == nullptr) {
     if (s == nullptr) close(fd);
+    return;
+  }
+  if (!OnOwnerThread()) {
+    // The loop has stopped (its reactor is being destroyed): nothing more
+    // will be sent, and the ring's teardown cancels the receive.
+    s->handler = nullptr;
+    DropChunks(*s);
+    if (s->role == FdRole::kListener) {
+      for (int accepted : listeners_[fd].accepted) close(accepted);
+      listeners_.erase(fd);
+    }
+    if (s->armed || (s->sends != nullptr && s->sends->in_flight)) {
+      kernel_may_touch_memory_ = true;  // until the ring goes: see TearDownOffThread
+      KeepForever(std::move(s->sends));
+    }
+    CloseNow(fd);
     return;
   }
   // Cancel first: the ring holds its own reference to the socket, so a close

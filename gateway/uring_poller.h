@@ -12,6 +12,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -130,9 +131,16 @@ class UringPoller final : public Poller {
   void CloseNow(int fd);
   void CancelAllAndReap();
   void FinishDeferred();
+  bool OnOwnerThread() const { return std::this_thread::get_id() == owner_; }
+  void TearDownOffThread();
+  static void KeepForever(std::unique_ptr<Sends> sends);
 
   io_uring ring_{};
   bool ring_ready_ = false;
+  // The thread that made the ring: the only one the kernel lets submit or
+  // wait (SINGLE_ISSUER, DEFER_TASKRUN). A reactor's loop is destroyed on
+  // another thread once it has stopped.
+  std::thread::id owner_ = std::this_thread::get_id();
   UringBufferRing buffers_;
   std::vector<FdState> fds_;  // indexed by fd
   absl::flat_hash_map<int, ListenerQueue> listeners_;
@@ -142,6 +150,7 @@ class UringPoller final : public Poller {
   uint32_t in_flight_ = 0;  // operations prepared whose last completion has not been reaped
   bool quiescing_ = false;  // no new operations
   bool quiesced_ = false;
+  bool kernel_may_touch_memory_ = false;  // an fd was closed off-thread with an operation armed
 };
 
 }  // namespace gateway
