@@ -142,8 +142,12 @@ io_uring_sqe* UringPoller::GetSqe() {
 }
 
 void UringPoller::SubmitNow() {
+  // With GETEVENTS, so the deferred completion of what was cancelled runs
+  // now and drops the ring's reference to the socket: a closed connection
+  // sends its FIN, a closed listener stops accepting, even if the loop never
+  // waits again.
   for (;;) {
-    const int result = io_uring_submit(&ring_);
+    const int result = io_uring_submit_and_get_events(&ring_);
     if (result >= 0 || result == -EAGAIN || result == -EBUSY) return;
     if (result != -EINTR) DieWith("io_uring_submit", -result);
   }
