@@ -63,10 +63,11 @@ UringPoller::~UringPoller() {
     TearDownOffThread();
     return;
   }
-  if (!quiesced_) {
-    CancelAllAndReap();
-    FinishDeferred();
-  }
+  if (!quiesced_) CancelAllAndReap();
+  // Streams never released still own bytes Send took: a connection closed
+  // in the turn of a live switch closes its fd through the next back-end,
+  // after this one is gone. They go out now, as far as they can.
+  FinishDeferred(/*flush_open_streams=*/true);
   // Connections accepted and never taken belong to nobody else.
   for (auto& [fd, queue] : listeners_) {
     for (int accepted : queue.accepted) close(accepted);
@@ -263,7 +264,10 @@ int UringPoller::Wait(int timeout_ms, std::vector<Event>* events) {
   FlushSendList();
   RearmWaitingForBuffers();
   int result;
-  if (timeout_ms == 0 || !ready_fds_.empty() || io_uring_cq_ready(&ring_) > 0) {
+  // Something to report already, or streams still to re-arm: do not block.
+  const bool busy =
+      !ready_fds_.empty() || io_uring_cq_ready(&ring_) > 0 || (!waiting_buffers_.empty() && buffers_.available() > 0);
+  if (timeout_ms == 0 || busy) {
     result = io_uring_submit_and_get_events(&ring_);  // also runs deferred completions, without waiting
   } else if (timeout_ms < 0) {
     result = io_uring_submit_and_wait(&ring_, 1);
@@ -349,7 +353,10 @@ void UringPoller::OnRecv(int fd, FdState& s, int res, uint32_t flags) {
     s.chunks.push_back(Chunk{bid, 0, static_cast<uint32_t>(res)});
     s.queued += static_cast<uint32_t>(res);
     Ready(fd, s, kReadable);
-    if (s.queued >= kRecvCap && s.armed) Cancel(fd, s);  // re-armed by Readv
+    if (s.queued >= kRecvCap && s.armed && !s.cancelling) {
+      ++counters_.cap_cancels;
+      Cancel(fd, s);  // re-armed by Readv
+    }
     return;
   }
   if (has_buffer) buffers_.Return(bid);
@@ -358,6 +365,7 @@ void UringPoller::OnRecv(int fd, FdState& s, int res, uint32_t flags) {
     s.eof = true;
     Ready(fd, s, kReadable | kHangup);
   } else if (res == -ENOBUFS) {
+    ++counters_.enobufs;
     if (!s.waiting_buffers) {
       s.waiting_buffers = true;
       waiting_buffers_.emplace_back(fd, s.gen);
@@ -679,7 +687,7 @@ void UringPoller::CancelAllAndReap() {
   ready_fds_.clear();
 }
 
-void UringPoller::FinishDeferred() {
+void UringPoller::FinishDeferred(bool flush_open_streams) {
   // Closes and shutdowns that waited for sends: finish them with plain
   // non-blocking sends, waiting a little for room, and count what is lost.
   const int64_t deadline = NowNs() + int64_t{kDeferredSendLimitMs} * 1'000'000;
@@ -687,7 +695,7 @@ void UringPoller::FinishDeferred() {
   for (size_t i = 0; i < fds_.size(); ++i) {
     const int fd = static_cast<int>(i);
     FdState& s = fds_[i];
-    if (!s.active || !(s.close_pending || s.shutdown_pending)) continue;
+    if (!s.active || !(s.close_pending || s.shutdown_pending || (flush_open_streams && s.sends != nullptr))) continue;
     std::string rest;
     if (s.sends != nullptr) rest = s.sends->sending.substr(s.sends->sent) + s.sends->queued;
     size_t sent = 0;
@@ -709,7 +717,7 @@ void UringPoller::FinishDeferred() {
     s.sends.reset();
     if (s.close_pending) {
       CloseNow(fd);
-    } else {
+    } else if (s.shutdown_pending) {
       s.shutdown_pending = false;
       if (sent == rest.size()) shutdown(fd, SHUT_WR);
     }
@@ -720,7 +728,7 @@ void UringPoller::FinishDeferred() {
 void UringPoller::Quiesce() {
   if (quiesced_) return;
   CancelAllAndReap();
-  FinishDeferred();
+  FinishDeferred(/*flush_open_streams=*/false);  // live streams get theirs back from Release
   quiesced_ = true;
 }
 

@@ -56,6 +56,18 @@ class UringPoller final : public Poller {
   void Quiesce() override;
   Leftovers Release(int fd) override;
 
+  // What the receive side did, for tests and the lab report.
+  struct Counters {
+    uint64_t cap_cancels = 0;   // receives stopped at kRecvCap unread bytes
+    uint64_t enobufs = 0;       // receives ended because the buffer ring was empty
+    uint32_t free_buffers = 0;  // in the ring now
+  };
+  Counters counters() const {
+    Counters c = counters_;
+    c.free_buffers = buffers_.available();
+    return c;
+  }
+
  private:
   enum class Op : uint8_t { kRecv = 1, kSend, kAccept, kPoll, kCancel };
 
@@ -95,6 +107,7 @@ class UringPoller final : public Poller {
     bool close_pending = false;     // close(2) once the sends are out
     bool muted = false;             // a listener with interest 0
   };
+  static_assert(sizeof(FdState) <= 80, "per-fd state is paid by every connection, idle or not");
   struct ListenerQueue {
     std::deque<int> accepted;
     int error = 0;  // the errno that ended the multishot accept, reported once
@@ -130,7 +143,10 @@ class UringPoller final : public Poller {
   void Forget(int fd);  // resets the fd's state (new generation); closes nothing
   void CloseNow(int fd);
   void CancelAllAndReap();
-  void FinishDeferred();
+  // Sends what deferred closes and shutdowns (and, if asked, any stream)
+  // still queue with plain non-blocking sends, bounded in time, then closes
+  // or shuts down.
+  void FinishDeferred(bool flush_open_streams);
   bool OnOwnerThread() const { return std::this_thread::get_id() == owner_; }
   void TearDownOffThread();
   static void KeepForever(std::unique_ptr<Sends> sends);
@@ -150,7 +166,8 @@ class UringPoller final : public Poller {
   uint32_t in_flight_ = 0;  // operations prepared whose last completion has not been reaped
   bool quiescing_ = false;  // no new operations
   bool quiesced_ = false;
-  bool kernel_may_touch_memory_ = false;  // an fd was closed off-thread with an operation armed
+  bool kernel_may_touch_memory_ = false;
+  Counters counters_;  // an fd was closed off-thread with an operation armed
 };
 
 }  // namespace gateway

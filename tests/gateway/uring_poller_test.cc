@@ -199,6 +199,65 @@ TEST_F(UringPollerTest, NothingQueuedIsEagain) {
   pair.ours = -1;
 }
 
+TEST_F(UringPollerTest, UnreadBytesAreCappedPerStreamAndTheRingRecoversWhenExhausted) {
+  // More streams, each with more unread bytes than its cap, than the ring
+  // has buffers for: receives stop (cap, or ENOBUFS) and resume as the
+  // bytes are read, and every stream's bytes arrive whole and in order.
+  constexpr int kStreams = 80;
+  constexpr size_t kPerStream = 100 * 1024;
+  static_assert(kStreams * UringPoller::kRecvCap > UringBufferRing::kCount * UringBufferRing::kSize);
+  std::vector<std::unique_ptr<TcpPair>> pairs;
+  std::vector<Recorder> handlers(kStreams);
+  std::vector<std::string> data, got(kStreams);
+  std::vector<size_t> written(kStreams, 0);
+  for (int i = 0; i < kStreams; ++i) {
+    pairs.push_back(std::make_unique<TcpPair>());
+    ASSERT_GE(pairs.back()->ours, 0);
+    SetNonBlocking(pairs.back()->peer);
+    data.push_back(Pattern(kPerStream, static_cast<size_t>(i)));
+    ASSERT_TRUE(poller_->Add(pairs[i]->ours, &handlers[i], Poller::kReadable, FdRole::kStream).ok());
+  }
+  auto write_more = [&] {
+    for (int i = 0; i < kStreams; ++i) {
+      while (written[i] < kPerStream) {
+        const ssize_t n = write(pairs[i]->peer, data[i].data() + written[i], kPerStream - written[i]);
+        if (n <= 0) break;
+        written[i] += static_cast<size_t>(n);
+      }
+    }
+  };
+  // Nobody reads for a while: the ring fills up.
+  for (int turn = 0; turn < 20; ++turn) {
+    write_more();
+    Turn(*poller_, 5);
+  }
+  EXPECT_GT(poller_->counters().cap_cancels, 0u);
+  EXPECT_GT(poller_->counters().enobufs, 0u);
+  size_t done = 0;
+  char buf[16384];
+  for (int turn = 0; turn < kMaxTurns && done < kStreams; ++turn) {
+    write_more();
+    Turn(*poller_, 5);
+    done = 0;
+    for (int i = 0; i < kStreams; ++i) {
+      for (;;) {
+        iovec iov{buf, sizeof buf};
+        const ssize_t n = poller_->Readv(pairs[i]->ours, &iov, 1);
+        if (n <= 0) break;
+        got[i].append(buf, static_cast<size_t>(n));
+      }
+      if (got[i].size() == kPerStream) ++done;
+    }
+  }
+  for (int i = 0; i < kStreams; ++i) {
+    EXPECT_TRUE(got[i] == data[i]) << "stream " << i << ": " << got[i].size() << " of " << kPerStream << " bytes";
+    poller_->Close(pairs[i]->ours);
+    pairs[i]->ours = -1;
+  }
+  Turn(*poller_, 0);
+  EXPECT_EQ(poller_->counters().free_buffers, UringBufferRing::kCount);  // every buffer came back
+}
+
 TEST_F(UringPollerTest, ResetIsEconnreset) {
   TcpPair pair;
   Recorder handler;
