@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -451,6 +452,55 @@ TEST_F(UringPollerTest, MultishotAcceptQueuesConnections) {
   for (int accepted : leftovers.accepted) close(accepted);
   for (int client : clients) close(client);
   close(listen_fd);
+}
+
+TEST_F(UringPollerTest, AcceptErrorIsReportedOnceThenAccept4ServesAndTheMultishotReturns) {
+  sockaddr_in addr;
+  const int listen_fd = ListenLoopback(&addr);
+  ASSERT_GE(listen_fd, 0);
+  SetNonBlocking(listen_fd);
+  Recorder handler;
+  ASSERT_TRUE(poller_->Add(listen_fd, &handler, Poller::kReadable, FdRole::kListener).ok());
+  std::vector<int> clients;
+  for (int i = 0; i < 2; ++i) clients.push_back(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  // No fd number left when the multishot accept is armed (the kernel takes
+  // the fd limit then): it ends with EMFILE once clients arrive.
+  rlimit saved;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  const int lowest_free = dup(0);
+  ASSERT_GE(lowest_free, 0);
+  close(lowest_free);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(lowest_free);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+  Turn(*poller_, 0);
+  for (int client : clients) {
+    if (connect(client, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) ADD_FAILURE() << "connect";
+  }
+  for (int turn = 0; turn < kMaxTurns && !(handler.seen & Poller::kReadable); ++turn) Turn(*poller_);
+  const int first = poller_->Accept(listen_fd, nullptr, nullptr);
+  const int first_errno = errno;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_EQ(first, -1);
+  EXPECT_EQ(first_errno, EMFILE);
+  // Reported once; then accept4(2) serves the backlog, and its EAGAIN re-arms.
+  std::vector<int> accepted;
+  for (int fd; (fd = poller_->Accept(listen_fd, nullptr, nullptr)) >= 0;) accepted.push_back(fd);
+  EXPECT_EQ(errno, EAGAIN);
+  EXPECT_EQ(accepted.size(), clients.size());
+  clients.push_back(Connect(addr));
+  handler.seen = 0;
+  int fd = -1;
+  for (int turn = 0; turn < kMaxTurns && fd < 0; ++turn) {
+    Turn(*poller_);
+    fd = poller_->Accept(listen_fd, nullptr, nullptr);
+  }
+  EXPECT_GE(fd, 0);
+  EXPECT_TRUE(handler.seen & Poller::kReadable);  // from the re-armed multishot
+  if (fd >= 0) accepted.push_back(fd);
+  for (int a : accepted) close(a);
+  for (int c : clients) close(c);
+  poller_->Close(listen_fd);
 }
 
 TEST_F(UringPollerTest, EventfdWritesFromAnotherThreadWakeAWaitWithoutTimeout) {
