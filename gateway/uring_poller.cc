@@ -227,10 +227,15 @@ void UringPoller::MaybeArm(int fd, FdState& s) {
       ArmRecv(fd, s);
       return;
     case FdRole::kListener: {
-      if (s.muted || listeners_[fd].error != 0) return;
+      if (s.muted) return;
       io_uring_sqe* sqe = GetSqe();
-      io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      io_uring_sqe_set_data64(sqe, UserData(Op::kAccept, s.gen, fd));
+      if (listeners_[fd].readiness) {
+        io_uring_prep_poll_multishot(sqe, fd, POLLIN);
+        io_uring_sqe_set_data64(sqe, UserData(Op::kPoll, s.gen, fd));
+      } else {
+        io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        io_uring_sqe_set_data64(sqe, UserData(Op::kAccept, s.gen, fd));
+      }
       break;
     }
     case FdRole::kNotify: {
@@ -247,7 +252,9 @@ void UringPoller::MaybeArm(int fd, FdState& s) {
 
 void UringPoller::Cancel(int fd, FdState& s) {
   if (!s.armed || s.cancelling) return;
-  const Op op = s.role == FdRole::kStream ? Op::kRecv : s.role == FdRole::kListener ? Op::kAccept : Op::kPoll;
+  Op op = Op::kPoll;
+  if (s.role == FdRole::kStream) op = Op::kRecv;
+  if (s.role == FdRole::kListener && !listeners_[fd].readiness) op = Op::kAccept;
   io_uring_sqe* sqe = GetSqe();
   // By user_data, not by fd: the fd may be closed before this is submitted.
   io_uring_prep_cancel64(sqe, UserData(op, s.gen, fd), 0);
@@ -399,8 +406,10 @@ void UringPoller::OnAccept(int fd, FdState& s, int res) {
     Ready(fd, s, kReadable);
   } else if (res != -ECANCELED) {
     // The multishot has ended (EMFILE, ENFILE, ...): Accept reports it once,
-    // then serves with accept4(2) until the backlog is empty.
+    // then serves with accept4(2) on readiness (see ListenerQueue).
     queue.error = -res;
+    queue.readiness = true;
+    queue.accepted_since_error = false;
     Ready(fd, s, kReadable);
   }
 }
@@ -420,12 +429,20 @@ int UringPoller::Accept(int listen_fd, sockaddr* peer, socklen_t* peer_len) {
     queue.error = 0;
     return -1;
   }
-  if (s->armed) {
-    errno = EAGAIN;
+  if (!queue.readiness) {
+    errno = EAGAIN;  // the multishot accept brings the next one
     return -1;
   }
   const int fd = Poller::Accept(listen_fd, peer, peer_len);
-  if (fd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+  if (fd >= 0) {
+    queue.accepted_since_error = true;
+  } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    if (queue.accepted_since_error) {
+      // Fds are to be had again: back to the multishot accept once the
+      // poll's cancellation completes (HandleCqe re-arms).
+      if (s->armed) Cancel(listen_fd, *s);  // the poll (Cancel reads `readiness`)
+      queue.readiness = false;
+    }
     MaybeArm(listen_fd, *s);
     errno = EAGAIN;
   }

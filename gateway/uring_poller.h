@@ -111,6 +111,12 @@ class UringPoller final : public Poller {
   struct ListenerQueue {
     std::deque<int> accepted;
     int error = 0;  // the errno that ended the multishot accept, reported once
+    // After an accept error (EMFILE: io_uring takes the fd number before it
+    // looks for a connection, so it fails at once, with or without one):
+    // watch readiness with a multishot poll and accept with accept4(2), until
+    // an accept4 succeeds and then finds the backlog empty.
+    bool readiness = false;
+    bool accepted_since_error = false;
   };
 
   UringPoller() = default;
