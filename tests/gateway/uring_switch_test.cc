@@ -74,6 +74,28 @@ TEST(UringSwitchTest, EpollAndIoUringSwitchesLoseNothingUnderLoad) {
       EXPECT_OK(client->ExpectEof());
     });
   }
+  // Connections come and go meanwhile: accepted by one back-end, handed
+  // over queued, closed in the middle of a switch.
+  std::atomic<uint64_t> churned{0};
+  std::thread churn([&] {
+    std::mt19937_64 rng(7);
+    for (int i = 0; i < kMaxRounds && !switching_done.load(); ++i) {
+      absl::StatusOr<TestClient> client = TestClient::Connect(gw->port());
+      if (!client.ok()) {
+        ADD_FAILURE() << client.status();
+        ++failures;
+        return;
+      }
+      const std::string payload = RandomBytes(rng, 1 + rng() % 100);
+      absl::StatusOr<std::string> got = client->RoundTrip(payload);
+      if (!got.ok() || *got != Reversed(payload)) {
+        ADD_FAILURE() << "churn " << i << ": " << (got.ok() ? "response differs" : got.status().ToString());
+        ++failures;
+        return;
+      }
+      ++churned;
+    }
+  });
   int switched = 0;
   for (int i = 0; i < kMaxSwitches && (i < kMinSwitches || frames.load() < kMinFrames) && failures.load() == 0; ++i) {
     const IoModel next = i % 2 == 0 ? IoModel::kIoUring : IoModel::kEpoll;
@@ -83,6 +105,8 @@ TEST(UringSwitchTest, EpollAndIoUringSwitchesLoseNothingUnderLoad) {
   }
   switching_done = true;
   for (std::thread& t : clients) t.join();
+  churn.join();
+  EXPECT_GT(churned.load(), 0u);
   EXPECT_EQ(failures.load(), 0);
   EXPECT_GE(switched, kMinSwitches);
   EXPECT_GE(frames.load(), kMinFrames);
