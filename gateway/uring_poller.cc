@@ -399,8 +399,7 @@ ssize_t UringPoller::Readv(int fd, const iovec* iov, int iov_count) {
   }
   if (s->head == s->chunks.size()) {
     s->head = 0;
-    s->chunks.clear();
-    if (s->chunks.capacity() > 16) std::vector<Chunk>().swap(s->chunks);
+    s->chunks.clear();  // frees a heap block, if it had one
   }
   if (!s->armed) MaybeArm(fd, *s);  // below the cap again
   if (copied > 0 || wanted == 0) return static_cast<ssize_t>(copied);
@@ -415,7 +414,7 @@ ssize_t UringPoller::Readv(int fd, const iovec* iov, int iov_count) {
 
 void UringPoller::DropChunks(FdState& s) {
   for (size_t i = s.head; i < s.chunks.size(); ++i) buffers_.Return(s.chunks[i].bid);
-  std::vector<Chunk>().swap(s.chunks);
+  s.chunks.clear();
   s.head = 0;
   s.queued = 0;
 }

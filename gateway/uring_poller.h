@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "gateway/poller.h"
 #include "gateway/uring_setup.h"
@@ -88,7 +89,9 @@ class UringPoller final : public Poller {
   struct FdState {
     PollHandler* handler = nullptr;  // null once closed (a deferred close still sends)
     std::unique_ptr<Sends> sends;
-    std::vector<Chunk> chunks;  // unread, in order, from `head`
+    // Unread, in order, from `head`. Two inline: a connection that reads
+    // what arrives never allocates, and one that has read all holds nothing.
+    absl::InlinedVector<Chunk, 2> chunks;
     uint32_t head = 0;
     uint32_t queued = 0;  // unread bytes in chunks
     uint32_t gen = 0;     // bumped whenever the fd is (re)registered or forgotten
@@ -107,7 +110,8 @@ class UringPoller final : public Poller {
     bool close_pending = false;     // close(2) once the sends are out
     bool muted = false;             // a listener with interest 0
   };
-  static_assert(sizeof(FdState) <= 80, "per-fd state is paid by every connection, idle or not");
+  // 72 bytes on x86-64 (Debian 12, g++ 12): what an idle connection costs here.
+  static_assert(sizeof(FdState) <= 72, "per-fd state is paid by every connection, idle or not");
   struct ListenerQueue {
     std::deque<int> accepted;
     int error = 0;  // the errno that ended the multishot accept, reported once
