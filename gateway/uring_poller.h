@@ -34,8 +34,10 @@ class UringPoller final : public Poller {
   // ring, and a connection that stops reading stops receiving. Half the
   // connection's read scratch, so one Readv empties it.
   static constexpr uint32_t kRecvCap = 64 * 1024;
-  // Bytes queued for sending per stream beyond which Send says EAGAIN (the
-  // connection's own high-water mark is of the same size).
+  // Bytes queued for sending per stream: Send takes what fits under it, and
+  // says EAGAIN when nothing does (the role of a socket's send buffer; the
+  // connection's own high-water mark is of the same size). Not counted in
+  // the gateway's queued-bytes budget.
   static constexpr size_t kSendCap = 256 * 1024;
 
   // FAILED_PRECONDITION (with the errno and the fix) if the kernel refuses.

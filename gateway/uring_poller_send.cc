@@ -4,6 +4,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace gateway {
@@ -16,18 +17,23 @@ ssize_t UringPoller::Send(int fd, const char* data, size_t len) {
     return -1;
   }
   if (len == 0) return 0;
-  if (s->sends != nullptr && s->sends->pending() >= kSendCap) {
+  const size_t pending = s->sends != nullptr ? s->sends->pending() : 0;
+  if (pending >= kSendCap) {
     s->want_writable = true;
     errno = EAGAIN;
     return -1;
   }
+  // As send(2) does with its socket buffer: take what fits under the cap, so
+  // the queue never holds more than kSendCap (the connection keeps the rest,
+  // inside its own accounted, bounded output).
+  const size_t taken = std::min(len, kSendCap - pending);
   if (s->sends == nullptr) s->sends = std::make_unique<Sends>();
-  s->sends->queued.append(data, len);
+  s->sends->queued.append(data, taken);
   if (!s->sends->in_flight && !s->on_send_list) {
     s->on_send_list = true;
     send_list_.push_back(fd);
   }
-  return static_cast<ssize_t>(len);
+  return static_cast<ssize_t>(taken);
 }
 
 void UringPoller::FlushSendList() {
