@@ -131,6 +131,7 @@ void Gateway::Shutdown(absl::Duration drain_timeout) {
   std::lock_guard<std::mutex> lock(lifecycle_mu_);
   if (stopped_) return;
   stopped_ = true;
+  stopping_.store(true, std::memory_order_release);
   if (!started_) return;  // reactors never ran; their destructors close the listeners
   const absl::Time deadline = absl::Now() + drain_timeout;
   for (auto& reactor : reactors_) {
@@ -185,6 +186,10 @@ void Gateway::EnqueueSwitch(SwitchTarget target, StatusDone done) {
 }
 
 void Gateway::StartSwitch(SwitchTarget target) {
+  if (stopping_.load(std::memory_order_acquire)) {
+    FinishSwitch(absl::UnavailableError("the gateway is shutting down"));
+    return;
+  }
   if (!target.trigger_mode.has_value()) {
     StartIoModelSwitch(target.io_model);
     return;
@@ -384,6 +389,8 @@ void Gateway::CloseConnection(int fd, uint64_t id, CloseMode mode, StatusDone do
 absl::Status Gateway::SetTriggerMode(TriggerMode mode) {
   return Wait<absl::Status>([&](StatusDone done) { SetTriggerMode(mode, std::move(done)); });
 }
+
+absl::Status Gateway::ProbeIoModel(IoModel model) { return ::gateway::ProbeIoModel(model); }
 
 absl::Status Gateway::SetIoModel(IoModel model) {
   return Wait<absl::Status>([&](StatusDone done) { SetIoModel(model, std::move(done)); });

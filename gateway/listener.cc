@@ -20,9 +20,10 @@ Listener::Listener(EventLoop* loop, ListenerHost* host, ReactorStats* stats, int
       spare_fd_(open("/dev/null", O_RDONLY | O_CLOEXEC)) {}
 
 Listener::~Listener() {
-  // Through the back-end where it can: io_uring must cancel its multishot
-  // accept, which holds the socket open (and accepting) otherwise.
-  if (loop_->has_poller() && loop_->IsInLoopThread()) {
+  // Through the back-end, which stops watching it first: io_uring holds its
+  // own reference to a listener with a multishot accept armed, and would
+  // keep accepting on a port we closed.
+  if (loop_->has_poller()) {
     loop_->poller().Close(fd_);
   } else {
     close(fd_);
