@@ -7,19 +7,27 @@
 #include "gateway/poller.h"
 #include "gateway/select_poller.h"
 #include "gateway/signal_poller.h"
+#include "gateway/uring_poller.h"
+#include "gateway/uring_setup.h"
 
 namespace gateway {
+namespace {
+
+template <typename T>
+absl::StatusOr<std::unique_ptr<Poller>> Upcast(absl::StatusOr<std::unique_ptr<T>> poller) {
+  if (!poller.ok()) return poller.status();
+  return std::unique_ptr<Poller>(*std::move(poller));
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Poller>> MakePoller(IoModel model, TriggerMode trigger_mode) {
   switch (model) {
     case IoModel::kEpoll: return std::make_unique<EpollPoller>(trigger_mode);
     case IoModel::kSelect: return std::make_unique<SelectPoller>();
     case IoModel::kPoll: return std::make_unique<PollPoller>();
-    case IoModel::kSignal: {
-      absl::StatusOr<std::unique_ptr<SignalPoller>> poller = SignalPoller::Create();
-      if (!poller.ok()) return poller.status();
-      return std::unique_ptr<Poller>(*std::move(poller));
-    }
+    case IoModel::kSignal: return Upcast(SignalPoller::Create());
+    case IoModel::kIoUring: return Upcast(UringPoller::Create());
     default: break;
   }
   return absl::UnimplementedError(absl::StrCat("the ", IoModelName(model), " back-end is not built in"));
@@ -34,6 +42,7 @@ absl::Status ProbeIoModel(IoModel model) {
     // main thread, before any reactor starts), so every later thread has them
     // blocked too.
     case IoModel::kSignal: return PrepareSignalModel();
+    case IoModel::kIoUring: return ProbeUring();
     default: break;
   }
   return absl::UnimplementedError(absl::StrCat("the ", IoModelName(model), " back-end is not built in"));
