@@ -177,6 +177,10 @@ TEST_F(BlockingServerTest, ListConnectionsShowsEveryConnectionAsBlocking) {
     clients.push_back(Connect());
     ASSERT_OK(clients.back().RoundTrip("ping").status());
   }
+  // A client can read a response before the server's send() has returned
+  // and counted it: wait for the counters to settle (the connection's own
+  // are counted before the shared ones).
+  EXPECT_TRUE(WaitUntil([&] { return SumStat(*gw_, &ReactorStats::frames_out) == kClients; }));
   ASSERT_OK_AND_ASSIGN(ConnectionPage page, gw_->ListConnections(ListQuery{}));
   ASSERT_EQ(page.connections.size(), size_t{kClients});
   EXPECT_EQ(page.total_matching, size_t{kClients});
