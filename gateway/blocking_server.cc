@@ -182,6 +182,10 @@ void BlockingServer::Report(BlockingConnection& connection, const Batch& batch,
 }
 
 void BlockingServer::Closed(BlockingConnection& connection, CloseReason reason) {
+  // Counted, unlisted and closed under table_mu_: a listing never shows a
+  // connection already counted as closed, and a close request made under it
+  // never reaches a reused fd. The thread is joined later (Reap).
+  std::lock_guard<std::mutex> lock(table_mu_);
   {
     std::lock_guard<std::mutex> report(report_mu_);
     const ConnectionState old_state = connection.state();
@@ -195,9 +199,6 @@ void BlockingServer::Closed(BlockingConnection& connection, CloseReason reason) 
     if (!observers_.empty()) Publish(ConnectionEvent::Type::kClosed, connection, {}, reason);
   }
   shared_->active.fetch_sub(1, std::memory_order_relaxed);
-  // Unlisted and closed under table_mu_, so a close request made under it
-  // never reaches a reused fd. The thread is joined later (Reap).
-  std::lock_guard<std::mutex> lock(table_mu_);
   auto it = connections_.find(connection.fd());
   close(connection.fd());
   finished_.push_back(std::move(it->second));
