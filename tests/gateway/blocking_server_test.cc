@@ -1,7 +1,11 @@
 // The blocking IO model (one thread per connection) through the Gateway
 // facade: the protocol byte for byte, closes and their reasons, admission,
 // the control-plane calls, observers, shutdown, and balanced books.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <memory>
@@ -328,6 +332,53 @@ TEST_F(BlockingServerTest, AdoptedSocketIsServed) {
   }
   EXPECT_EQ(got, ReversedFrame("adopted"));
   close(pair[1]);
+  EXPECT_TRUE(AwaitClosed(CloseReason::kPeerClosed, 1));
+}
+
+TEST_F(BlockingServerTest, OutOfFdsCountsAcceptErrorsAndBacksOff) {
+  StartGateway();
+  // The client's socket exists before the fd table is filled; the server's
+  // accept4() is then the first call that needs a new fd.
+  const int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(client, 0);
+  const timeval tv{20, 0};  // bounds every blocking call below
+  ASSERT_EQ(setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+  ASSERT_EQ(setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv), 0);
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(client) + 64;  // a small table to fill
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::vector<int> fillers;
+  for (int i = 0; i < 1024; ++i) {
+    const int fd = fcntl(client, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) break;
+    fillers.push_back(fd);
+  }
+  sockaddr_in server{};
+  server.sin_family = AF_INET;
+  server.sin_port = htons(static_cast<uint16_t>(gw_->port()));
+  server.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  // The handshake completes in the kernel's backlog; accept4() hits EMFILE.
+  const int connected = connect(client, reinterpret_cast<const sockaddr*>(&server), sizeof server);
+  const bool errors_seen = connected == 0 && WaitUntil([&] { return SumStat(*gw_, &ReactorStats::accept_errors) > 0; });
+  for (int fd : fillers) close(fd);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  ASSERT_EQ(connected, 0);
+  EXPECT_TRUE(errors_seen);
+  EXPECT_GT(SumStat(*gw_, &ReactorStats::accept_backoffs), 0u);
+  // With fds back, the acceptor resumes after its back-off and serves the client.
+  const std::string request = Frame("back");
+  ASSERT_EQ(send(client, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
+  std::string got;
+  char buf[64];
+  while (got.size() < request.size()) {
+    const ssize_t n = recv(client, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_EQ(got, ReversedFrame("back"));
+  close(client);
   EXPECT_TRUE(AwaitClosed(CloseReason::kPeerClosed, 1));
 }
 
