@@ -144,7 +144,9 @@ std::optional<BlockingConnection::Ending> BlockingConnection::Answer(size_t n, i
   }
   // Responses to the frames before a bad header are delivered; then FIN.
   if (bad_header) return Ending{ReasonOr(CloseReason::kProtocolError), true};
-  Compact(read_pos, pending, frames > 0, read_ns);
+  // A frame begun in this read starts its clock once the responses are out:
+  // the time the peer took to take them is not the frame's.
+  Compact(read_pos, pending, frames > 0, frames > 0 ? MonotonicNowNs() : read_ns);
   return std::nullopt;
 }
 
@@ -174,7 +176,7 @@ std::optional<BlockingConnection::Ending> BlockingConnection::SendAll(const char
   return std::nullopt;
 }
 
-void BlockingConnection::Compact(size_t consumed, size_t pending_frame_size, bool new_frame, int64_t read_ns) {
+void BlockingConnection::Compact(size_t consumed, size_t pending_frame_size, bool new_frame, int64_t now_ns) {
   const size_t left = len_ - consumed;
   if (consumed > 0 && left > 0) std::memmove(buf_.data(), buf_.data() + consumed, left);
   len_ = left;
@@ -182,7 +184,7 @@ void BlockingConnection::Compact(size_t consumed, size_t pending_frame_size, boo
   if (left == 0) {
     frame_started_ns_ = 0;
   } else if (new_frame || frame_started_ns_ == 0) {
-    frame_started_ns_ = read_ns;  // the partial frame's first byte came with this read
+    frame_started_ns_ = now_ns;  // the partial frame's first byte came with this read
   }
   // Room for the whole pending frame; back to the idle size once it is gone.
   if (pending_frame_size_ > buf_.size()) {

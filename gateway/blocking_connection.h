@@ -88,7 +88,7 @@ class BlockingConnection {
   std::optional<Ending> Answer(size_t n, int64_t read_ns);
   std::optional<Ending> SendAll(const char* data, size_t len);
   // Keeps the partial frame at the front, sized for it, and its deadline.
-  void Compact(size_t consumed, size_t pending_frame_size, bool new_frame, int64_t read_ns);
+  void Compact(size_t consumed, size_t pending_frame_size, bool new_frame, int64_t now_ns);
   // FIN after the responses, then read and drop input until the peer's FIN
   // or options.linger, so close() does not turn into a reset.
   void Linger();
