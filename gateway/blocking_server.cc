@@ -237,16 +237,15 @@ void BlockingServer::Shutdown(absl::Duration drain_timeout) {
   if (!table_changed_.wait_for(lock, absl::ToChronoNanoseconds(kForceGrace), [this] { return connections_.empty(); })) {
     Die("blocking model: connection threads did not stop after shutdown(SHUT_RDWR)");
   }
-  stopped_ = true;
   lock.unlock();
   Reap();
+  stopped_.store(true, std::memory_order_release);
 }
 
-absl::Status BlockingServer::ListConnections(const ListQuery& query, std::vector<ConnectionInfo>* page, size_t* total) {
+void BlockingServer::ListConnections(const ListQuery& query, std::vector<ConnectionInfo>* page, size_t* total) {
   const absl::Time wall_now = absl::Now();
   const int64_t mono_now = MonotonicNowNs();
   std::lock_guard<std::mutex> lock(table_mu_);
-  if (stopped_) return absl::UnavailableError("the gateway is shutting down");
   *total = 0;
   for (const auto& [fd, connection] : connections_) {
     if (query.state.has_value() && connection->state() != *query.state) continue;
@@ -254,7 +253,6 @@ absl::Status BlockingServer::ListConnections(const ListQuery& query, std::vector
     if (fd <= query.after_fd || (query.limit > 0 && page->size() >= query.limit)) continue;
     page->push_back(connection->Snapshot(wall_now, mono_now));
   }
-  return absl::OkStatus();
 }
 
 std::optional<ConnectionInfo> BlockingServer::GetConnection(int fd, uint64_t id) {

@@ -62,10 +62,12 @@ class BlockingServer final : private BlockingHost {
   void Shutdown(absl::Duration drain_timeout);
 
   const ReactorStats& stats() const { return stats_; }
+  // Shutdown() has finished: every connection is closed and joined.
+  bool stopped() const { return stopped_.load(std::memory_order_acquire); }
 
   // The matching connections with fd > query.after_fd, sorted by fd, at most
-  // query.limit, and how many match in all. UNAVAILABLE once shut down.
-  absl::Status ListConnections(const ListQuery& query, std::vector<ConnectionInfo>* page, size_t* total);
+  // query.limit, and how many match in all.
+  void ListConnections(const ListQuery& query, std::vector<ConnectionInfo>* page, size_t* total);
   // The connection on `fd` if it has `id` (0 = any id).
   std::optional<ConnectionInfo> GetConnection(int fd, uint64_t id);
   bool CloseConnection(int fd, uint64_t id, CloseMode mode);  // false if not found
@@ -107,7 +109,7 @@ class BlockingServer final : private BlockingHost {
   std::vector<std::unique_ptr<BlockingConnection>> finished_;       // to join; guarded by table_mu_
   bool started_ = false;                                            // guarded by table_mu_
   bool stopping_ = false;                                           // guarded by table_mu_
-  bool stopped_ = false;                                            // guarded by table_mu_
+  std::atomic<bool> stopped_{false};
 
   std::mutex report_mu_;
   std::vector<std::shared_ptr<ConnectionObserver>> observers_;  // guarded by report_mu_

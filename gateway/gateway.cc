@@ -182,6 +182,13 @@ bool Gateway::PostForTesting(int index, absl::AnyInvocable<void() &&> task) {
   return reactors_[index]->Post(std::move(task));
 }
 
+absl::Status Gateway::BlockingReady() const {
+  if (!running_.load(std::memory_order_acquire)) return NotStarted();
+  // What a reactor that has shut down answers.
+  if (blocking_->stopped()) return absl::UnavailableError("the gateway is shutting down");
+  return absl::OkStatus();
+}
+
 void Gateway::RunOnAllReactors(absl::AnyInvocable<void(Reactor&, Reply)> fn, StatusDone done) {
   if (!running_.load(std::memory_order_acquire)) {
     std::move(done)(NotStarted());
@@ -342,11 +349,10 @@ void Gateway::ListConnections(const ListQuery& query, Done<ConnectionPage> done)
   ListQuery per_reactor = query;
   if (query.limit > 0) per_reactor.limit = query.limit + 1;
   if (blocking_ != nullptr) {
-    if (!running_.load(std::memory_order_acquire)) return std::move(done)(NotStarted());
+    if (absl::Status ready = BlockingReady(); !ready.ok()) return std::move(done)(std::move(ready));
     std::vector<ConnectionInfo> infos;
     size_t total = 0;
-    absl::Status status = blocking_->ListConnections(per_reactor, &infos, &total);
-    if (!status.ok()) return std::move(done)(std::move(status));
+    blocking_->ListConnections(per_reactor, &infos, &total);
     return std::move(done)(MakePage(std::move(infos), total, query.limit));
   }
   RunOnAllReactors(
@@ -379,7 +385,7 @@ void Gateway::ListConnections(const ListQuery& query, Done<ConnectionPage> done)
 
 void Gateway::GetConnection(int fd, uint64_t id, Done<ConnectionInfo> done) {
   if (blocking_ != nullptr) {
-    if (!running_.load(std::memory_order_acquire)) return std::move(done)(NotStarted());
+    if (absl::Status ready = BlockingReady(); !ready.ok()) return std::move(done)(std::move(ready));
     std::optional<ConnectionInfo> info = blocking_->GetConnection(fd, id);
     if (!info.has_value()) return std::move(done)(NotFound(fd, id));
     return std::move(done)(*std::move(info));
@@ -416,7 +422,7 @@ void Gateway::GetConnection(int fd, uint64_t id, Done<ConnectionInfo> done) {
 
 void Gateway::CloseConnection(int fd, uint64_t id, CloseMode mode, StatusDone done) {
   if (blocking_ != nullptr) {
-    if (!running_.load(std::memory_order_acquire)) return std::move(done)(NotStarted());
+    if (absl::Status ready = BlockingReady(); !ready.ok()) return std::move(done)(std::move(ready));
     return std::move(done)(blocking_->CloseConnection(fd, id, mode) ? absl::OkStatus() : NotFound(fd, id));
   }
   auto found = std::make_shared<std::atomic<bool>>(false);
@@ -480,7 +486,7 @@ absl::Status Gateway::AdoptConnection(int fd) {
 
 void Gateway::AddObserver(std::shared_ptr<ConnectionObserver> observer, StatusDone done) {
   if (blocking_ != nullptr) {
-    if (!running_.load(std::memory_order_acquire)) return std::move(done)(NotStarted());
+    if (absl::Status ready = BlockingReady(); !ready.ok()) return std::move(done)(std::move(ready));
     blocking_->AddObserver(std::move(observer));
     return std::move(done)(absl::OkStatus());
   }

@@ -164,6 +164,9 @@ class Gateway {
    private:
     std::shared_ptr<FanIn> fan_in_;
   };
+  // OK if the blocking model may be asked about connections: started, not
+  // yet shut down.
+  absl::Status BlockingReady() const;
   // Runs `fn(reactor, reply)` on every reactor's thread; `done` runs once
   // every reactor has replied (see the class comment for where, and which
   // errors).

@@ -255,6 +255,8 @@ TEST_F(BlockingServerTest, ShutdownWithIdleClientsReturnsAndEveryClientSeesEof) 
   EXPECT_EQ(ClosedCount(*gw_, CloseReason::kShutdown), 3u);
   EXPECT_TRUE(Balanced());
   EXPECT_EQ(gw_->ListConnections(ListQuery{}).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(gw_->GetConnection(3).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(gw_->CloseConnection(3, 0, CloseMode::kForce).code(), absl::StatusCode::kUnavailable);
   // The listener is closed: a new client is refused or sees EOF, never served.
   absl::StatusOr<TestClient> late = TestClient::Connect(gw_->port(), Deadline(absl::Seconds(2)));
   if (late.ok()) {
