@@ -141,6 +141,31 @@ TEST_F(BlockingServerTest, HalfAFrameThenCloseIsDroppedAsPeerClosed) {
   EXPECT_EQ(SumStat(*gw_, &ReactorStats::bytes_in), 10u + 8u);
 }
 
+TEST_F(BlockingServerTest, PeerResetIsCountedAsReset) {
+  StartGateway();
+  TestClient client = Connect();
+  ASSERT_OK(client.RoundTrip("bye").status());
+  ASSERT_OK(client.SetLingerZero());
+  client.Close();  // RST
+  EXPECT_TRUE(AwaitClosed(CloseReason::kReset, 1));
+}
+
+TEST_F(BlockingServerTest, AHundredConnectionsEachOnItsOwnThread) {
+  StartGateway();
+  constexpr int kClients = 100;
+  std::vector<TestClient> clients;
+  for (int i = 0; i < kClients; ++i) clients.push_back(Connect());
+  for (int i = 0; i < kClients; ++i) {
+    const std::string payload = std::to_string(i) + "-payload";
+    ASSERT_OK_AND_ASSIGN(std::string response, clients[i].RoundTrip(payload));
+    EXPECT_EQ(response, Reversed(payload));
+  }
+  EXPECT_EQ(gw_->active_connections(), kClients);
+  EXPECT_EQ(gw_->reactor_stats(0).active.Get(), kClients);
+  for (TestClient& client : clients) client.Close();
+  EXPECT_TRUE(AwaitClosed(CloseReason::kPeerClosed, kClients));
+}
+
 TEST_F(BlockingServerTest, BadHeaderDeliversEarlierResponsesThenEof) {
   StartGateway();
   TestClient client = Connect();
