@@ -100,6 +100,7 @@ void AddCounters(const ReactorStats& s, v1::Counters* out) {
   c->set_shutdown(c->shutdown() + closed(R::kShutdown));
   c->set_error(c->error() + closed(R::kError));
   c->set_frame_timeout(c->frame_timeout() + closed(R::kFrameTimeout));
+  c->set_select_fd_limit(c->select_fd_limit() + closed(R::kSelectFdLimit));
   uint64_t closed_total = 0;
   for (const auto& counter : s.closed) closed_total += counter.Get();
   out->set_closed_total(out->closed_total() + closed_total);
@@ -141,6 +142,43 @@ grpc::ServerUnaryReactor* GatewayControlService::SetTriggerMode(grpc::CallbackSe
     });
   });
   return call.get();
+}
+
+grpc::ServerUnaryReactor* GatewayControlService::GetIoModel(grpc::CallbackServerContext* context,
+                                                            const v1::GetIoModelRequest* /*request*/,
+                                                            v1::IoModelStatus* response) {
+  FillIoModelStatus(*gateway_, response);
+  return FinishWith(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* GatewayControlService::SetIoModel(grpc::CallbackServerContext* context,
+                                                            const v1::SetIoModelRequest* request,
+                                                            v1::IoModelStatus* response) {
+  absl::StatusOr<IoModel> model = FromProto(request->model());
+  if (!model.ok()) return FinishWith(context, model.status());
+  std::shared_ptr<PendingCall> call = PendingCall::Create(context);
+  // The gateway and the registry, not this service: a late reply may outlive it.
+  Gateway* gateway = gateway_;
+  gateway_->SetIoModel(*model, [call, gateway, watches = watches_, model = *model, response](absl::Status status) {
+    // Announced even when the caller has gone: the switch happened.
+    if (status.ok()) watches->IoModelSet(model, gateway->last_io_model_switch_duration());
+    call->Answer(status, [&] { FillIoModelStatus(*gateway, response); });
+  });
+  return call.get();
+}
+
+void GatewayControlService::FillIoModelStatus(const Gateway& gateway, v1::IoModelStatus* response) {
+  const IoModel current = gateway.io_model();
+  response->set_model(ToProto(current));
+  response->set_switches(gateway.io_model_switches());
+  ToProto(gateway.last_io_model_switch_duration(), response->mutable_last_switch_duration());
+  if (!IsLiveSwitchable(current)) return;  // a start-time-only model stays until restart
+  for (int i = 0; i < kNumIoModels; ++i) {
+    const auto candidate = static_cast<IoModel>(i);
+    if (IsLiveSwitchable(candidate) && Gateway::ProbeIoModel(candidate).ok()) {
+      response->add_available(ToProto(candidate));
+    }
+  }
 }
 
 grpc::ServerUnaryReactor* GatewayControlService::ListConnections(grpc::CallbackServerContext* context,
@@ -220,12 +258,10 @@ void GatewayControlService::FillStats(v1::Stats* response) {
   response->set_trigger_mode(ToProto(gateway_->trigger_mode()));
   response->set_trigger_mode_switches(gateway_->trigger_mode_switches());
   ToProto(gateway_->started_at(), response->mutable_started_at());
-  const absl::Duration uptime = now - gateway_->started_at();
-  const int64_t seconds = absl::ToInt64Seconds(uptime);  // truncates
-  response->mutable_uptime()->set_seconds(seconds);
-  response->mutable_uptime()->set_nanos(
-      static_cast<int32_t>(absl::ToInt64Nanoseconds(uptime - absl::Seconds(seconds))));
+  ToProto(now - gateway_->started_at(), response->mutable_uptime());
   response->set_data_port(gateway_->port());
+  response->set_io_model(ToProto(gateway_->io_model()));
+  response->set_io_model_switches(gateway_->io_model_switches());
   v1::Counters* totals = response->mutable_totals();
   for (int i = 0; i < gateway_->num_reactors(); ++i) {
     const ReactorStats& stats = gateway_->reactor_stats(i);

@@ -5,7 +5,7 @@
 // the last reactor's reply converts and finishes the call on that reactor's
 // thread. A call whose deadline passes first (a stalled reactor) ends with
 // DEADLINE_EXCEEDED and its late reply is dropped. Methods that only read
-// counters (GetStats, GetTriggerMode) answer at once.
+// counters (GetStats, GetTriggerMode, GetIoModel) answer at once.
 #pragma once
 
 #include <cstddef>
@@ -34,7 +34,7 @@ class GatewayControlService final : public v1::GatewayControl::CallbackService {
       : gateway_(gateway),
         watch_limits_(watch_limits),
         pump_(watch_limits.events_per_sec),
-        watches_(std::make_shared<WatchRegistry>(watch_limits.max_watchers)) {}
+        watches_(std::make_shared<WatchRegistry>(watch_limits.max_watchers, gateway->io_model())) {}
 
   // Ends every watch stream (after the events already queued) and refuses new
   // ones. Call before shutting the server down.
@@ -50,6 +50,10 @@ class GatewayControlService final : public v1::GatewayControl::CallbackService {
   grpc::ServerUnaryReactor* SetTriggerMode(grpc::CallbackServerContext* context,
                                            const v1::SetTriggerModeRequest* request,
                                            v1::TriggerModeStatus* response) override;
+  grpc::ServerUnaryReactor* GetIoModel(grpc::CallbackServerContext* context, const v1::GetIoModelRequest* request,
+                                       v1::IoModelStatus* response) override;
+  grpc::ServerUnaryReactor* SetIoModel(grpc::CallbackServerContext* context, const v1::SetIoModelRequest* request,
+                                       v1::IoModelStatus* response) override;
   grpc::ServerUnaryReactor* ListConnections(grpc::CallbackServerContext* context,
                                             const v1::ListConnectionsRequest* request,
                                             v1::ListConnectionsResponse* response) override;
@@ -66,6 +70,9 @@ class GatewayControlService final : public v1::GatewayControl::CallbackService {
  private:
   static absl::StatusOr<ListQuery> ListQueryFromRequest(const v1::ListConnectionsRequest& request);
   void FillStats(v1::Stats* response);
+  // The model, switch count, last switch's duration and the models a switch
+  // may go to; probes io_uring (a ring set up and closed).
+  static void FillIoModelStatus(const Gateway& gateway, v1::IoModelStatus* response);
 
   Gateway* const gateway_;
   const WatchLimits watch_limits_;

@@ -28,6 +28,34 @@ absl::StatusOr<TriggerMode> FromProto(v1::TriggerMode mode) {
       absl::StrCat("mode must be TRIGGER_MODE_LEVEL or TRIGGER_MODE_EDGE, got ", static_cast<int>(mode)));
 }
 
+v1::IoModel ToProto(IoModel model) {
+  switch (model) {
+    case IoModel::kSelect: return v1::IO_MODEL_SELECT;
+    case IoModel::kPoll: return v1::IO_MODEL_POLL;
+    case IoModel::kEpoll: return v1::IO_MODEL_EPOLL;
+    case IoModel::kIoUring: return v1::IO_MODEL_IO_URING;
+    case IoModel::kBlocking: return v1::IO_MODEL_BLOCKING;
+    case IoModel::kSignal: return v1::IO_MODEL_SIGNAL;
+  }
+  return v1::IO_MODEL_UNSPECIFIED;
+}
+
+absl::StatusOr<IoModel> FromProto(v1::IoModel model) {
+  switch (model) {
+    case v1::IO_MODEL_SELECT: return IoModel::kSelect;
+    case v1::IO_MODEL_POLL: return IoModel::kPoll;
+    case v1::IO_MODEL_EPOLL: return IoModel::kEpoll;
+    case v1::IO_MODEL_IO_URING: return IoModel::kIoUring;
+    case v1::IO_MODEL_BLOCKING: return IoModel::kBlocking;
+    case v1::IO_MODEL_SIGNAL: return IoModel::kSignal;
+    default: break;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "model must be one of IO_MODEL_SELECT, IO_MODEL_POLL, IO_MODEL_EPOLL, IO_MODEL_IO_URING, IO_MODEL_BLOCKING or "
+      "IO_MODEL_SIGNAL, got ",
+      static_cast<int>(model)));
+}
+
 v1::ConnectionState ToProto(ConnectionState state) {
   switch (state) {
     case ConnectionState::kAccept: return v1::CONNECTION_STATE_ACCEPT;
@@ -63,6 +91,7 @@ v1::CloseReason ToProto(CloseReason reason) {
     case CloseReason::kShutdown: return v1::CLOSE_REASON_SHUTDOWN;
     case CloseReason::kError: return v1::CLOSE_REASON_ERROR;
     case CloseReason::kFrameTimeout: return v1::CLOSE_REASON_FRAME_TIMEOUT;
+    case CloseReason::kSelectFdLimit: return v1::CLOSE_REASON_SELECT_FD_LIMIT;
   }
   return v1::CLOSE_REASON_UNSPECIFIED;
 }
@@ -71,6 +100,12 @@ void ToProto(absl::Time time, google::protobuf::Timestamp* out) {
   const int64_t seconds = absl::ToUnixSeconds(time);  // rounds down
   out->set_seconds(seconds);
   out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(time - absl::FromUnixSeconds(seconds))));
+}
+
+void ToProto(absl::Duration duration, google::protobuf::Duration* out) {
+  const int64_t seconds = absl::ToInt64Seconds(duration);  // truncates toward zero, as Duration wants
+  out->set_seconds(seconds);
+  out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(duration - absl::Seconds(seconds))));
 }
 
 void ToProto(const ConnectionInfo& info, v1::Connection* out) {
@@ -90,6 +125,7 @@ void ToProto(const ConnectionInfo& info, v1::Connection* out) {
   out->set_frames_out(info.frames_out);
   ToProto(info.opened_at, out->mutable_opened_at());
   ToProto(info.last_active_at, out->mutable_last_active_at());
+  out->set_io_model(ToProto(info.io_model));
 }
 
 void ToProto(const ConnectionEvent& event, v1::ConnectionEvent* out) {

@@ -13,6 +13,7 @@
 #include "gateway/connection_observer.h"
 #include "gateway/types.h"
 #include "gateway/v1/control.pb.h"
+#include "google/protobuf/duration.pb.h"
 #include "grpcpp/support/status.h"
 
 namespace gateway::control {
@@ -24,6 +25,10 @@ v1::TriggerMode ToProto(TriggerMode mode);
 // INVALID_ARGUMENT for UNSPECIFIED and values outside the enum.
 absl::StatusOr<TriggerMode> FromProto(v1::TriggerMode mode);
 
+v1::IoModel ToProto(IoModel model);
+// INVALID_ARGUMENT for UNSPECIFIED and values outside the enum.
+absl::StatusOr<IoModel> FromProto(v1::IoModel model);
+
 v1::ConnectionState ToProto(ConnectionState state);
 // nullopt for UNSPECIFIED (no filter); INVALID_ARGUMENT outside the enum.
 absl::StatusOr<std::optional<ConnectionState>> StateFilterFromProto(int state);
@@ -31,6 +36,7 @@ absl::StatusOr<std::optional<ConnectionState>> StateFilterFromProto(int state);
 v1::CloseReason ToProto(CloseReason reason);
 
 void ToProto(absl::Time time, google::protobuf::Timestamp* out);
+void ToProto(absl::Duration duration, google::protobuf::Duration* out);
 void ToProto(const ConnectionInfo& info, v1::Connection* out);
 void ToProto(const ConnectionEvent& event, v1::ConnectionEvent* out);
 

@@ -9,6 +9,18 @@
 #include "control/proto_convert.h"
 
 namespace gateway::control {
+namespace {
+
+void ToProto(const IoModelSwitch& io_switch, v1::ConnectionEvent* out) {
+  out->set_type(v1::ConnectionEvent::TYPE_IO_MODEL_SWITCHED);
+  v1::IoModelSwitch* message = out->mutable_io_model_switch();
+  message->set_old_model(control::ToProto(io_switch.old_model));
+  message->set_new_model(control::ToProto(io_switch.new_model));
+  control::ToProto(io_switch.duration, message->mutable_duration());
+  control::ToProto(io_switch.time, out->mutable_time());
+}
+
+}  // namespace
 
 // --- WatchPump ---
 
@@ -116,6 +128,16 @@ size_t WatchSession::QueuedBytes(const ConnectionEvent& event) {
 
 void WatchSession::OnEvent(const ConnectionEvent& event) {
   const size_t bytes = QueuedBytes(event);
+  Enqueue(Queued{event, std::nullopt, 0}, bytes);
+}
+
+void WatchSession::OnIoModelSwitch(const IoModelSwitch& io_switch) {
+  Queued entry{ConnectionEvent(), io_switch, 0};
+  const size_t bytes = QueuedBytes(entry.event);  // what NextLocked() takes off again
+  Enqueue(std::move(entry), bytes);
+}
+
+void WatchSession::Enqueue(Queued entry, size_t bytes) {
   bool kick = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -125,7 +147,8 @@ void WatchSession::OnEvent(const ConnectionEvent& event) {
       ++dropped_total_;
       return;
     }
-    queue_.push_back(Queued{event, dropped_pending_});
+    entry.dropped_before = dropped_pending_;
+    queue_.push_back(std::move(entry));
     queued_bytes_ += bytes;
     peak_queued_bytes_ = std::max(peak_queued_bytes_, queued_bytes_);
     dropped_pending_ = 0;
@@ -259,7 +282,11 @@ WatchSession::Next WatchSession::NextLocked() {
   granted_ = false;
   // message_ is free: no write is in flight.
   message_.Clear();
-  ToProto(queue_.front().event, &message_);
+  if (const std::optional<IoModelSwitch>& io_switch = queue_.front().io_switch; io_switch.has_value()) {
+    ToProto(*io_switch, &message_);
+  } else {
+    ToProto(queue_.front().event, &message_);
+  }
   message_.set_dropped(queue_.front().dropped_before);
   queued_bytes_ -= QueuedBytes(queue_.front().event);
   queue_.pop_front();
@@ -366,6 +393,20 @@ WatchStats WatchRegistry::Stats() const {
     stats.peak_queued_bytes = std::max(stats.peak_queued_bytes, session->peak_queued_bytes());
   }
   return stats;
+}
+
+void WatchRegistry::IoModelSet(IoModel model, absl::Duration duration) {
+  IoModelSwitch io_switch{IoModel::kEpoll, model, duration, absl::Now()};
+  std::vector<std::shared_ptr<WatchSession>> sessions;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (model == announced_model_) return;
+    io_switch.old_model = announced_model_;
+    announced_model_ = model;
+    sessions = sessions_;
+  }
+  // Outside mu_: a session may kick the pump, which calls back into sessions.
+  for (auto& session : sessions) session->OnIoModelSwitch(io_switch);
 }
 
 void WatchRegistry::EndAll() {

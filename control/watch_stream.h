@@ -1,5 +1,5 @@
 // The WatchConnections stream: a gateway::ConnectionObserver that queues
-// events from the reactors into a queue bounded in events and in bytes
+// events from the reactors (and IO-model switches from the control plane) into a queue bounded in events and in bytes
 // (dropping and counting what does not fit), a gRPC server-streaming reactor
 // that writes them out one at a time, and the registry that caps how many
 // streams are open at once. Reactor threads never call into gRPC for events:
@@ -16,8 +16,11 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
+
+#include "absl/time/time.h"
 
 #include "gateway/connection_observer.h"
 #include "gateway/gateway.h"
@@ -47,6 +50,16 @@ struct WatchStats {
   uint64_t queued_bytes = 0;       // queued now, over the open streams
   uint64_t peak_queued_bytes = 0;  // the most any one stream has held queued since start
   uint64_t dropped = 0;            // events dropped since start, over every stream
+};
+
+// An IO-model switch made through SetIoModel. The control plane, not the
+// data plane, announces it: a switch made by other means (none today) would
+// not reach the watchers.
+struct IoModelSwitch {
+  IoModel old_model = IoModel::kEpoll;
+  IoModel new_model = IoModel::kEpoll;
+  absl::Duration duration;  // from the first reactor starting it to the last one done
+  absl::Time time;
 };
 
 class WatchSession;
@@ -114,6 +127,8 @@ class WatchSession : public ConnectionObserver, public std::enable_shared_from_t
   // and return: a full queue costs the reactor a lock and an increment.
   bool WantsStateChanges() const override { return state_changes_; }
   void OnEvent(const ConnectionEvent& event) override;
+  // Queues a switch like an event: same bounds, same drop-and-count.
+  void OnIoModelSwitch(const IoModelSwitch& io_switch);
 
   // Binds the gRPC stream the events go to. Called once, before any event.
   void Bind(grpc::ServerWriteReactor<v1::ConnectionEvent>* stream);
@@ -145,6 +160,9 @@ class WatchSession : public ConnectionObserver, public std::enable_shared_from_t
     grpc::Status status;
     bool more = false;  // kWrite: more events wait behind this one
   };
+  struct Queued;
+  // Queues `entry` (estimated at `bytes`) or counts it as dropped.
+  void Enqueue(Queued entry, size_t bytes);
   Next NextLocked();   // with mu_ held
   void ClearLocked();  // with mu_ held: drops the queue (not counted: the stream is ending)
   void Act(const Next& next);
@@ -158,8 +176,9 @@ class WatchSession : public ConnectionObserver, public std::enable_shared_from_t
   mutable std::mutex mu_;
   grpc::ServerWriteReactor<v1::ConnectionEvent>* stream_ = nullptr;
   struct Queued {
-    ConnectionEvent event;
-    uint64_t dropped_before = 0;  // events dropped between the previous one and this
+    ConnectionEvent event;                   // unless io_switch is set
+    std::optional<IoModelSwitch> io_switch;  // an IO-model switch instead of a connection event
+    uint64_t dropped_before = 0;             // events dropped between the previous one and this
   };
   std::deque<Queued> queue_;
   size_t queued_bytes_ = 0;  // QueuedBytes() summed over queue_
@@ -207,10 +226,11 @@ class WatchStream : public grpc::ServerWriteReactor<v1::ConnectionEvent> {
 };
 
 // Thread-safe: the live watch sessions, at most `max_watchers` of them (0 =
-// no limit), so a shutdown can end them all.
+// no limit), so a shutdown can end them all, and the IO model last announced
+// to them.
 class WatchRegistry {
  public:
-  explicit WatchRegistry(int max_watchers) : max_watchers_(max_watchers) {}
+  WatchRegistry(int max_watchers, IoModel io_model) : max_watchers_(max_watchers), announced_model_(io_model) {}
 
   // Takes a slot for `session`. RESOURCE_EXHAUSTED when every slot is taken,
   // UNAVAILABLE once EndAll() has run: the caller must end its call with it.
@@ -220,6 +240,11 @@ class WatchRegistry {
   // Ends every live stream cleanly (queued events first, then OK) and refuses new ones.
   void EndAll();
   WatchStats Stats() const;
+  // Tells every live stream that the gateway now runs `model`, if that is
+  // not the model last announced. Call from each successful SetIoModel's
+  // reply: the gateway runs switches, and their replies, one at a time in
+  // order, so the model last announced is the one each switch started from.
+  void IoModelSet(IoModel model, absl::Duration duration);
 
  private:
   const int max_watchers_;
@@ -230,6 +255,7 @@ class WatchRegistry {
   // Of the streams already removed; guarded by mu_.
   uint64_t dropped_removed_ = 0;
   uint64_t peak_removed_ = 0;
+  IoModel announced_model_;  // guarded by mu_
 };
 
 }  // namespace gateway::control

@@ -40,6 +40,12 @@ void EventLoop::AssertInLoopThread() const {
 
 void EventLoop::UpdateTime() { now_ns_ = MonotonicNowNs(); }
 
+void EventLoop::DestroyPoller() {
+  GATEWAY_ASSERT_IN_LOOP(*this);
+  events_.clear();
+  poller_.reset();
+}
+
 EventLoop::~EventLoop() { close(wake_fd_); }
 
 bool EventLoop::Post(Task task) {

@@ -55,6 +55,9 @@ class EventLoop : private PollHandler {
   // and returns the previous one (null at first) for the caller to retire.
   // On failure nothing changes and `poller` is dropped.
   absl::StatusOr<std::unique_ptr<Poller>> InstallPoller(std::unique_ptr<Poller> poller);
+  // Destroys the back-end on the loop thread (io_uring's ring belongs to
+  // it), once nothing is registered any more. Called when the loop ends.
+  void DestroyPoller();
 
   // Waits for events, at most `timeout_ms` (-1: no limit), then updates the
   // clock. Returns how many.

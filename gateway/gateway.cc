@@ -163,6 +163,7 @@ void Gateway::Shutdown(absl::Duration drain_timeout) {
   std::lock_guard<std::mutex> lock(lifecycle_mu_);
   if (stopped_) return;
   stopped_ = true;
+  stopping_.store(true, std::memory_order_release);
   if (!started_) return;  // reactors never ran; their destructors close the listeners
   if (blocking_ != nullptr) blocking_->Shutdown(drain_timeout);
   const absl::Time deadline = absl::Now() + drain_timeout;
@@ -228,6 +229,10 @@ void Gateway::EnqueueSwitch(SwitchTarget target, StatusDone done) {
 }
 
 void Gateway::StartSwitch(SwitchTarget target) {
+  if (stopping_.load(std::memory_order_acquire)) {
+    FinishSwitch(absl::UnavailableError("the gateway is shutting down"));
+    return;
+  }
   if (!target.trigger_mode.has_value()) {
     StartIoModelSwitch(target.io_model);
     return;
@@ -439,6 +444,8 @@ void Gateway::CloseConnection(int fd, uint64_t id, CloseMode mode, StatusDone do
 absl::Status Gateway::SetTriggerMode(TriggerMode mode) {
   return Wait<absl::Status>([&](StatusDone done) { SetTriggerMode(mode, std::move(done)); });
 }
+
+absl::Status Gateway::ProbeIoModel(IoModel model) { return ::gateway::ProbeIoModel(model); }
 
 absl::Status Gateway::SetIoModel(IoModel model) {
   return Wait<absl::Status>([&](StatusDone done) { SetIoModel(model, std::move(done)); });

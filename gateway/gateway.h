@@ -100,6 +100,10 @@ class Gateway {
   // fix). Switches that change nothing are not counted.
   void SetIoModel(IoModel model, StatusDone done);
   absl::Status SetIoModel(IoModel model);  // waits
+  // Whether `model`'s back-end can run on this machine (io_uring: the kernel
+  // or a seccomp profile may refuse it: FAILED_PRECONDITION with the errno),
+  // without keeping anything. Any thread.
+  static absl::Status ProbeIoModel(IoModel model);
   uint64_t io_model_switches() const { return io_switches_.load(std::memory_order_relaxed); }
   // How long the last IO-model switch took, from the first reactor starting
   // it to the last one done (zero before any).
@@ -197,6 +201,7 @@ class Gateway {
   std::atomic<uint64_t> io_switches_{0};
   std::atomic<int64_t> last_io_switch_ns_{0};
   std::atomic<bool> running_{false};       // Start() has run: reactors answer posts
+  std::atomic<bool> stopping_{false};      // Shutdown() has begun
   std::atomic<uint32_t> next_adopter_{0};  // round robin for AdoptConnection
 
   // std::mutex, not absl::Mutex: see EventLoop (TSan visibility).

@@ -20,7 +20,14 @@ Listener::Listener(EventLoop* loop, ListenerHost* host, ReactorStats* stats, int
       spare_fd_(open("/dev/null", O_RDONLY | O_CLOEXEC)) {}
 
 Listener::~Listener() {
-  close(fd_);
+  // Through the back-end, which stops watching it first: io_uring holds its
+  // own reference to a listener with a multishot accept armed, and would
+  // keep accepting on a port we closed.
+  if (loop_->has_poller()) {
+    loop_->poller().Close(fd_);
+  } else {
+    close(fd_);
+  }
   if (spare_fd_ >= 0) close(spare_fd_);
 }
 

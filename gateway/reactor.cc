@@ -83,6 +83,8 @@ void Reactor::Run() {
   }
   loop_.Close();
   closed_.clear();
+  listener_.reset();
+  loop_.DestroyPoller();
 }
 
 int Reactor::NextTimeoutMs() const {

@@ -161,7 +161,7 @@ GatewayCollector::GatewayCollector(const Gateway* gateway, BuildInfo build_info)
 
 std::vector<MetricFamily> GatewayCollector::Collect() const {
   std::vector<MetricFamily> out;
-  out.reserve(20);
+  out.reserve(24);
   MetricFamily build =
       Family("gateway_build_info", "Always 1; labels say what the running binary was built from.", MetricType::Gauge);
   AddGauge(&build,
@@ -175,6 +175,7 @@ std::vector<MetricFamily> GatewayCollector::Collect() const {
   CollectTraffic(&out);
   CollectLoop(&out);
   CollectTriggerMode(&out);
+  CollectIoModel(&out);
   return out;
 }
 
@@ -201,7 +202,7 @@ void GatewayCollector::CollectConnections(std::vector<MetricFamily>* out) const 
                                    [](const ReactorStats& s) { return s.accepted.Get(); }));
   out->push_back(PerReactorCounter(gw, "gateway_connections_rejected_total",
                                    "Connections closed at once on accept: over --max_connections, during shutdown, "
-                                   "or shed when out of file descriptors.",
+                                   "shed when out of file descriptors, or on an fd >= 1024 in select mode.",
                                    [](const ReactorStats& s) { return s.rejected.Get(); }));
 
   MetricFamily closed =
@@ -281,6 +282,32 @@ void GatewayCollector::CollectTriggerMode(std::vector<MetricFamily>* out) const 
                                  MetricType::Counter);
   AddCounter(&switches, {}, static_cast<double>(gateway_->trigger_mode_switches()));
   out->push_back(std::move(switches));
+}
+
+void GatewayCollector::CollectIoModel(std::vector<MetricFamily>* out) const {
+  const IoModel model = gateway_->io_model();
+  // Every model's series is always there, so a switch never makes one appear
+  // or vanish (which would leave gaps in graphs and stale values in alerts).
+  MetricFamily current = Family("gateway_io_model",
+                                "1 for the IO model the reactors run (select, poll, epoll, io_uring, blocking, "
+                                "signal), 0 for the others.",
+                                MetricType::Gauge);
+  for (int i = 0; i < kNumIoModels; ++i) {
+    const auto m = static_cast<IoModel>(i);
+    AddGauge(&current, {{"model", std::string(IoModelName(m))}}, m == model ? 1 : 0);
+  }
+  out->push_back(std::move(current));
+  MetricFamily switches =
+      Family("gateway_io_model_switches_total",
+             "IO-model switches made at runtime (requests that change nothing are not counted).", MetricType::Counter);
+  AddCounter(&switches, {}, static_cast<double>(gateway_->io_model_switches()));
+  out->push_back(std::move(switches));
+  MetricFamily duration = Family("gateway_io_model_switch_duration_seconds",
+                                 "How long the last IO-model switch took, from the first reactor starting it to the "
+                                 "last one done; 0 before any.",
+                                 MetricType::Gauge);
+  AddGauge(&duration, {}, absl::ToDoubleSeconds(gateway_->last_io_model_switch_duration()));
+  out->push_back(std::move(duration));
 }
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(absl::string_view listen_address,

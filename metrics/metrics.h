@@ -54,6 +54,7 @@ class GatewayCollector final : public prometheus::Collectable {
   void CollectTraffic(std::vector<prometheus::MetricFamily>* out) const;
   void CollectLoop(std::vector<prometheus::MetricFamily>* out) const;
   void CollectTriggerMode(std::vector<prometheus::MetricFamily>* out) const;
+  void CollectIoModel(std::vector<prometheus::MetricFamily>* out) const;
 
   const Gateway* const gateway_;
   const BuildInfo build_info_;

@@ -21,6 +21,9 @@ const gateway::control::ControlServerOptions kControl;
 ABSL_FLAG(std::string, listen, kGateway.listen_address,
           "Data-plane address, host:port ([v6]:port for IPv6; port 0 picks one)");
 ABSL_FLAG(int, reactors, kGateway.reactors, "Event-loop threads; 0 = one per core");
+ABSL_FLAG(gateway::IoModel, io_model, kReactor.io_model,
+          "IO model at start: select, poll, epoll or io_uring (switchable at runtime with SetIoModel), or "
+          "blocking (a thread per connection) or signal (O_ASYNC + F_SETSIG), which are fixed at start");
 ABSL_FLAG(gateway::TriggerMode, trigger_mode, kReactor.trigger_mode,
           "epoll trigger mode at start: edge or level (switchable at runtime from the control plane)");
 ABSL_FLAG(int64_t, max_connections, kReactor.max_connections,
@@ -73,7 +76,7 @@ std::string VersionLine() {
 void ConfigureUsage() {
   absl::SetProgramUsageMessage(
       "A connection gateway for the 5-byte length-header protocol.\n"
-      "Usage: gateway [--listen=0.0.0.0:6789] [--trigger_mode=edge|level] [--reactors=N] ...\n"
+      "Usage: gateway [--listen=0.0.0.0:6789] [--io_model=epoll|io_uring|poll|select|blocking|signal] [--trigger_mode=edge|level] [--reactors=N] ...\n"
       "Try: printf '00003abc' | nc -q1 localhost 6789   # -> 00003cba");
   absl::FlagsUsageConfig config;
   // Abseil records each flag's __FILE__; this file's own __FILE__ is the same
@@ -93,6 +96,7 @@ absl::StatusOr<GatewayOptions> GatewayOptionsFromFlags() {
   options.reactors = absl::GetFlag(FLAGS_reactors);
   options.backlog = absl::GetFlag(FLAGS_backlog);
   ReactorOptions& r = options.reactor;
+  r.io_model = absl::GetFlag(FLAGS_io_model);
   r.trigger_mode = absl::GetFlag(FLAGS_trigger_mode);
   r.max_connections = absl::GetFlag(FLAGS_max_connections);
   r.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);

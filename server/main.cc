@@ -11,6 +11,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "control/control_server.h"
 #include "gateway/gateway.h"
@@ -71,11 +72,13 @@ void StartDataPlane(Gateway* gw) {
   gw->Start();
   const FdBudget& fds = gw->fd_budget();
   const int64_t max_connections = gw->options().reactor.max_connections;
+  std::string model(IoModelName(gw->io_model()));  // "epoll, edge-triggered", "io_uring", ...
+  if (gw->io_model() == IoModel::kEpoll) absl::StrAppend(&model, ", ", TriggerModeName(gw->trigger_mode()), "-triggered");
   std::fprintf(stderr,
-               "gateway: serving %s (port %d) with %d reactor(s), %s-triggered, max_connections %lld "
+               "gateway: serving %s (port %d) with %d reactor(s), %s, max_connections %lld "
                "(fd limit %lld, %lld open at start, %lld reserved)\n",
                gw->options().listen_address.c_str(), gw->port(), gw->num_reactors(),
-               std::string(TriggerModeName(gw->trigger_mode())).c_str(), static_cast<long long>(max_connections),
+               model.c_str(), static_cast<long long>(max_connections),
                static_cast<long long>(fds.limit), static_cast<long long>(fds.open),
                static_cast<long long>(fds.reserve));
   if (max_connections > fds.max_connections) {

@@ -60,7 +60,7 @@ for s in gateway.v1.GatewayControl grpc.health.v1.Health; do
   grep -qx "$s" <<< "$SERVICES" || fail "service $s not listed: $SERVICES"
 done
 METHODS=$(timeout 20 "${BUFC[@]}" --list-methods "$URL") || fail "list-methods: $METHODS"
-for m in GetTriggerMode SetTriggerMode ListConnections GetConnection CloseConnection WatchConnections GetStats; do
+for m in GetTriggerMode SetTriggerMode GetIoModel SetIoModel ListConnections GetConnection CloseConnection WatchConnections GetStats; do
   grep -qx "gateway.v1.GatewayControl/$m" <<< "$METHODS" || fail "method $m not listed: $METHODS"
 done
 
@@ -90,7 +90,8 @@ expect_ok gateway.v1.GatewayControl/ListConnections '{"page_size": 1, "state": "
   "\"fd\": $FD" '"nextPageToken": ""' '"totalSize": "1"'
 expect_ok gateway.v1.GatewayControl/ListConnections '{"state": "CONNECTION_STATE_WRITE"}' '"totalSize": "0"'
 expect_ok gateway.v1.GatewayControl/GetConnection "{\"fd\": $FD}" "\"fd\": $FD" '"state": "CONNECTION_STATE_READ"' \
-  '"bytesIn": "8"' '"bytesOut": "8"' '"framesIn": "1"' '"peer": "127.0.0.1:' '"triggerMode": "TRIGGER_MODE_EDGE"'
+  '"bytesIn": "8"' '"bytesOut": "8"' '"framesIn": "1"' '"peer": "127.0.0.1:' '"triggerMode": "TRIGGER_MODE_EDGE"' \
+  '"ioModel": "IO_MODEL_EPOLL"'
 if [[ -n $LOCAL_PORT ]]; then grep -q "\"peer\": \"127.0.0.1:$LOCAL_PORT\"" <<< "$OUT" || fail "peer is not us: $OUT"; fi
 
 # 6. Trigger mode.
@@ -99,13 +100,35 @@ expect_ok gateway.v1.GatewayControl/SetTriggerMode '{"mode": "TRIGGER_MODE_LEVEL
 expect_ok gateway.v1.GatewayControl/GetConnection "{\"fd\": $FD}" '"triggerMode": "TRIGGER_MODE_LEVEL"'
 expect_ok gateway.v1.GatewayControl/SetTriggerMode '{"mode": "TRIGGER_MODE_EDGE"}' '"mode": "TRIGGER_MODE_EDGE"' '"switches": "2"'
 
+# 6b. IO model: the default, the no-op, and (where poll is built in) a live
+# switch to poll and back that the watcher sees, with the trigger mode
+# refused meanwhile.
+expect_ok gateway.v1.GatewayControl/GetIoModel '{}' '"model": "IO_MODEL_EPOLL"' '"switches": "0"' '"available": \['
+expect_ok gateway.v1.GatewayControl/SetIoModel '{"model": "IO_MODEL_EPOLL"}' '"model": "IO_MODEL_EPOLL"' '"switches": "0"'
+IO_SWITCHES=0
+if grep -q IO_MODEL_POLL <<< "$(call gateway.v1.GatewayControl/GetIoModel '{}')"; then
+  expect_ok gateway.v1.GatewayControl/SetIoModel '{"model": "IO_MODEL_POLL"}' '"model": "IO_MODEL_POLL"' '"switches": "1"'
+  expect_ok gateway.v1.GatewayControl/GetConnection "{\"fd\": $FD}" '"ioModel": "IO_MODEL_POLL"'
+  expect_error gateway.v1.GatewayControl/SetTriggerMode '{"mode": "TRIGGER_MODE_LEVEL"}' failed_precondition
+  grep -q 'poll' <<< "$OUT" || fail "the refusal does not name poll: $OUT"
+  switch_seen() { grep -q TYPE_IO_MODEL_SWITCHED "$WORK/watch.out"; }
+  wait_for 100 switch_seen || fail "the watcher saw no TYPE_IO_MODEL_SWITCHED: $(cat "$WORK/watch.out")"
+  expect_ok gateway.v1.GatewayControl/SetIoModel '{"model": "IO_MODEL_EPOLL"}' '"model": "IO_MODEL_EPOLL"' '"switches": "2"'
+  IO_SWITCHES=2
+fi
+
 # 7. Stats.
 expect_ok gateway.v1.GatewayControl/GetStats '{}' '"activeConnections": "1"' '"triggerMode": "TRIGGER_MODE_EDGE"' \
-  '"triggerModeSwitches": "2"' '"framesIn": "1"' "\"dataPort\": $DATA_PORT" '"uptime": "'
+  '"ioModel": "IO_MODEL_EPOLL"' "\"ioModelSwitches\": \"$IO_SWITCHES\"" '"triggerModeSwitches": "2"' '"framesIn": "1"' "\"dataPort\": $DATA_PORT" '"uptime": "'
 
 # 8. Every error status.
 expect_error gateway.v1.GatewayControl/SetTriggerMode '{}' invalid_argument
 expect_error gateway.v1.GatewayControl/SetTriggerMode '{"mode": "TRIGGER_MODE_UNSPECIFIED"}' invalid_argument
+expect_error gateway.v1.GatewayControl/SetIoModel '{}' invalid_argument
+expect_error gateway.v1.GatewayControl/SetIoModel '{"model": "IO_MODEL_UNSPECIFIED"}' invalid_argument
+expect_error gateway.v1.GatewayControl/SetIoModel '{"model": "IO_MODEL_BLOCKING"}' failed_precondition
+grep -q 'blocking' <<< "$OUT" || fail "the refusal does not name blocking: $OUT"
+expect_error gateway.v1.GatewayControl/SetIoModel '{"model": "IO_MODEL_SIGNAL"}' failed_precondition
 expect_error gateway.v1.GatewayControl/GetConnection '{"fd": 99999}' not_found
 expect_error gateway.v1.GatewayControl/GetConnection '{"fd": -1}' invalid_argument
 expect_error gateway.v1.GatewayControl/CloseConnection '{"fd": 99999}' not_found

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Validates docker-compose.yml with docker-compose itself (no engine needed),
 # alone and with the deployment test's override, and checks the services and
-# published ports a user relies on.
+# published ports a user relies on; also the opt-in io_uring override and the
+# seccomp profile it names.
 #   tests/deploy/compose_config_test.sh [SOURCE_DIR]
 set -euo pipefail
 cd "${1:-$(dirname "$0")/../..}"
@@ -67,5 +68,35 @@ for name, service in c.items():
         if source.startswith("/") and not os.path.exists(source):
             print(f"{name}: bind-mount source {source} does not exist")
             sys.exit(1)
+PY
+# The opt-in io_uring override: valid, same command plus the model, and the
+# seccomp profile it names exists and allows exactly what it says.
+docker-compose -f docker-compose.yml -f deploy/compose.io_uring.yml config -q ||
+  fail "docker-compose.yml + deploy/compose.io_uring.yml is invalid"
+uring=$(docker-compose -f docker-compose.yml -f deploy/compose.io_uring.yml config)
+/usr/bin/python3 - "$uring" <<'PY' || fail "deploy/compose.io_uring.yml does not resolve as documented"
+import json
+import sys
+
+import yaml
+
+g = yaml.safe_load(sys.argv[1])["services"]["gateway"]
+want = ["--listen=0.0.0.0:6789", "--control_listen=0.0.0.0:50051", "--metrics_listen=0.0.0.0:9464",
+        "--io_model=io_uring"]
+if g["command"] != want:
+    sys.exit(f"gateway command {g['command']}, want {want}")
+opts = [o.replace(":", "=", 1) for o in g.get("security_opt", [])]
+if opts != ["seccomp=./deploy/seccomp/io_uring.json"]:
+    sys.exit(f"gateway security_opt {opts}")
+with open("deploy/seccomp/io_uring.json") as f:
+    profile = json.load(f)
+allowed = {n for r in profile["syscalls"] if r["action"] == "SCMP_ACT_ALLOW" and not r.get("includes")
+           for n in r["names"]}
+denied = {n for r in profile["syscalls"] if r["action"] != "SCMP_ACT_ALLOW" for n in r["names"]}
+uring = {"io_uring_setup", "io_uring_enter", "io_uring_register"}
+if not uring <= allowed or uring & denied:
+    sys.exit("deploy/seccomp/io_uring.json does not allow the three io_uring syscalls unconditionally")
+if profile["defaultAction"] == "SCMP_ACT_ALLOW" or len(allowed) < 300:
+    sys.exit("deploy/seccomp/io_uring.json is not a default-deny profile")
 PY
 echo "docker-compose.yml: valid"

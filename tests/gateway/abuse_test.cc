@@ -19,6 +19,7 @@
 #include "gateway/frame_codec.h"
 #include "gateway/gateway.h"
 #include "gtest/gtest.h"
+#include "tests/support/backends.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_client.h"
 
@@ -27,12 +28,14 @@ namespace {
 
 constexpr size_t kMaxFrameBytes = kMaxFrameSize;  // 100,004
 
-class AbuseTest : public ::testing::TestWithParam<TriggerMode> {
+class AbuseTest : public ::testing::TestWithParam<Backend> {
  protected:
+  void SetUp() override { GATEWAY_SKIP_IF_UNAVAILABLE(GetParam()); }
+
   void StartGateway(ReactorOptions reactor, int reactors = 2) {
     GatewayOptions options;
     options.reactors = reactors;
-    reactor.trigger_mode = GetParam();
+    GetParam().ApplyTo(&reactor);
     options.reactor = reactor;
     absl::StatusOr<std::unique_ptr<Gateway>> gw = StartTestGateway(options);
     ASSERT_TRUE(gw.ok()) << gw.status();
@@ -58,8 +61,7 @@ class AbuseTest : public ::testing::TestWithParam<TriggerMode> {
   std::unique_ptr<Gateway> gw_;
 };
 
-INSTANTIATE_TEST_SUITE_P(BothModes, AbuseTest, ::testing::Values(TriggerMode::kEdge, TriggerMode::kLevel),
-                         ::testing::PrintToStringParamName());
+INSTANTIATE_TEST_SUITE_P(Backends, AbuseTest, ::testing::ValuesIn(ReactorBackends()), BackendName());
 
 // A slowloris client: every byte arrives well within the idle timeout, so
 // only the frame deadline can end it. The response to the frame before it

@@ -115,7 +115,7 @@ TEST_P(BackpressureTest, BadHeaderBehindBackpressure) {
 TEST_P(BackpressureTest, QuietClientIsServedWhileAFireHoseIsSending) {
   GatewayOptions options;
   options.reactors = 1;
-  options.reactor.trigger_mode = GetParam();
+  GetParam().ApplyTo(&options.reactor);
   options.reactor.read_budget = 2;
   StartGateway(options);
   TestClient hose = Connect();
@@ -220,7 +220,7 @@ TEST_P(BackpressureTest, NoBusyLoopWhileAHalfClosedClientIsSlowToRead) {
   EXPECT_TRUE(got == expected);
 }
 
-INSTANTIATE_IN_BOTH_TRIGGER_MODES(BackpressureTest);
+INSTANTIATE_ON_REACTOR_BACKENDS(BackpressureTest);
 
 }  // namespace
 }  // namespace gateway::testing

@@ -103,7 +103,7 @@ TEST_P(ClosingTest, ResetMidResponse) {
   EXPECT_EQ(ClosedCount(*gw_, CloseReason::kError), 0u);
 }
 
-INSTANTIATE_IN_BOTH_TRIGGER_MODES(ClosingTest);
+INSTANTIATE_ON_REACTOR_BACKENDS(ClosingTest);
 
 }  // namespace
 }  // namespace gateway::testing

@@ -1,6 +1,6 @@
 // The fixture of the in-process data-plane tests (*_integration_test.cc): a
 // Gateway with two reactors on 127.0.0.1:0, real sockets, every test run in
-// both trigger modes. After each test every connection must be closed and the
+// every back-end (see tests/support/backends.h). After each test every connection must be closed and the
 // books must balance. Test-thread only.
 #pragma once
 
@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "gateway/gateway.h"
 #include "gtest/gtest.h"
+#include "tests/support/backends.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_client.h"
 
@@ -19,13 +20,15 @@ namespace gateway::testing {
 // The deadline of one step that moves megabytes.
 inline constexpr absl::Duration kBigStep = absl::Seconds(60);
 
-class GatewayIntegrationTest : public ::testing::TestWithParam<TriggerMode> {
+class GatewayIntegrationTest : public ::testing::TestWithParam<Backend> {
  protected:
-  // Starts two reactors in the test's trigger mode with `reactor`'s options.
+  void SetUp() override { GATEWAY_SKIP_IF_UNAVAILABLE(GetParam()); }
+
+  // Starts two reactors on the test's back-end with `reactor`'s options.
   void StartGateway(ReactorOptions reactor = {}, absl::string_view listen = "127.0.0.1:0") {
     GatewayOptions options;
     options.reactors = 2;
-    reactor.trigger_mode = GetParam();
+    GetParam().ApplyTo(&reactor);
     options.reactor = reactor;
     StartGateway(options, listen);
   }
@@ -33,6 +36,7 @@ class GatewayIntegrationTest : public ::testing::TestWithParam<TriggerMode> {
   void StartGateway(const GatewayOptions& options, absl::string_view listen = "127.0.0.1:0") {
     ASSERT_OK_AND_ASSIGN(gw_, StartTestGateway(options, listen));
   }
+  bool on_epoll() const { return GetParam().model == IoModel::kEpoll; }
 
   // Every test's clients are gone by now: every connection must close, and
   // the books must balance (each accepted connection closed exactly once,
@@ -90,10 +94,12 @@ class GatewayIntegrationTest : public ::testing::TestWithParam<TriggerMode> {
   std::unique_ptr<Gateway> gw_;
 };
 
-// Runs a suite derived from GatewayIntegrationTest in both trigger modes,
-// named .../edge and .../level.
-#define INSTANTIATE_IN_BOTH_TRIGGER_MODES(suite)                                                         \
-  INSTANTIATE_TEST_SUITE_P(BothModes, suite, ::testing::Values(TriggerMode::kEdge, TriggerMode::kLevel), \
-                           ::testing::PrintToStringParamName())
+// Runs a suite derived from GatewayIntegrationTest on every reactor back-end,
+// named .../epoll_edge, .../poll, .../io_uring, ...
+#define INSTANTIATE_ON_REACTOR_BACKENDS(suite) \
+  INSTANTIATE_TEST_SUITE_P(Backends, suite, ::testing::ValuesIn(ReactorBackends()), BackendName())
+// The same plus the blocking (thread-per-connection) model.
+#define INSTANTIATE_ON_ALL_BACKENDS(suite) \
+  INSTANTIATE_TEST_SUITE_P(Backends, suite, ::testing::ValuesIn(AllBackends()), BackendName())
 
 }  // namespace gateway::testing

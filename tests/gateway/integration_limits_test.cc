@@ -83,7 +83,7 @@ TEST_P(LimitsTest, ConnectionsBeyondMaxConnectionsAreClosedAtOnceAndAFreedSlotIs
   EXPECT_EQ(SumStat(*gw_, &ReactorStats::rejected), 1u);
 }
 
-INSTANTIATE_IN_BOTH_TRIGGER_MODES(LimitsTest);
+INSTANTIATE_ON_REACTOR_BACKENDS(LimitsTest);
 
 }  // namespace
 }  // namespace gateway::testing

@@ -283,7 +283,7 @@ TEST_P(RoundTripTest, RandomStreamsMatchTheReferenceDecoder) {
   }
 }
 
-INSTANTIATE_IN_BOTH_TRIGGER_MODES(RoundTripTest);
+INSTANTIATE_ON_REACTOR_BACKENDS(RoundTripTest);
 
 }  // namespace
 }  // namespace gateway::testing

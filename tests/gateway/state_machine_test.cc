@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/gateway/recording_observer.h"
+#include "tests/support/backends.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_client.h"
 
@@ -23,12 +24,14 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 
-class StateMachineTest : public ::testing::TestWithParam<TriggerMode> {
+class StateMachineTest : public ::testing::TestWithParam<Backend> {
  protected:
+  void SetUp() override { GATEWAY_SKIP_IF_UNAVAILABLE(GetParam()); }
+
   void StartGateway(ReactorOptions reactor = {}) {
     GatewayOptions options;
     options.reactors = 1;
-    reactor.trigger_mode = GetParam();
+    GetParam().ApplyTo(&reactor);
     options.reactor = reactor;
     absl::StatusOr<std::unique_ptr<Gateway>> gw = StartTestGateway(options);
     ASSERT_TRUE(gw.ok()) << gw.status();
@@ -301,7 +304,8 @@ TEST_P(StateMachineTest, CountersWhileAFrameIsHalfSent) {
   ASSERT_OK_AND_ASSIGN(const ConnectionInfo info, FindConnection(*gw_, client));
   const int fd = info.fd;
   EXPECT_EQ(info.peer, client.peer_name());
-  EXPECT_EQ(info.trigger_mode, GetParam());
+  EXPECT_EQ(info.io_model, GetParam().model);
+  if (GetParam().model == IoModel::kEpoll) EXPECT_EQ(info.trigger_mode, GetParam().mode);
   EXPECT_EQ(info.reactor, 0);
   EXPECT_EQ(info.state, ConnectionState::kRead);
   EXPECT_EQ(info.have_read, 0u);
@@ -421,10 +425,7 @@ TEST_P(StateMachineTest, ObserverWithoutStateChangesSeesOpenAndCloseOnly) {
   EXPECT_TRUE(quiet->EventsFor(second_peer).empty());
 }
 
-INSTANTIATE_TEST_SUITE_P(BothModes, StateMachineTest, ::testing::Values(TriggerMode::kEdge, TriggerMode::kLevel),
-                         [](const ::testing::TestParamInfo<TriggerMode>& info) {
-                           return std::string(TriggerModeName(info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(Backends, StateMachineTest, ::testing::ValuesIn(ReactorBackends()), BackendName());
 
 }  // namespace
 }  // namespace gateway::testing

@@ -144,6 +144,9 @@ TEST_F(DashboardTest, CoversWhatAnOperatorNeeds) {
            "gateway_epoll_wait_events_sum",
            "gateway_epoll_wait_events_count",
            "gateway_trigger_mode{",
+           "gateway_io_model{",
+           "rate(gateway_io_model_switches_total{",
+           "gateway_io_model_switch_duration_seconds{",
            "sum by (instance, reactor) (rate(gateway_frames_received_total",
            "process_open_fds",
        }) {
@@ -151,17 +154,42 @@ TEST_F(DashboardTest, CoversWhatAnOperatorNeeds) {
   }
 }
 
-TEST_F(DashboardTest, AnnotatesTriggerModeSwitches) {
-  bool found = false;
-  for (const Value& a : ListField(ObjectField(dashboard_, "annotations"), "list").values()) {
-    const std::string expr = StringField(a.struct_value(), "expr");
-    if (!absl::StrContains(expr, "changes(gateway_trigger_mode_switches_total")) continue;
-    found = true;
-    ExpectProvisionedDatasource(a.struct_value(), "annotation");
-    EXPECT_TRUE(a.struct_value().fields().at("enable").bool_value());
-    EXPECT_TRUE(absl::StrContains(StringField(a.struct_value(), "titleFormat"), "{{mode}}"));
+TEST_F(DashboardTest, AnnotatesTriggerModeAndIoModelSwitches) {
+  // The counter whose changes mark a switch, and the label naming where it went.
+  for (const auto& [counter, label] : {std::pair{"gateway_trigger_mode_switches_total", "{{mode}}"},
+                                       std::pair{"gateway_io_model_switches_total", "{{model}}"}}) {
+    bool found = false;
+    for (const Value& a : ListField(ObjectField(dashboard_, "annotations"), "list").values()) {
+      const std::string expr = StringField(a.struct_value(), "expr");
+      if (!absl::StrContains(expr, absl::StrCat("changes(", counter))) continue;
+      found = true;
+      ExpectProvisionedDatasource(a.struct_value(), "annotation");
+      EXPECT_TRUE(a.struct_value().fields().at("enable").bool_value()) << counter;
+      EXPECT_TRUE(absl::StrContains(StringField(a.struct_value(), "titleFormat"), label)) << counter;
+    }
+    EXPECT_TRUE(found) << counter;
   }
-  EXPECT_TRUE(found);
+}
+
+// The IO-model timeline encodes the model as its gateway.v1.IoModel number
+// and maps each number back to the model's name.
+TEST_F(DashboardTest, IoModelTimelineNamesEveryModel) {
+  const Struct* timeline = nullptr;
+  for (const Struct* panel : Panels(dashboard_)) {
+    if (StringField(*panel, "type") == "state-timeline" && StringField(*panel, "title") == "IO model") timeline = panel;
+  }
+  ASSERT_NE(timeline, nullptr);
+  const std::string expr = StringField(ListField(*timeline, "targets").values(0).struct_value(), "expr");
+  const Struct& mapping =
+      ListField(ObjectField(ObjectField(*timeline, "fieldConfig"), "defaults"), "mappings").values(0).struct_value();
+  const Struct& options = ObjectField(mapping, "options");
+  const std::vector<std::string> models = {"select", "poll", "epoll", "io_uring", "blocking", "signal"};
+  for (size_t i = 0; i < models.size(); ++i) {
+    const std::string number = absl::StrCat(i + 1);
+    EXPECT_TRUE(absl::StrContains(expr, absl::StrCat(number, " * max by (instance) (gateway_io_model{")));
+    EXPECT_TRUE(absl::StrContains(expr, absl::StrCat("model=\"", models[i], "\"")));
+    EXPECT_EQ(StringField(ObjectField(options, number), "text"), models[i]);
+  }
 }
 
 TEST_F(DashboardTest, UsesOnlyDefinedVariables) {

@@ -117,6 +117,9 @@ TEST_F(MetricsTest, ExposesEveryFamilyWithTypeAndHelp) {
       {"gateway_epoll_wait_events", "histogram"},
       {"gateway_trigger_mode", "gauge"},
       {"gateway_trigger_mode_switches_total", "counter"},
+      {"gateway_io_model", "gauge"},
+      {"gateway_io_model_switches_total", "counter"},
+      {"gateway_io_model_switch_duration_seconds", "gauge"},
       {"process_cpu_seconds_total", "counter"},
       {"process_resident_memory_bytes", "gauge"},
       {"process_virtual_memory_bytes", "gauge"},
@@ -145,6 +148,15 @@ TEST_F(MetricsTest, ExposesEveryFamilyWithTypeAndHelp) {
   EXPECT_EQ(e.Value("gateway_trigger_mode{mode=\"edge\"}"), 1);
   EXPECT_EQ(e.Value("gateway_trigger_mode{mode=\"level\"}"), 0);
   EXPECT_EQ(e.Value("gateway_trigger_mode_switches_total"), 0);
+  // Every IO model's series is there, 1 only for the one in use.
+  EXPECT_EQ(e.Count("gateway_io_model"), kNumIoModels);
+  for (const char* model : {"select", "poll", "io_uring", "blocking", "signal"}) {
+    EXPECT_EQ(e.Value(absl::StrCat("gateway_io_model{model=\"", model, "\"}")), 0) << model;
+  }
+  EXPECT_EQ(e.Value("gateway_io_model{model=\"epoll\"}"), 1);
+  EXPECT_EQ(e.Value("gateway_io_model_switches_total"), 0);
+  EXPECT_EQ(e.Value("gateway_io_model_switch_duration_seconds"), 0);
+  EXPECT_EQ(e.Value("gateway_connections_closed_total{reactor=\"0\",reason=\"select_fd_limit\"}"), 0);
   EXPECT_EQ(e.Sum("gateway_build_info"), 1);
   EXPECT_GT(e.Value("process_open_fds"), 0);
   EXPECT_GT(e.Value("process_start_time_seconds"), 1.6e9);
@@ -232,6 +244,35 @@ TEST_F(MetricsTest, FollowsTriggerModeSwitches) {
   EXPECT_EQ(e.Value("gateway_trigger_mode{mode=\"edge\"}"), 1);
   EXPECT_EQ(e.Value("gateway_trigger_mode{mode=\"level\"}"), 0);
   EXPECT_EQ(e.Value("gateway_trigger_mode_switches_total"), 2);
+}
+
+TEST_F(MetricsTest, FollowsIoModelSwitches) {
+  StartGateway();
+  // Refused and no-op requests leave the series as they were.
+  EXPECT_EQ(gw_->SetIoModel(IoModel::kBlocking).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_OK(gw_->SetIoModel(IoModel::kEpoll));
+  Exposition e = Scrape();
+  EXPECT_EQ(e.Value("gateway_io_model{model=\"epoll\"}"), 1);
+  EXPECT_EQ(e.Sum("gateway_io_model"), 1);
+  EXPECT_EQ(e.Value("gateway_io_model_switches_total"), 0);
+  EXPECT_EQ(e.Value("gateway_io_model_switch_duration_seconds"), 0);
+
+  const absl::Status to_poll = gw_->SetIoModel(IoModel::kPoll);
+  if (absl::IsUnimplemented(to_poll)) GTEST_SKIP() << "no poll back-end in this build: " << to_poll;
+  ASSERT_OK(to_poll);
+  e = Scrape();
+  EXPECT_EQ(e.Value("gateway_io_model{model=\"poll\"}"), 1);
+  EXPECT_EQ(e.Value("gateway_io_model{model=\"epoll\"}"), 0);
+  EXPECT_EQ(e.Sum("gateway_io_model"), 1);
+  EXPECT_EQ(e.Value("gateway_io_model_switches_total"), 1);
+  EXPECT_EQ(e.Value("gateway_io_model_switch_duration_seconds"),
+            absl::ToDoubleSeconds(gw_->last_io_model_switch_duration()));
+  EXPECT_GT(e.Value("gateway_io_model_switch_duration_seconds"), 0);
+  ASSERT_OK(gw_->SetIoModel(IoModel::kEpoll));
+  e = Scrape();
+  EXPECT_EQ(e.Value("gateway_io_model{model=\"epoll\"}"), 1);
+  EXPECT_EQ(e.Value("gateway_io_model{model=\"poll\"}"), 0);
+  EXPECT_EQ(e.Value("gateway_io_model_switches_total"), 2);
 }
 
 TEST_F(MetricsTest, CountsConnectionsRejectedOverTheLimit) {
