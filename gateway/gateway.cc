@@ -119,9 +119,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options)
   if (blocking) options.reactors = 1;
   // A back-end this host refuses (io_uring under a seccomp profile) fails
   // here, at start, rather than in a reactor thread.
-  if (!blocking) {
-    if (absl::Status probe = ProbeIoModel(options.reactor.io_model); !probe.ok()) return probe;
-  }
+  if (absl::Status probe = ProbeIoModel(options.reactor.io_model); !probe.ok()) return probe;
   absl::StatusOr<std::vector<int>> fds = OpenReusePortListeners(*address, options.reactors, options.backlog);
   if (!fds.ok()) return fds.status();
 

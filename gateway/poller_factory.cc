@@ -18,6 +18,7 @@ absl::StatusOr<std::unique_ptr<Poller>> MakePoller(IoModel model, TriggerMode tr
 absl::Status ProbeIoModel(IoModel model) {
   switch (model) {
     case IoModel::kEpoll: return absl::OkStatus();
+    case IoModel::kBlocking: return absl::OkStatus();  // no poller: the gateway runs a BlockingServer
     default: break;
   }
   return absl::UnimplementedError(absl::StrCat("the ", IoModelName(model), " back-end is not built in"));
