@@ -89,7 +89,13 @@ std::optional<BlockingConnection::Ending> BlockingConnection::WaitReadable() {
   if (deadline == INT64_MAX) return std::nullopt;
   for (;;) {
     const int64_t wait_ns = deadline - MonotonicNowNs();
-    if (wait_ns <= 0) return Ending{ReasonOr(reason), true};
+    if (wait_ns <= 0) {
+      // Idle: nothing arrived for the whole timeout, so nothing is unread
+      // and a plain close sends FIN, as the reactors do. A frame timed out
+      // may be trickling in still: FIN first, then drop what follows.
+      const CloseReason why = ReasonOr(reason);
+      return Ending{why, why != CloseReason::kIdleTimeout};
+    }
     pollfd p{fd_, POLLIN, 0};
     const int timeout_ms = static_cast<int>(std::min<int64_t>((wait_ns + 999'999) / 1'000'000, kMaxWaitMs));
     const int r = poll(&p, 1, timeout_ms);
@@ -132,8 +138,7 @@ std::optional<BlockingConnection::Ending> BlockingConnection::Answer(size_t n, i
   in.protocol_errors = bad_header ? 1 : 0;
   if (frames > 0) {
     host_->Report(*this, in, {ConnectionState::kProcess, ConnectionState::kWrite});
-    if (std::optional<Ending> ending = SendAll(data, write_pos); ending.has_value()) return ending;
-    frames_out_.fetch_add(frames, std::memory_order_relaxed);
+    if (std::optional<Ending> ending = SendAll(data, write_pos, frames); ending.has_value()) return ending;
     BlockingHost::Batch out;
     out.bytes_out = write_pos;
     out.frames_out = frames;
@@ -150,26 +155,38 @@ std::optional<BlockingConnection::Ending> BlockingConnection::Answer(size_t n, i
   return std::nullopt;
 }
 
-std::optional<BlockingConnection::Ending> BlockingConnection::SendAll(const char* data, size_t len) {
+std::optional<BlockingConnection::Ending> BlockingConnection::SendAll(const char* data, size_t len, uint64_t frames) {
+  // Counted before send(): the peer may read the bytes before send()
+  // returns, and a snapshot taken after that must include them. What the
+  // socket does not take is taken back.
+  frames_out_.fetch_add(frames, std::memory_order_relaxed);
   size_t sent = 0;
   need_write_.store(len, std::memory_order_relaxed);
-  while (sent < len) {
-    const ssize_t n = send(fd_, data + sent, len - sent, MSG_NOSIGNAL);
+  std::optional<Ending> ending;
+  while (sent < len && !ending.has_value()) {
+    const size_t rest = len - sent;
+    bytes_out_.fetch_add(rest, std::memory_order_relaxed);
+    const ssize_t n = send(fd_, data + sent, rest, MSG_NOSIGNAL);
+    const int err = errno;
+    bytes_out_.fetch_sub(rest - static_cast<size_t>(std::max<ssize_t>(n, 0)), std::memory_order_relaxed);
     if (n > 0) {
       sent += static_cast<size_t>(n);
-      bytes_out_.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
       have_write_.store(sent, std::memory_order_relaxed);
       need_write_.store(len - sent, std::memory_order_relaxed);
       Touch(MonotonicNowNs());
-    } else if (n < 0 && errno == EINTR) {
+    } else if (n < 0 && err == EINTR) {
       continue;
-    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    } else if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK)) {
       // SO_SNDTIMEO: the peer took nothing for --idle_timeout. What is
       // unsent cannot be flushed, so no graceful close.
-      return Ending{ReasonOr(CloseReason::kIdleTimeout), false};
+      ending = Ending{ReasonOr(CloseReason::kIdleTimeout), false};
     } else {
-      return ForErrno(n == 0 ? EPIPE : errno);
+      ending = ForErrno(n == 0 ? EPIPE : err);
     }
+  }
+  if (ending.has_value()) {
+    frames_out_.fetch_sub(frames, std::memory_order_relaxed);
+    return ending;
   }
   have_write_.store(0, std::memory_order_relaxed);
   need_write_.store(0, std::memory_order_relaxed);

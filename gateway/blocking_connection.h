@@ -86,7 +86,9 @@ class BlockingConnection {
   // Answers every complete frame of the `n` bytes just read (and those
   // before them) and sends the responses; an Ending if the connection must close.
   std::optional<Ending> Answer(size_t n, int64_t read_ns);
-  std::optional<Ending> SendAll(const char* data, size_t len);
+  // Sends the responses to `frames` frames, all of them unless the
+  // connection must close.
+  std::optional<Ending> SendAll(const char* data, size_t len, uint64_t frames);
   // Keeps the partial frame at the front, sized for it, and its deadline.
   void Compact(size_t consumed, size_t pending_frame_size, bool new_frame, int64_t now_ns);
   // FIN after the responses, then read and drop input until the peer's FIN
