@@ -8,6 +8,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <memory>
 #include <random>
 #include <string>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "gateway/blocking_server.h"
+#include "gateway/frame_codec.h"
 #include "gateway/gateway.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -148,6 +150,34 @@ TEST_F(BlockingServerTest, PeerResetIsCountedAsReset) {
   ASSERT_OK(client.SetLingerZero());
   client.Close();  // RST
   EXPECT_TRUE(AwaitClosed(CloseReason::kReset, 1));
+}
+
+TEST_F(BlockingServerTest, ResetWhileBlockedInSend) {
+  StartGateway();
+  TestClient bystander = Connect();
+  ASSERT_OK(bystander.RoundTrip("before").status());
+  TestClient client = Connect();
+  ASSERT_OK(client.SetReceiveBuffer(4096));
+  ASSERT_OK_AND_ASSIGN(ConnectionInfo info, FindConnection(*gw_, client));
+  // Large frames, never read, until the server's thread sits in send().
+  const std::string frame = Frame(std::string(kMaxPayload, 'r'));
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int i = 0; i < 400 && !stop.load(); ++i) (void)client.WriteAll(frame, Deadline(absl::Milliseconds(100)));
+  });
+  const bool in_send = WaitUntil([&] {
+    absl::StatusOr<ConnectionInfo> now = gw_->GetConnection(info.fd, info.id);
+    return now.ok() && now->state == ConnectionState::kWrite && now->need_write > 0;
+  });
+  stop.store(true);
+  writer.join();
+  ASSERT_TRUE(in_send);
+  ASSERT_OK(client.SetLingerZero());
+  client.Close();  // RST
+  EXPECT_TRUE(AwaitClosed(CloseReason::kReset, 1));
+  ASSERT_OK_AND_ASSIGN(std::string reply, bystander.RoundTrip("after"));
+  EXPECT_EQ(reply, "retfa");
+  EXPECT_EQ(ClosedCount(*gw_, CloseReason::kError), 0u);
 }
 
 TEST_F(BlockingServerTest, AHundredConnectionsEachOnItsOwnThread) {
