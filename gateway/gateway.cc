@@ -14,7 +14,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "gateway/blocking_server.h"
 #include "gateway/event_loop.h"
+#include "gateway/log.h"
 #include "gateway/poller.h"
 #include "gateway/reactor.h"
 #include "gateway/socket_util.h"
@@ -56,6 +58,23 @@ T Wait(Start start) {
   return *std::move(latch->result);
 }
 
+absl::Status NotStarted() { return absl::FailedPreconditionError("the gateway has not been started"); }
+
+// Sorts what the reactors gave (each up to a page plus one) by fd and cuts a
+// page: if more than a page is left, there is a next page.
+ConnectionPage MakePage(std::vector<ConnectionInfo> infos, size_t total, size_t limit) {
+  ConnectionPage page;
+  page.total_matching = total;
+  page.connections = std::move(infos);
+  std::sort(page.connections.begin(), page.connections.end(),
+            [](const ConnectionInfo& a, const ConnectionInfo& b) { return a.fd < b.fd; });
+  if (limit > 0 && page.connections.size() > limit) {
+    page.connections.resize(limit);
+    page.next_after_fd = page.connections.back().fd;
+  }
+  return page;
+}
+
 }  // namespace
 
 // The state of one fan-in, shared by the caller's `done` and every reactor's
@@ -95,6 +114,9 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options)
   if (!address.ok()) return address.status();
   if (options.reactors == 0) options.reactors = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (!options.handler_factory) options.handler_factory = std::make_shared<ReverseHandlerFactory>();
+  // The blocking model has no reactors: one listener, one acceptor thread.
+  const bool blocking = options.reactor.io_model == IoModel::kBlocking;
+  if (blocking) options.reactors = 1;
   // A back-end this host refuses (io_uring under a seccomp profile) fails
   // here, at start, rather than in a reactor thread.
   if (absl::Status probe = ProbeIoModel(options.reactor.io_model); !probe.ok()) return probe;
@@ -109,6 +131,11 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options)
   gateway->port_ = LocalPort(fds->front());
   gateway->mode_.store(gateway->options_.reactor.trigger_mode);
   gateway->io_model_.store(gateway->options_.reactor.io_model);
+  if (blocking) {
+    gateway->blocking_ = std::make_unique<BlockingServer>(fds->front(), gateway->options_.reactor, &gateway->shared_,
+                                                          gateway->options_.handler_factory);
+    return gateway;
+  }
   for (int i = 0; i < gateway->options_.reactors; ++i) {
     gateway->reactors_.push_back(std::make_unique<Reactor>(i, (*fds)[i], gateway->options_.reactor, &gateway->shared_,
                                                            gateway->options_.handler_factory->Create()));
@@ -123,6 +150,9 @@ void Gateway::Start() {
   if (started_) return;
   started_ = true;
   started_at_ = absl::Now();
+  if (blocking_ != nullptr) {
+    if (absl::Status status = blocking_->Start(); !status.ok()) Die(status.message());
+  }
   for (auto& reactor : reactors_) reactor->Start();
   running_.store(true, std::memory_order_release);
 }
@@ -133,6 +163,7 @@ void Gateway::Shutdown(absl::Duration drain_timeout) {
   stopped_ = true;
   stopping_.store(true, std::memory_order_release);
   if (!started_) return;  // reactors never ran; their destructors close the listeners
+  if (blocking_ != nullptr) blocking_->Shutdown(drain_timeout);
   const absl::Time deadline = absl::Now() + drain_timeout;
   for (auto& reactor : reactors_) {
     Reactor* r = reactor.get();
@@ -141,15 +172,25 @@ void Gateway::Shutdown(absl::Duration drain_timeout) {
   for (auto& reactor : reactors_) reactor->Join();
 }
 
-const ReactorStats& Gateway::reactor_stats(int index) const { return reactors_[index]->stats(); }
+const ReactorStats& Gateway::reactor_stats(int index) const {
+  return blocking_ != nullptr ? blocking_->stats() : reactors_[index]->stats();
+}
 
 bool Gateway::PostForTesting(int index, absl::AnyInvocable<void() &&> task) {
+  if (blocking_ != nullptr) return false;
   return reactors_[index]->Post(std::move(task));
+}
+
+absl::Status Gateway::BlockingReady() const {
+  if (!running_.load(std::memory_order_acquire)) return NotStarted();
+  // What a reactor that has shut down answers.
+  if (blocking_->stopped()) return absl::UnavailableError("the gateway is shutting down");
+  return absl::OkStatus();
 }
 
 void Gateway::RunOnAllReactors(absl::AnyInvocable<void(Reactor&, Reply)> fn, StatusDone done) {
   if (!running_.load(std::memory_order_acquire)) {
-    std::move(done)(absl::FailedPreconditionError("the gateway has not been started"));
+    std::move(done)(NotStarted());
     return;
   }
   auto fan_in = std::make_shared<FanIn>(static_cast<int>(reactors_.size()), std::move(done));
@@ -310,6 +351,13 @@ void Gateway::ListConnections(const ListQuery& query, Done<ConnectionPage> done)
   // page, there is a next page, even when one reactor holds all of it.
   ListQuery per_reactor = query;
   if (query.limit > 0) per_reactor.limit = query.limit + 1;
+  if (blocking_ != nullptr) {
+    if (absl::Status ready = BlockingReady(); !ready.ok()) return std::move(done)(std::move(ready));
+    std::vector<ConnectionInfo> infos;
+    size_t total = 0;
+    blocking_->ListConnections(per_reactor, &infos, &total);
+    return std::move(done)(MakePage(std::move(infos), total, query.limit));
+  }
   RunOnAllReactors(
       [per_reactor, gathered](Reactor& r, Reply reply) {
         r.ListConnections(
@@ -327,23 +375,24 @@ void Gateway::ListConnections(const ListQuery& query, Done<ConnectionPage> done)
           std::move(done)(std::move(status));
           return;
         }
-        ConnectionPage page;
+        std::vector<ConnectionInfo> infos;
+        size_t total = 0;
         {
           std::lock_guard<std::mutex> lock(gathered->mu);
-          page.total_matching = gathered->total;
-          page.connections = std::move(gathered->infos);
+          total = gathered->total;
+          infos = std::move(gathered->infos);
         }
-        std::sort(page.connections.begin(), page.connections.end(),
-                  [](const ConnectionInfo& a, const ConnectionInfo& b) { return a.fd < b.fd; });
-        if (limit > 0 && page.connections.size() > limit) {
-          page.connections.resize(limit);
-          page.next_after_fd = page.connections.back().fd;
-        }
-        std::move(done)(std::move(page));
+        std::move(done)(MakePage(std::move(infos), total, limit));
       });
 }
 
 void Gateway::GetConnection(int fd, uint64_t id, Done<ConnectionInfo> done) {
+  if (blocking_ != nullptr) {
+    if (absl::Status ready = BlockingReady(); !ready.ok()) return std::move(done)(std::move(ready));
+    std::optional<ConnectionInfo> info = blocking_->GetConnection(fd, id);
+    if (!info.has_value()) return std::move(done)(NotFound(fd, id));
+    return std::move(done)(*std::move(info));
+  }
   struct Found {
     std::mutex mu;
     std::optional<ConnectionInfo> info;  // guarded by mu
@@ -375,6 +424,10 @@ void Gateway::GetConnection(int fd, uint64_t id, Done<ConnectionInfo> done) {
 }
 
 void Gateway::CloseConnection(int fd, uint64_t id, CloseMode mode, StatusDone done) {
+  if (blocking_ != nullptr) {
+    if (absl::Status ready = BlockingReady(); !ready.ok()) return std::move(done)(std::move(ready));
+    return std::move(done)(blocking_->CloseConnection(fd, id, mode) ? absl::OkStatus() : NotFound(fd, id));
+  }
   auto found = std::make_shared<std::atomic<bool>>(false);
   RunOnAllReactorsNow(
       [fd, id, mode, found](Reactor& r) {
@@ -422,6 +475,7 @@ absl::Status Gateway::AdoptConnection(int fd) {
     close(fd);
     return absl::InvalidArgumentError(absl::StrCat("fd ", fd, " is not a connected socket: ", std::strerror(err)));
   }
+  if (blocking_ != nullptr) return blocking_->Adopt(fd, peer);
   const int flags = fcntl(fd, F_GETFL);
   if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
     close(fd);
@@ -436,6 +490,11 @@ absl::Status Gateway::AdoptConnection(int fd) {
 }
 
 void Gateway::AddObserver(std::shared_ptr<ConnectionObserver> observer, StatusDone done) {
+  if (blocking_ != nullptr) {
+    if (absl::Status ready = BlockingReady(); !ready.ok()) return std::move(done)(std::move(ready));
+    blocking_->AddObserver(std::move(observer));
+    return std::move(done)(absl::OkStatus());
+  }
   RunOnAllReactorsNow([observer = std::move(observer)](Reactor& r) { r.AddObserver(observer); }, std::move(done));
 }
 
@@ -444,6 +503,10 @@ absl::Status Gateway::AddObserver(std::shared_ptr<ConnectionObserver> observer) 
 }
 
 void Gateway::RemoveObserver(const ConnectionObserver* observer, absl::AnyInvocable<void() &&> done) {
+  if (blocking_ != nullptr) {
+    blocking_->RemoveObserver(observer);
+    return std::move(done)();
+  }
   RunOnAllReactorsNow([observer](Reactor& r) { r.RemoveObserver(observer); },
                       [done = std::move(done)](absl::Status) mutable { std::move(done)(); });
 }

@@ -29,6 +29,7 @@
 
 namespace gateway {
 
+class BlockingServer;
 class Reactor;
 
 // A page of a connection listing, sorted by fd.
@@ -49,6 +50,8 @@ struct ConnectionPage {
 // before anything is posted (FAILED_PRECONDITION before Start()), otherwise
 // on a reactor thread (UNAVAILABLE if a reactor shut down before it could
 // reply). It must not block, nor call a synchronous method of this class.
+// The blocking model (one thread per connection, no reactor) answers these
+// calls on the calling thread, before they return.
 class Gateway {
  public:
   // Binds the data-plane port (a busy port fails here, not later) and builds
@@ -65,7 +68,8 @@ class Gateway {
   void Shutdown(absl::Duration drain_timeout);
 
   int port() const { return port_; }
-  int num_reactors() const { return static_cast<int>(reactors_.size()); }
+  // The blocking model counts as one reactor: its server's stats are index 0.
+  int num_reactors() const { return blocking_ != nullptr ? 1 : static_cast<int>(reactors_.size()); }
   absl::Time started_at() const { return started_at_; }
   // The options in force: reactors and max_connections resolved.
   const GatewayOptions& options() const { return options_; }
@@ -142,7 +146,8 @@ class Gateway {
   int64_t active_connections() const { return shared_.active.load(std::memory_order_relaxed); }
 
   // Tests only: runs `task` on reactor `index`'s thread (which it may block,
-  // to stand for a stalled reactor). False if the reactor no longer runs.
+  // to stand for a stalled reactor). False if the reactor no longer runs,
+  // and always for the blocking model, which has no reactor.
   bool PostForTesting(int index, absl::AnyInvocable<void() &&> task);
 
  private:
@@ -163,6 +168,9 @@ class Gateway {
    private:
     std::shared_ptr<FanIn> fan_in_;
   };
+  // OK if the blocking model may be asked about connections: started, not
+  // yet shut down.
+  absl::Status BlockingReady() const;
   // Runs `fn(reactor, reply)` on every reactor's thread; `done` runs once
   // every reactor has replied (see the class comment for where, and which
   // errors).
@@ -185,6 +193,7 @@ class Gateway {
   int port_ = 0;
   SharedCounters shared_;
   std::vector<std::unique_ptr<Reactor>> reactors_;
+  std::unique_ptr<BlockingServer> blocking_;  // instead of reactors_ for IoModel::kBlocking
   absl::Time started_at_;
   std::atomic<TriggerMode> mode_{TriggerMode::kEdge};
   std::atomic<uint64_t> switches_{0};

@@ -19,7 +19,8 @@ namespace gateway {
 // Settings every reactor shares; immutable once the gateway starts.
 struct ReactorOptions {
   // The back-end at start: select, poll, epoll or io_uring (signal: at
-  // start only). Blocking is not a reactor back-end (see GatewayOptions).
+  // start only). Blocking is not a reactor back-end: with it the gateway
+  // runs a BlockingServer (a thread per connection) instead of reactors.
   IoModel io_model = IoModel::kEpoll;
   TriggerMode trigger_mode = TriggerMode::kEdge;  // for epoll
   // Across all reactors. 0 = derived from the fd limit (Gateway::Create

@@ -43,6 +43,7 @@ absl::Status ProbeIoModel(IoModel model) {
     // blocked too.
     case IoModel::kSignal: return PrepareSignalModel();
     case IoModel::kIoUring: return ProbeUring();
+    case IoModel::kBlocking: return absl::OkStatus();  // no poller: the gateway runs a BlockingServer
     default: break;
   }
   return absl::UnimplementedError(absl::StrCat("the ", IoModelName(model), " back-end is not built in"));

@@ -75,6 +75,11 @@ TEST_P(ClosingTest, HalfCloseAfterAnIncompleteFrame) {
 }
 
 TEST_P(ClosingTest, ResetMidResponse) {
+  if (GetParam().model == IoModel::kBlocking) {
+    // A thread blocked in send() does not read, so this client's writes
+    // would stall with it: BlockingServerTest.ResetWhileBlockedInSend.
+    GTEST_SKIP() << "the blocking model stops reading while a send blocks";
+  }
   StartGateway();
   TestClient bystander = Connect();
   ASSERT_OK(bystander.RoundTrip("before"));
@@ -103,7 +108,7 @@ TEST_P(ClosingTest, ResetMidResponse) {
   EXPECT_EQ(ClosedCount(*gw_, CloseReason::kError), 0u);
 }
 
-INSTANTIATE_ON_REACTOR_BACKENDS(ClosingTest);
+INSTANTIATE_ON_ALL_BACKENDS(ClosingTest);
 
 }  // namespace
 }  // namespace gateway::testing

@@ -120,7 +120,7 @@ TEST_P(ControlTest, ShutdownAnswersWhatArrivedThenEof) {
   gw_->Shutdown(absl::Seconds(1));  // idempotent
 }
 
-INSTANTIATE_ON_REACTOR_BACKENDS(ControlTest);
+INSTANTIATE_ON_ALL_BACKENDS(ControlTest);
 
 }  // namespace
 }  // namespace gateway::testing

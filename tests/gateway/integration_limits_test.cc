@@ -83,7 +83,7 @@ TEST_P(LimitsTest, ConnectionsBeyondMaxConnectionsAreClosedAtOnceAndAFreedSlotIs
   EXPECT_EQ(SumStat(*gw_, &ReactorStats::rejected), 1u);
 }
 
-INSTANTIATE_ON_REACTOR_BACKENDS(LimitsTest);
+INSTANTIATE_ON_ALL_BACKENDS(LimitsTest);
 
 }  // namespace
 }  // namespace gateway::testing

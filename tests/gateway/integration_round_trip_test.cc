@@ -283,7 +283,7 @@ TEST_P(RoundTripTest, RandomStreamsMatchTheReferenceDecoder) {
   }
 }
 
-INSTANTIATE_ON_REACTOR_BACKENDS(RoundTripTest);
+INSTANTIATE_ON_ALL_BACKENDS(RoundTripTest);
 
 }  // namespace
 }  // namespace gateway::testing
