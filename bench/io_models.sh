@@ -14,7 +14,9 @@
 #   server CPU per request   utime+stime of the gateway over the measured
 #                            window (/proc/PID/stat) / requests completed
 #   req/s, p50, p99          gateway-bench (every response checked)
-#   bytes per idle conn      VmRSS (/proc/PID/status) after opening the idle
+#   bytes per idle conn      (after a 1 s burst of active traffic, so the
+#                            reactor's one-off allocations are resident) VmRSS
+#                            (/proc/PID/status) after opening the idle
 #                            connections minus before, / their number
 #   held                     idle + active connections proven open at once
 # select cannot watch fds >= FD_SETSIZE (1024): points needing more are
@@ -220,6 +222,13 @@ run_point() {
     return 0
   fi
   local rss_before rss_after idle_est=0 per_idle=""
+  # A moment of active traffic first, so what a reactor allocates once (its
+  # read scratch, buffer pool, io_uring's buffer ring, malloc's arenas) is
+  # resident before the baseline: the idle figure is then the marginal cost
+  # of a connection, not the reactor's fixed cost spread over the first few.
+  # Four connections: few enough that the idle ones cannot reuse their memory.
+  "${CLI_PIN[@]}" "$BENCH" --port="$PORT" --conns=4 --pipeline=16 --size="$SIZE" \
+    --duration=1s --warmup=0s --label="$model:prime" >"$LOGS/prime-$model-$idle-$rep.out" 2>&1 || true
   rss_before=$(vm_rss "$SERVER_PID")
   if ((idle > 0)); then
     local idle_out=$LOGS/idle-$model-$idle-$rep.out
