@@ -76,7 +76,8 @@ std::string VersionLine() {
 void ConfigureUsage() {
   absl::SetProgramUsageMessage(
       "A connection gateway for the 5-byte length-header protocol.\n"
-      "Usage: gateway [--listen=0.0.0.0:6789] [--io_model=epoll|io_uring|poll|select|blocking|signal] [--trigger_mode=edge|level] [--reactors=N] ...\n"
+      "Usage: gateway [--listen=0.0.0.0:6789] [--io_model=epoll|io_uring|poll|select|blocking|signal] "
+      "[--trigger_mode=edge|level] [--reactors=N] ...\n"
       "Try: printf '00003abc' | nc -q1 localhost 6789   # -> 00003cba");
   absl::FlagsUsageConfig config;
   // Abseil records each flag's __FILE__; this file's own __FILE__ is the same

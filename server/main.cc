@@ -73,14 +73,14 @@ void StartDataPlane(Gateway* gw) {
   const FdBudget& fds = gw->fd_budget();
   const int64_t max_connections = gw->options().reactor.max_connections;
   std::string model(IoModelName(gw->io_model()));  // "epoll, edge-triggered", "io_uring", ...
-  if (gw->io_model() == IoModel::kEpoll) absl::StrAppend(&model, ", ", TriggerModeName(gw->trigger_mode()), "-triggered");
+  if (gw->io_model() == IoModel::kEpoll)
+    absl::StrAppend(&model, ", ", TriggerModeName(gw->trigger_mode()), "-triggered");
   std::fprintf(stderr,
                "gateway: serving %s (port %d) with %d reactor(s), %s, max_connections %lld "
                "(fd limit %lld, %lld open at start, %lld reserved)\n",
-               gw->options().listen_address.c_str(), gw->port(), gw->num_reactors(),
-               model.c_str(), static_cast<long long>(max_connections),
-               static_cast<long long>(fds.limit), static_cast<long long>(fds.open),
-               static_cast<long long>(fds.reserve));
+               gw->options().listen_address.c_str(), gw->port(), gw->num_reactors(), model.c_str(),
+               static_cast<long long>(max_connections), static_cast<long long>(fds.limit),
+               static_cast<long long>(fds.open), static_cast<long long>(fds.reserve));
   if (max_connections > fds.max_connections) {
     std::fprintf(stderr,
                  "gateway: warning: --max_connections=%lld is above what the fd limit leaves (%lld): past that, "
