@@ -20,42 +20,14 @@
 #include "gateway/poller.h"
 #include "gateway/reactor.h"
 #include "gateway/socket_util.h"
+#include "gateway/sync_wait.h"
 
 namespace gateway {
 namespace {
 
-// How long the synchronous methods wait for the reactors.
-constexpr absl::Duration kReactorReplyTimeout = absl::Seconds(30);
-
 absl::Status NotFound(int fd, uint64_t id) {
   if (id == 0) return absl::NotFoundError(absl::StrCat("no connection with fd ", fd));
   return absl::NotFoundError(absl::StrCat("no connection with fd ", fd, " and id ", id));
-}
-
-// Runs an asynchronous call and waits for its result: the synchronous
-// methods. The result lives in shared memory, so a reply after the wait has
-// given up writes into live memory and is dropped with it.
-template <typename T, typename Start>
-T Wait(Start start) {
-  struct Latch {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::optional<T> result;  // guarded by mu
-  };
-  auto latch = std::make_shared<Latch>();
-  start([latch](T result) {
-    {
-      std::lock_guard<std::mutex> lock(latch->mu);
-      latch->result.emplace(std::move(result));
-    }
-    latch->cv.notify_all();
-  });
-  std::unique_lock<std::mutex> lock(latch->mu);
-  if (!latch->cv.wait_for(lock, absl::ToChronoNanoseconds(kReactorReplyTimeout),
-                          [&] { return latch->result.has_value(); })) {
-    return T(absl::DeadlineExceededError("a reactor did not answer in time"));
-  }
-  return *std::move(latch->result);
 }
 
 absl::Status NotStarted() { return absl::FailedPreconditionError("the gateway has not been started"); }
@@ -440,27 +412,27 @@ void Gateway::CloseConnection(int fd, uint64_t id, CloseMode mode, StatusDone do
 }
 
 absl::Status Gateway::SetTriggerMode(TriggerMode mode) {
-  return Wait<absl::Status>([&](StatusDone done) { SetTriggerMode(mode, std::move(done)); });
+  return WaitFor<absl::Status>([&](StatusDone done) { SetTriggerMode(mode, std::move(done)); });
 }
 
 absl::Status Gateway::ProbeIoModel(IoModel model) { return ::gateway::ProbeIoModel(model); }
 
 absl::Status Gateway::SetIoModel(IoModel model) {
-  return Wait<absl::Status>([&](StatusDone done) { SetIoModel(model, std::move(done)); });
+  return WaitFor<absl::Status>([&](StatusDone done) { SetIoModel(model, std::move(done)); });
 }
 
 absl::StatusOr<ConnectionPage> Gateway::ListConnections(const ListQuery& query) {
-  return Wait<absl::StatusOr<ConnectionPage>>(
+  return WaitFor<absl::StatusOr<ConnectionPage>>(
       [&](Done<ConnectionPage> done) { ListConnections(query, std::move(done)); });
 }
 
 absl::StatusOr<ConnectionInfo> Gateway::GetConnection(int fd, uint64_t id) {
-  return Wait<absl::StatusOr<ConnectionInfo>>(
+  return WaitFor<absl::StatusOr<ConnectionInfo>>(
       [&](Done<ConnectionInfo> done) { GetConnection(fd, id, std::move(done)); });
 }
 
 absl::Status Gateway::CloseConnection(int fd, uint64_t id, CloseMode mode) {
-  return Wait<absl::Status>([&](StatusDone done) { CloseConnection(fd, id, mode, std::move(done)); });
+  return WaitFor<absl::Status>([&](StatusDone done) { CloseConnection(fd, id, mode, std::move(done)); });
 }
 
 absl::Status Gateway::AdoptConnection(int fd) {
@@ -499,7 +471,7 @@ void Gateway::AddObserver(std::shared_ptr<ConnectionObserver> observer, StatusDo
 }
 
 absl::Status Gateway::AddObserver(std::shared_ptr<ConnectionObserver> observer) {
-  return Wait<absl::Status>([&](StatusDone done) { AddObserver(std::move(observer), std::move(done)); });
+  return WaitFor<absl::Status>([&](StatusDone done) { AddObserver(std::move(observer), std::move(done)); });
 }
 
 void Gateway::RemoveObserver(const ConnectionObserver* observer, absl::AnyInvocable<void() &&> done) {
@@ -512,7 +484,7 @@ void Gateway::RemoveObserver(const ConnectionObserver* observer, absl::AnyInvoca
 }
 
 void Gateway::RemoveObserver(const ConnectionObserver* observer) {
-  (void)Wait<absl::Status>([&](StatusDone done) {
+  (void)WaitFor<absl::Status>([&](StatusDone done) {
     RemoveObserver(observer, [done = std::move(done)]() mutable { std::move(done)(absl::OkStatus()); });
   });
 }

@@ -26,6 +26,7 @@
 #include "gateway/reactor_stats.h"
 #include "gateway/shared_counters.h"
 #include "gateway/types.h"
+#include "gateway/upstream_types.h"
 
 namespace gateway {
 
@@ -140,6 +141,41 @@ class Gateway {
   // `done` runs once no reactor holds it.
   void RemoveObserver(const ConnectionObserver* observer, absl::AnyInvocable<void() &&> done);
   void RemoveObserver(const ConnectionObserver* observer);  // waits
+
+  // --- Upstream mode (upstream_types.h): frames go to backends. Every call
+  // is FAILED_PRECONDITION when the gateway did not start with backends
+  // (--upstream), and the ones that change backends UNAVAILABLE once it is
+  // shutting down. A backend is named by its address as given. ---
+  bool upstream_enabled() const { return options_.upstream.enabled(); }
+  // Every backend, sorted by address, with counters summed over reactors.
+  // Any thread; does not wait for the reactors.
+  absl::StatusOr<std::vector<BackendInfo>> ListBackends() const;
+  absl::StatusOr<BackendInfo> GetBackend(absl::string_view address) const;  // NOT_FOUND
+  // Adds a backend on every reactor; done once all have it. INVALID_ARGUMENT
+  // for a bad address or weight, ALREADY_EXISTS for an address in use.
+  void AddBackend(BackendSpec spec, Done<BackendInfo> done);
+  // Stops sending it new requests (state draining) on every reactor; done
+  // once none has a request in flight or queued for it (then it holds no
+  // request), or DEADLINE_EXCEEDED after `timeout` (it stays draining).
+  void DrainBackend(std::string address, absl::Duration timeout, Done<BackendInfo> done);
+  // A drained backend takes requests again (healthy, or unhealthy/ejected
+  // if that is what its probes last said).
+  void UndrainBackend(std::string address, Done<BackendInfo> done);
+  // Drains (the requests in flight finish, up to `timeout`; those left then
+  // get the error response), then removes it from every reactor, closing its
+  // upstream connections. `done` gets its last picture.
+  void RemoveBackend(std::string address, absl::Duration timeout, Done<BackendInfo> done);
+  // INVALID_ARGUMENT unless 1..1000.
+  void SetBackendWeight(std::string address, uint32_t weight, Done<BackendInfo> done);
+  // Waiting variants (at most `timeout` + 30 s).
+  absl::StatusOr<BackendInfo> AddBackend(BackendSpec spec);
+  absl::StatusOr<BackendInfo> DrainBackend(std::string address, absl::Duration timeout);
+  absl::StatusOr<BackendInfo> UndrainBackend(std::string address);
+  absl::StatusOr<BackendInfo> RemoveBackend(std::string address, absl::Duration timeout);
+  absl::StatusOr<BackendInfo> SetBackendWeight(std::string address, uint32_t weight);
+  // Backend events (added, removed, state and weight changes) until removed.
+  absl::Status AddBackendObserver(std::shared_ptr<BackendObserver> observer);
+  void RemoveBackendObserver(const BackendObserver* observer);
 
   // Lock-free counters for metrics; valid for the gateway's lifetime.
   const ReactorStats& reactor_stats(int index) const;

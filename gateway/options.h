@@ -13,6 +13,7 @@
 #include "gateway/frame_handler.h"
 #include "gateway/socket_util.h"
 #include "gateway/types.h"
+#include "gateway/upstream_types.h"
 
 namespace gateway {
 
@@ -46,6 +47,9 @@ struct GatewayOptions {
   int backlog = 4096;
   ReactorOptions reactor;
   std::shared_ptr<FrameHandlerFactory> handler_factory;  // null = ReverseHandler
+  // With backends, frames go to them instead of the handler (not with the
+  // blocking model).
+  UpstreamOptions upstream;
 };
 
 // The listen address, parsed (and resolved), or INVALID_ARGUMENT naming the

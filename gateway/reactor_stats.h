@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "gateway/types.h"
+#include "gateway/upstream_types.h"
 
 namespace gateway {
 
@@ -89,6 +90,11 @@ struct alignas(64) ReactorStats {
   RelaxedCounter wakeups;          // epoll_wait returns
   RelaxedHistogram<kRequestDurationBounds.size()> request_duration{kRequestDurationBounds};
   RelaxedHistogram<kEpollEventsBounds.size()> epoll_events{kEpollEventsBounds};
+  // Upstream mode. Errors no backend can be blamed for (kNoBackend,
+  // kOverload; per-backend ones are in BackendInfo), and the frames each
+  // write to an upstream connection carried.
+  std::array<RelaxedCounter, kNumUpstreamErrors> upstream_errors;
+  RelaxedHistogram<kUpstreamBatchBounds.size()> upstream_write_frames{kUpstreamBatchBounds};
 };
 
 }  // namespace gateway

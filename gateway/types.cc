@@ -76,6 +76,7 @@ absl::string_view CloseReasonName(CloseReason reason) {
     case CloseReason::kError: return "error";
     case CloseReason::kFrameTimeout: return "frame_timeout";
     case CloseReason::kSelectFdLimit: return "select_fd_limit";
+    case CloseReason::kUpstreamError: return "upstream_error";
   }
   return "unknown";
 }

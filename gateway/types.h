@@ -54,8 +54,9 @@ enum class CloseReason : uint8_t {
   kError,           // any other socket error, or out of memory
   kFrameTimeout,    // a frame begun was not complete within --frame_timeout
   kSelectFdLimit,   // accepted in select mode on an fd >= FD_SETSIZE (1024), closed at once
+  kUpstreamError,   // --upstream_error=close: a backend failed a request; earlier responses delivered first
 };
-inline constexpr int kNumCloseReasons = 10;
+inline constexpr int kNumCloseReasons = 11;
 
 absl::string_view CloseReasonName(CloseReason reason);  // "peer_closed", ...
 
@@ -79,6 +80,9 @@ struct ConnectionInfo {
   uint64_t bytes_out = 0;
   uint64_t frames_in = 0;
   uint64_t frames_out = 0;
+  // Upstream mode: requests of this client sent to (or queued for) a backend
+  // and not yet answered.
+  uint64_t upstream_inflight = 0;
   absl::Time opened_at;
   absl::Time last_active_at;
 };
