@@ -42,9 +42,10 @@ UpstreamProber::UpstreamProber(absl::Duration interval, absl::Duration timeout, 
 
 UpstreamProber::~UpstreamProber() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
+  applied_cv_.notify_all();
   Wake();
   if (thread_.joinable()) thread_.join();
   targets_.clear();  // closes the connections
@@ -52,7 +53,7 @@ UpstreamProber::~UpstreamProber() {
 }
 
 void UpstreamProber::Start() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (running_ || stopping_) return;
   running_ = true;
   thread_ = std::thread([this] { Run(); });
@@ -60,7 +61,7 @@ void UpstreamProber::Start() {
 
 void UpstreamProber::AddTarget(const std::string& address) {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     commands_.push_back({true, address});
     ++queued_;
   }
@@ -70,7 +71,7 @@ void UpstreamProber::AddTarget(const std::string& address) {
 void UpstreamProber::RemoveTarget(const std::string& address) {
   uint64_t mine;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     commands_.push_back({false, address});
     mine = ++queued_;
     // Before Start no callback runs; on the prober thread Deliver() applies
@@ -78,14 +79,13 @@ void UpstreamProber::RemoveTarget(const std::string& address) {
     if (!running_ || std::this_thread::get_id() == prober_thread_id_) return;
   }
   Wake();
-  absl::MutexLock lock(&mu_);
-  auto applied = [this, mine]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return applied_ >= mine || stopping_; };
-  mu_.Await(absl::Condition(&applied));
+  std::unique_lock<std::mutex> lock(mu_);
+  applied_cv_.wait(lock, [this, mine] { return applied_ >= mine || stopping_; });
 }
 
 void UpstreamProber::Run() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     prober_thread_id_ = std::this_thread::get_id();
   }
   while (ApplyCommands()) {
@@ -100,7 +100,7 @@ bool UpstreamProber::ApplyCommands() {
   std::vector<Command> commands;
   uint64_t upto;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return false;
     if (applied_ == queued_) return true;
     commands.swap(commands_);
@@ -116,8 +116,11 @@ bool UpstreamProber::ApplyCommands() {
       targets_.emplace(std::move(command.address), std::move(target));
     }
   }
-  absl::MutexLock lock(&mu_);
-  applied_ = upto;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    applied_ = upto;
+  }
+  applied_cv_.notify_all();
   return true;
 }
 

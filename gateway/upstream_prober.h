@@ -3,20 +3,22 @@
 // many gateways do not probe in step), sends one probe frame over it and
 // waits for one non-empty response frame. Each round's result goes to a
 // callback; deciding healthy/unhealthy from them (rise/fall) is the caller's.
+// All I/O is non-blocking except getaddrinfo, run on every reconnect: instant
+// for numeric hosts, but a slow DNS answer for a name stalls every target.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gateway/upstream_probe.h"
 
@@ -87,13 +89,16 @@ class UpstreamProber {
   Callback callback_;
   const int wake_fd_;  // eventfd: Add/Remove/stop wake the poll()
 
-  absl::Mutex mu_;
-  std::vector<Command> commands_ ABSL_GUARDED_BY(mu_);
-  uint64_t queued_ ABSL_GUARDED_BY(mu_) = 0;   // commands ever queued
-  uint64_t applied_ ABSL_GUARDED_BY(mu_) = 0;  // of them, applied by the prober thread
-  bool running_ ABSL_GUARDED_BY(mu_) = false;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread::id prober_thread_id_ ABSL_GUARDED_BY(mu_);
+  // std::mutex, not absl::Mutex: see EventLoop (TSan visibility).
+  std::mutex mu_;
+  std::condition_variable applied_cv_;  // RemoveTarget waits on it
+  // Guarded by mu_:
+  std::vector<Command> commands_;
+  uint64_t queued_ = 0;   // commands ever queued
+  uint64_t applied_ = 0;  // of them, applied by the prober thread
+  bool running_ = false;
+  bool stopping_ = false;
+  std::thread::id prober_thread_id_;
   std::thread thread_;
 
   // Prober thread only.

@@ -10,14 +10,15 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "gateway/frame_codec.h"
 #include "gtest/gtest.h"
 #include "tests/support/loopback.h"
@@ -56,9 +57,8 @@ class FakeBackend {
   int connections() const { return connections_.load(); }
   // Waits until `count` frames have arrived; false if that took over kWait.
   bool AwaitFrames(int count) {
-    absl::MutexLock lock(&mu_);
-    auto enough = [this, count] { return frames_.load() >= count; };
-    return mu_.AwaitWithTimeout(absl::Condition(&enough), kWait);
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, absl::ToChronoSeconds(kWait), [this, count] { return frames_.load() >= count; });
   }
 
  private:
@@ -98,9 +98,10 @@ class FakeBackend {
       std::string payload = in->substr(scan.skip + kHeaderSize, scan.frame_size - kHeaderSize);
       in->erase(0, scan.skip + scan.frame_size);
       {
-        absl::MutexLock lock(&mu_);
+        std::lock_guard<std::mutex> lock(mu_);
         ++frames_;
       }
+      cv_.notify_all();
       std::string answer;
       switch (mode_) {
         case Mode::kReverse:
@@ -122,7 +123,9 @@ class FakeBackend {
   const Mode mode_;
   LoopbackSocket listener_;
   int stop_[2] = {-1, -1};
-  absl::Mutex mu_;
+  // std::mutex, not absl::Mutex: Debian's Abseil is invisible to TSan.
+  std::mutex mu_;
+  std::condition_variable cv_;
   std::atomic<int> frames_{0};  // written under mu_ so AwaitFrames wakes
   std::atomic<int> connections_{0};
   std::thread thread_;
@@ -135,24 +138,29 @@ class Results {
     return [this](const UpstreamProber::Result& result) { Add(result); };
   }
   void Add(const UpstreamProber::Result& result) {
-    absl::MutexLock lock(&mu_);
-    by_address_[result.address].push_back(result);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      by_address_[result.address].push_back(result);
+    }
+    cv_.notify_all();
   }
   // Waits until `address` has `count` results (bounded) and returns them all.
   std::vector<UpstreamProber::Result> Await(const std::string& address, size_t count) {
-    absl::MutexLock lock(&mu_);
-    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return by_address_[address].size() >= count; };
-    EXPECT_TRUE(mu_.AwaitWithTimeout(absl::Condition(&enough), kWait)) << address << ": fewer than " << count;
+    std::unique_lock<std::mutex> lock(mu_);
+    const bool enough =
+        cv_.wait_for(lock, absl::ToChronoSeconds(kWait), [&] { return by_address_[address].size() >= count; });
+    EXPECT_TRUE(enough) << address << ": fewer than " << count << " results";
     return by_address_[address];
   }
   size_t Count(const std::string& address) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return by_address_[address].size();
   }
 
  private:
-  absl::Mutex mu_;
-  absl::flat_hash_map<std::string, std::vector<UpstreamProber::Result>> by_address_ ABSL_GUARDED_BY(mu_);
+  std::mutex mu_;
+  std::condition_variable cv_;
+  absl::flat_hash_map<std::string, std::vector<UpstreamProber::Result>> by_address_;  // guarded by mu_
 };
 
 std::string Loopback(int port) { return absl::StrCat("127.0.0.1:", port); }
