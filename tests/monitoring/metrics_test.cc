@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "metrics/metrics.h"
 #include "tests/support/http_client.h"
+#include "tests/support/loopback.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_client.h"
 
@@ -353,7 +354,7 @@ TEST_F(MetricsTest, ScrapesStayConsistentUnderConcurrentTraffic) {
 class UpstreamMetricsTest : public MetricsTest {
  protected:
   // Starts `count` backends and the gateway in front of the first
-  // `configured` of them; skips while the gateway cannot list backends.
+  // `configured` of them.
   void StartProxy(int count, int configured) {
     for (int i = 0; i < count; ++i) {
       GatewayOptions options;
@@ -367,9 +368,6 @@ class UpstreamMetricsTest : public MetricsTest {
     for (int i = 0; i < configured; ++i) options.upstream.backends.push_back({addresses_[i], 1});
     options.upstream.probe_interval = absl::ZeroDuration();  // no probe traffic: exact counts
     ASSERT_NO_FATAL_FAILURE(StartGateway(std::move(options)));
-    if (absl::Status listed = gw_->ListBackends().status(); absl::IsUnimplemented(listed)) {
-      GTEST_SKIP() << "upstream mode is not built yet: " << listed;
-    }
   }
 
   void TearDown() override {
@@ -388,7 +386,6 @@ class UpstreamMetricsTest : public MetricsTest {
 
 TEST_F(UpstreamMetricsTest, CountsProxiedTrafficExactly) {
   ASSERT_NO_FATAL_FAILURE(StartProxy(1, 1));
-  if (IsSkipped()) return;
   ASSERT_OK_AND_ASSIGN(TestClient client, TestClient::Connect(gw_->port()));
   const std::string expected = ReversedFrame("abc") + ReversedFrame("hello") + ReversedFrame("x");
   ASSERT_OK(client.WriteAll(Frame("abc") + Frame("hello") + Frame("x")));
@@ -427,7 +424,6 @@ TEST_F(UpstreamMetricsTest, CountsProxiedTrafficExactly) {
 
 TEST_F(UpstreamMetricsTest, BackendsAddedAndRemovedAtRuntimeComeAndGo) {
   ASSERT_NO_FATAL_FAILURE(StartProxy(2, 1));
-  if (IsSkipped()) return;
   Exposition e = Scrape();
   EXPECT_EQ(e.Count("gateway_upstream_requests_total"), 1);
   EXPECT_EQ(e.Count(Series("gateway_upstream_requests_total", 1)), 0);
@@ -456,7 +452,6 @@ TEST_F(UpstreamMetricsTest, BackendsAddedAndRemovedAtRuntimeComeAndGo) {
 
 TEST_F(UpstreamMetricsTest, CountsRequestsNoBackendCouldTake) {
   ASSERT_NO_FATAL_FAILURE(StartProxy(1, 1));
-  if (IsSkipped()) return;
   // Draining: no new requests, so none is healthy.
   ASSERT_OK(gw_->DrainBackend(addresses_[0], absl::Seconds(5)).status());
   ASSERT_OK_AND_ASSIGN(TestClient client, TestClient::Connect(gw_->port()));
@@ -470,6 +465,39 @@ TEST_F(UpstreamMetricsTest, CountsRequestsNoBackendCouldTake) {
   EXPECT_EQ(e.Value(Series("gateway_upstream_healthy", 0)), 0);
   EXPECT_EQ(e.Value(Series("gateway_upstream_backend_state", 0, R"(,state="draining")")), 1);
   EXPECT_EQ(e.Sum("gateway_upstream_backend_state"), 1);
+}
+
+TEST_F(UpstreamMetricsTest, ReportsARefusingBackendEjectedAndItsRequestsUnrouted) {
+  ASSERT_OK_AND_ASSIGN(LoopbackSocket refused, BindLoopback());  // bound, not listening: refused
+  addresses_.push_back(absl::StrCat("127.0.0.1:", refused.port()));
+  GatewayOptions options;
+  options.upstream.backends.push_back({addresses_[0], 1});
+  options.upstream.probe_interval = absl::ZeroDuration();
+  options.upstream.eject_after = 1;
+  ASSERT_NO_FATAL_FAILURE(StartGateway(std::move(options)));
+  ASSERT_OK_AND_ASSIGN(TestClient client, TestClient::Connect(gw_->port()));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK_AND_ASSIGN(const std::string reply, client.RoundTrip("anyone?"));
+    EXPECT_EQ(reply, "") << i;  // the error response
+  }
+  const Exposition e = ScrapeUntil([&](const Exposition& s) {
+    return s.Value(Series("gateway_upstream_backend_state", 0, R"(,state="ejected")")) == 1 &&
+           s.Value(R"(gateway_upstream_unrouted_total{reason="no_backend"})") == 3;
+  });
+  ASSERT_OK_AND_ASSIGN(const BackendInfo info, gw_->GetBackend(addresses_[0]));
+  EXPECT_GT(info.errors[static_cast<int>(UpstreamError::kConnect)], 0u);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_errors_total", 0, R"(,reason="connect")")),
+            static_cast<double>(info.errors[static_cast<int>(UpstreamError::kConnect)]));
+  EXPECT_EQ(e.Value(Series("gateway_upstream_errors_total", 0, R"(,reason="timeout")")), 0);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_errors_total", 0, R"(,reason="reset")")), 0);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_errors_total", 0, R"(,reason="protocol")")), 0);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_ejections_total", 0)), 1);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_healthy", 0)), 0);
+  EXPECT_EQ(e.Sum("gateway_upstream_backend_state"), 1);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_connections", 0)), 0);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_requests_total", 0)), 0);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_responses_total", 0)), 0);
+  EXPECT_EQ(e.Value(R"(gateway_upstream_unrouted_total{reason="overload"})"), 0);
 }
 
 TEST(MetricsServerTest, ReportsABusyPortAndABadAddress) {
