@@ -285,8 +285,8 @@ void GatewayCollector::CollectIoModel(std::vector<MetricFamily>* out) const {
 
 void GatewayCollector::CollectUpstream(std::vector<MetricFamily>* out) const {
   if (!gateway_->upstream_enabled()) return;
-  // ListBackends() fails only outside upstream mode (or before the gateway
-  // has its backends): then no backend has series, the reactor totals still do.
+  // ListBackends() fails only outside upstream mode, ruled out above; were
+  // it to fail, no backend would have series and the reactor totals still would.
   absl::StatusOr<std::vector<BackendInfo>> backends = gateway_->ListBackends();
   std::vector<const ReactorStats*> reactors;
   for (int r = 0; r < gateway_->num_reactors(); ++r) reactors.push_back(&gateway_->reactor_stats(r));
