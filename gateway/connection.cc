@@ -24,7 +24,8 @@ namespace {
 // than twice the bytes it has received, whichever way it is kept.
 constexpr size_t kAdoptThreshold = ReadScratch::kSize / 2;
 // Upstream mode: a client with this many requests unanswered stops reading
-// until answers arrive, so one client cannot queue without bound.
+// until answers arrive, so one client cannot queue without bound (nor, by
+// bytes, beyond --high_water_bytes: see UpstreamCapped()).
 constexpr uint64_t kMaxClientOutstanding = 1024;
 
 }  // namespace
@@ -110,8 +111,14 @@ void Connection::Service() {
   UpdateInterest();
 }
 
+bool Connection::UpstreamCapped() const {
+  // Requests in flight and answers held count like queued output: a client
+  // that pipelines big frames pauses at the same mark as one that does not read.
+  return link_->outstanding() >= kMaxClientOutstanding || link_->slot_bytes >= ctx_->options->high_water;
+}
+
 bool Connection::UpstreamBlocked() {
-  if (link_->outstanding() >= kMaxClientOutstanding) return true;  // OnUpstreamReply resumes us
+  if (UpstreamCapped()) return true;  // OnUpstreamReply resumes us
   if (ctx_->upstream->FullFor(link_)) {
     ctx_->upstream->WaitForRoom(link_);
     return true;
@@ -122,7 +129,8 @@ bool Connection::UpstreamBlocked() {
 void Connection::Forward(absl::string_view frame) {
   const uint64_t seq = link_->next_seq++;
   const int64_t now = ctx_->loop->now_ns();
-  link_->slots.push_back(ClientLink::Slot{{}, now, false});
+  link_->slots.push_back(ClientLink::Slot{{}, now, static_cast<uint32_t>(frame.size()), false});
+  link_->slot_bytes += frame.size();
   if (std::optional<UpstreamError> error = ctx_->upstream->Submit(link_, seq, frame, now); error.has_value()) {
     MarkUpstreamReply(seq, kErrorFrame, /*error=*/true);
   }
@@ -136,6 +144,7 @@ void Connection::MarkUpstreamReply(uint64_t seq, absl::string_view frame, bool e
   }
   ClientLink::Slot& slot = link_->slots[seq - link_->head_seq];
   slot.response.assign(frame.data(), frame.size());
+  link_->slot_bytes += frame.size();
   slot.ready = true;
 }
 
@@ -148,6 +157,8 @@ void Connection::FlushUpstreamSlots() {
     const int64_t read_ns = slots.front().read_ns;
     std::string batch = std::move(slots.front().response);
     for (size_t i = 1; i < run; ++i) batch += slots[i].response;
+    for (size_t i = 0; i < run; ++i) link_->slot_bytes -= slots[i].request_bytes;
+    link_->slot_bytes -= batch.size();
     slots.erase(slots.begin(), slots.begin() + static_cast<ptrdiff_t>(run));
     link_->head_seq += run;
     QueueOutput(batch.data(), batch.size(), run, read_ns);
@@ -156,6 +167,7 @@ void Connection::FlushUpstreamSlots() {
     // --upstream_error=close: what came before the failed request is out;
     // nothing after it will be.
     slots.clear();
+    link_->slot_bytes = 0;
     StopReading(CloseReason::kUpstreamError);
   }
 }
@@ -163,12 +175,13 @@ void Connection::FlushUpstreamSlots() {
 void Connection::OnUpstreamReply(uint64_t seq, absl::string_view frame, bool error) {
   GATEWAY_ASSERT_IN_LOOP(*ctx_->loop);
   if (phase_ == Phase::kClosed || phase_ == Phase::kLingering) return;
-  const bool was_capped = link_->outstanding() >= kMaxClientOutstanding;
+  const bool was_capped = UpstreamCapped();
   std::deque<ClientLink::Slot>& slots = link_->slots;
   if (!error && seq == link_->head_seq && seq < link_->close_at_seq && (slots.size() == 1 || !slots[1].ready)) {
     // The common case: the answer to the oldest request, nothing answered
     // behind it: straight from the upstream read buffer to our output.
     const int64_t read_ns = slots.front().read_ns;
+    link_->slot_bytes -= slots.front().request_bytes;
     slots.pop_front();
     ++link_->head_seq;
     QueueOutput(frame.data(), frame.size(), 1, read_ns);
@@ -183,7 +196,7 @@ void Connection::OnUpstreamReply(uint64_t seq, absl::string_view frame, bool err
     FinishClosing();
     return;
   }
-  if (was_capped && link_->outstanding() < kMaxClientOutstanding && open()) ctx_->host->ServiceLater(this);
+  if (was_capped && !UpstreamCapped() && open()) ctx_->host->ServiceLater(this);
   UpdateState();
   UpdateInterest();
 }
@@ -616,8 +629,7 @@ uint32_t Connection::DesiredInterest() const {
     return Poller::kReadable | Poller::kWritable;
   }
   uint32_t interest = 0;
-  const bool upstream_waits =
-      link_ != nullptr && (link_->waiting_for_room || link_->outstanding() >= kMaxClientOutstanding);
+  const bool upstream_waits = link_ != nullptr && (link_->waiting_for_room || UpstreamCapped());
   if (phase_ == Phase::kLingering ||
       (open() && !read_eof_ && !paused_ && !host_links_.waiting_for_budget && !upstream_waits)) {
     interest |= Poller::kReadable;

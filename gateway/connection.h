@@ -140,6 +140,7 @@ class Connection final : public PollHandler {
   // Upstream mode: reading waits (too many requests unanswered, or every
   // backend's queue full).
   bool UpstreamBlocked();
+  bool UpstreamCapped() const;  // too much of this client's is unanswered
   // Nothing left to deliver: no queued output, no request unanswered.
   bool OwesNothing() const { return out_.empty() && (link_ == nullptr || link_->outstanding() == 0); }
   // Writes queued output.

@@ -19,6 +19,7 @@ struct ClientLink {
   struct Slot {
     std::string response;  // a whole frame, header included
     int64_t read_ns = 0;   // when the request was read, for the request duration
+    uint32_t request_bytes = 0;
     bool ready = false;
   };
   Connection* connection = nullptr;  // null once the client closed
@@ -29,6 +30,7 @@ struct ClientLink {
   // dropped and the client closes once the ones before it are delivered.
   uint64_t close_at_seq = UINT64_MAX;
   std::deque<Slot> slots;
+  uint64_t slot_bytes = 0;        // the slots' requests and the answers they hold
   bool waiting_for_room = false;  // on the pool's list: reading paused, every backend full
 
   uint64_t outstanding() const {

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -314,31 +315,89 @@ class RecordingBackendObserver : public BackendObserver {
   std::vector<BackendState> states_;
 };
 
+// A backend on a port of its own that can be turned off (every connection
+// closed as soon as it is accepted) and on (frames answered reversed), so a
+// test can take it down and bring it back without giving up its port.
+class SwitchableBackend {
+ public:
+  SwitchableBackend() {
+    auto listening = ListenOnLoopback();
+    EXPECT_TRUE(listening.ok());
+    socket_ = *std::move(listening);
+    acceptor_ = std::thread([this] {
+      for (;;) {
+        const int fd = accept(socket_.fd(), nullptr, nullptr);
+        if (fd < 0) return;
+        if (!serving_.load()) {
+          close(fd);
+          continue;
+        }
+        std::lock_guard<std::mutex> lock(mu_);
+        servers_.emplace_back([fd] { Serve(fd); });
+      }
+    });
+  }
+  ~SwitchableBackend() {
+    shutdown(socket_.fd(), SHUT_RDWR);
+    acceptor_.join();
+    std::lock_guard<std::mutex> lock(mu_);
+    for (std::thread& t : servers_) t.detach();  // each ends when the gateway closes its side
+  }
+  int port() const { return socket_.port(); }
+  void set_serving(bool serving) { serving_.store(serving); }
+
+ private:
+  // Answers whole frames reversed until the peer closes.
+  static void Serve(int fd) {
+    std::string in;
+    char buf[4096];
+    for (;;) {
+      const ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      in.append(buf, static_cast<size_t>(n));
+      while (in.size() >= 5) {
+        const size_t len = static_cast<size_t>(std::stoi(in.substr(0, 5)));
+        if (in.size() < 5 + len) break;
+        const std::string out = ReversedFrame(in.substr(5, len));
+        in.erase(0, 5 + len);
+        if (send(fd, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size())) break;
+      }
+    }
+    close(fd);
+  }
+
+  LoopbackSocket socket_;
+  std::atomic<bool> serving_{false};
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::vector<std::thread> servers_;
+};
+
 TEST_F(UpstreamTest, AnEjectedBackendReturnsOnlyAfterAProbeSucceeds) {
-  ASSERT_OK_AND_ASSIGN(LoopbackSocket held, BindLoopback());  // refused until a backend takes the port
-  const int port = held.port();
+  SwitchableBackend flaky;
   UpstreamOptions upstream;
   upstream.eject_after = 1;
   upstream.eject_backoff = absl::Milliseconds(50);
   upstream.probe_interval = absl::Milliseconds(30);
   upstream.rise = 1;
-  StartProxy({Address(port)}, upstream, /*reactors=*/2, /*probes=*/true);
+  StartProxy({Address(flaky.port())}, upstream, /*reactors=*/2, /*probes=*/true);
   auto observer = std::make_shared<RecordingBackendObserver>();
   ASSERT_OK(proxy_->AddBackendObserver(observer));
   TestClient client = Connect();
+  // Connections are closed at once: the backend fails, is ejected, and its
+  // probes fail too.
+  EXPECT_TRUE(WaitUntil([&] { return Backend(Address(flaky.port())).state == BackendState::kEjected; }));
   ASSERT_OK_AND_ASSIGN(std::string refused, client.RoundTrip("nobody"));
   EXPECT_EQ(refused, "");
-  EXPECT_TRUE(WaitUntil([&] { return Backend(Address(port)).state != BackendState::kHealthy; }));
-  held.Close();
-  GatewayOptions options;
-  options.reactors = 1;
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Gateway> backend, StartTestGateway(options, Address(port)));
-  EXPECT_TRUE(WaitUntil([&] { return Backend(Address(port)).state == BackendState::kHealthy; }));
-  EXPECT_GT(Backend(Address(port)).probes_ok, 0u);
+  EXPECT_TRUE(WaitUntil([&] { return Backend(Address(flaky.port())).probes_failed > 0; }));
+  EXPECT_EQ(Backend(Address(flaky.port())).state, BackendState::kEjected);  // probes failing: it stays out
+  flaky.set_serving(true);
+  EXPECT_TRUE(WaitUntil([&] { return Backend(Address(flaky.port())).state == BackendState::kHealthy; }));
+  EXPECT_GT(Backend(Address(flaky.port())).probes_ok, 0u);
   ASSERT_OK_AND_ASSIGN(std::string served, client.RoundTrip("somebody"));
   EXPECT_EQ(served, "ydobemos");
   // The ejection may come before the observer (the first connects at start
-  // are refused); the way back comes after it.
+  // fail); the way back comes after it.
   const std::vector<BackendState> states = observer->states();
   ASSERT_FALSE(states.empty());
   EXPECT_EQ(states.back(), BackendState::kHealthy);
