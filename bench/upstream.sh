@@ -29,6 +29,7 @@
 #   UP_REPEATS [1]                               runs per cell (the report takes medians)
 #   UP_REACTORS [1]  UP_UPSTREAM_CONNECTIONS [1] the gateway proxy's --reactors, --upstream_connections
 #   UP_OUT [bench/results]  UP_BUILD_DIR [build]
+#   UP_PROXY_GW [UP_BUILD_DIR/gateway/gateway]  the binary run as the upstream-mode proxy
 #   UP_NO_BUILD [0]                              1 = no set-up, use the binaries in UP_BUILD_DIR
 #   UP_PORT [19000]                              first loopback port tried (HAProxy, nginx)
 set -euo pipefail
@@ -72,7 +73,8 @@ if [[ ${UP_NO_BUILD:-0} != 1 ]]; then
 fi
 GW=$BUILD/gateway/gateway
 BENCH=$BUILD/bench/gateway-bench
-[[ -x $GW && -x $BENCH ]] || die "no $GW or $BENCH"
+PROXY_GW=${UP_PROXY_GW:-$GW}
+[[ -x $GW && -x $BENCH && -x $PROXY_GW ]] || die "no $GW, $BENCH or $PROXY_GW"
 HAPROXY=$(command -v haproxy || true)
 NGINX=$(command -v nginx || true)
 NGINX_STREAM=/usr/lib/nginx/modules/ngx_stream_module.so
@@ -97,15 +99,15 @@ trap cleanup EXIT
 
 # --- Servers ----------------------------------------------------------------------
 STARTS=0
-# start_gateway_on_core0 NAME FLAGS...: a gateway on a kernel-chosen port, its
+# start_gateway_on_core0 NAME BINARY FLAGS...: a gateway on a kernel-chosen port, its
 # metrics and control plane on (loopback), as shipped. Sets STARTED_PID and
 # STARTED_PORT; false (START_ERROR set) if it does not come up.
 start_gateway_on_core0() {
-  local name=$1 log_file ready
-  shift
+  local name=$1 binary=$2 log_file ready
+  shift 2
   STARTS=$((STARTS + 1))
   log_file=$LOGS/$name-$STARTS.log  # a fresh file: an old ready line must not count
-  "${SRV_PIN[@]}" "$GW" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --control_listen=127.0.0.1:0 \
+  "${SRV_PIN[@]}" "$binary" --listen=127.0.0.1:0 --metrics_listen=127.0.0.1:0 --control_listen=127.0.0.1:0 \
     --drain_timeout=1s "$@" >"$log_file" 2>&1 &
   STARTED_PID=$!
   if ! ready=$(wait_gateway_ready "$log_file" "$STARTED_PID"); then
@@ -118,7 +120,7 @@ start_gateway_on_core0() {
 }
 
 start_backend() {
-  start_gateway_on_core0 backend --reactors=1 || die "the backend did not start: $START_ERROR"
+  start_gateway_on_core0 backend "$GW" --reactors=1 || die "the backend did not start: $START_ERROR"
   BACKEND_PID=$STARTED_PID BACKEND_PORT=$STARTED_PORT
 }
 
@@ -132,7 +134,7 @@ start_proxy() {
       PROXY_PID="" TARGET_PORT=$BACKEND_PORT
       ;;
     gateway)
-      start_gateway_on_core0 gateway --reactors="$REACTORS" --upstream=127.0.0.1:$BACKEND_PORT \
+      start_gateway_on_core0 gateway "$PROXY_GW" --reactors="$REACTORS" --upstream=127.0.0.1:$BACKEND_PORT \
         --upstream_connections="$UPSTREAM_CONNECTIONS" || return 1
       PROXY_PID=$STARTED_PID TARGET_PORT=$STARTED_PORT
       ;;

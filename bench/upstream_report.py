@@ -66,6 +66,8 @@ def reduce_runs(runs):
         notes.append("a server died")
     if c["established"] < (c["conns"] or 0):
         notes.append(f"only {c['established']} connections")
+    if c["rate"] and c["rps"] < 0.95 * c["rate"]:
+        notes.append(f"fell behind: {100 * c['rps'] / c['rate']:.0f}% of the offered rate")
     c["note"] = ", ".join(notes)
     c["runs"] = runs
     return c
@@ -188,7 +190,25 @@ def main():
            "process). *Proxy tax* = proxy CPU/request ÷ the backend's CPU/request when the clients connect "
            "directly. *Upstream conns* = the most established connections to the backend port seen by `ss` during "
            "the run (direct: the clients' own). *CPU %*: how busy core 0 (proxy + backend) and core 1 (gateway-bench) "
-           "were; near 100 marks the side that limited req/s.", ""]
+           "were; near 100 marks the side that limited req/s. CPU time is counted in clock ticks (10 ms) per "
+           "process per window, so a figure below 0.01 s ÷ the requests in the window reads as 0.", ""]
+
+    # Headline: README-ready.
+    md += ["## Headline", "", "CPU µs per request, proxy + backend = total (direct: the backend alone), and req/s.", "",
+           "| | " + " | ".join(label(c) for c in closed + rated) + " |", "|---|" + "---:|" * len(closed + rated)]
+    for p in proxies:
+        row = []
+        for cell in closed + rated:
+            c = cells.get((p,) + cell) or {}
+            if c.get("total_cpu_us") is None:
+                row.append("not run" if c.get("status") == "not run" else "-")
+            elif p == "direct":
+                row.append(f"{fmt(c['total_cpu_us'])}<br>{fmt(c['rps'], 0)}/s")
+            else:
+                row.append(f"{fmt(c['proxy_cpu_us'])} + {fmt(c['backend_cpu_us'])} = **{fmt(c['total_cpu_us'])}**"
+                           f"<br>{fmt(c['rps'], 0)}/s")
+        md.append(f"| {NAMES[p]} | " + " | ".join(row) + " |")
+    md.append("")
 
     md += ["## Targets", "", "| target | " + " | ".join(label(c) for c in closed + rated) + " | verdict |",
            "|---|" + "---|" * (len(closed) + len(rated) + 1)]
