@@ -18,7 +18,8 @@
 # gateway-bench charges the proxy (--server_pid) and the backend
 # (--backend_pid) separately over its measured window (utime+stime from
 # /proc/PID/stat); `ss` counts the backend's established connections from
-# the proxy, sampled through the run. The report (bench/upstream_report.py)
+# the proxy, sampled through the run (all of them, and the busy ones, which
+# leaves out a health check's connection). The report (bench/upstream_report.py)
 # states the upstream issue's targets against the numbers.
 #
 # Environment (defaults in brackets):
@@ -214,10 +215,16 @@ stop_servers() {
 }
 
 # sample_upstreams OUT: every 0.2 s, the backend's established connections
-# opened by the proxy (or, direct, by the clients), one number a line.
+# opened by the proxy (or, direct, by the clients), as "ALL BUSY" lines. BUSY
+# counts those that have sent BUSY_SEGS data segments or more: the ones
+# carrying the traffic, not a health check's connection (a probe a second).
+BUSY_SEGS=50
 sample_upstreams() {
   while :; do
-    ss -Htn state established "( dport = :$BACKEND_PORT )" 2>/dev/null | wc -l >>"$1"
+    ss -Htni state established "( dport = :$BACKEND_PORT )" 2>/dev/null |
+      awk -v min="$BUSY_SEGS" 'match($0, /data_segs_out:[0-9]+/) {
+          all++; if (substr($0, RSTART + 14, RLENGTH - 14) + 0 >= min) busy++ }
+        END { print all + 0, busy + 0 }' >>"$1"
     sleep 0.2
   done
 }
@@ -258,7 +265,8 @@ run_cell() {
   [[ -z $PROXY_PID ]] || kill -0 "$PROXY_PID" 2>/dev/null || alive=false
   json=$(json_set "$json" proxy="$proxy" cell_conns:="$conns" cell_pipeline:="$pipeline" cell_rate:="${rate:-0}" \
     repeat:="$rep" servers_alive:="$alive" \
-    upstream_conns_samples:="[$(paste -sd, "$samples")]")
+    upstream_conns_samples:="[$(awk '{ print $1 }' "$samples" | paste -sd,)]" \
+    upstream_busy_samples:="[$(awk '{ print $2 }' "$samples" | paste -sd,)]")
   stop_servers
   printf '%s\n' "$json" >>"$CELLS"
   log "  $tag: $(summary "$json")"
@@ -268,9 +276,9 @@ summary() {  # one line for the terminal, from a cell's JSON
   "$PY" -c '
 import json, sys
 j = json.loads(sys.argv[1])
-s = j.get("upstream_conns_samples") or [0]
+s = j.get("upstream_busy_samples") or [0]
 f = lambda k: "-" if j.get(k) is None else "%.2f" % j[k]
-print("%9s req/s  p50 %7s us  p99 %8s us  proxy %s us/req  backend %s us/req  upstream conns %d  %s" % (
+print("%9s req/s  p50 %7s us  p99 %8s us  proxy %s us/req  backend %s us/req  upstream conns %d busy  %s" % (
     "%.0f" % j.get("rps", 0), (j.get("latency_us") or {}).get("p50", "-"), (j.get("latency_us") or {}).get("p99", "-"),
     f("server_cpu_us_per_req") if j.get("proxy") != "direct" else "-",
     f("backend_cpu_us_per_req") if j.get("proxy") != "direct" else f("server_cpu_us_per_req"),
