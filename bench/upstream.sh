@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The proxy benchmark in one command: the gateway in upstream mode side by
 # side with HAProxy and nginx in front of the same backend, and with no proxy.
-#   bench/upstream.sh                 -> bench/results/upstream.md, upstream.json (about 3 minutes)
-#   UP_REPEATS=3 bench/upstream.sh    medians of 3 runs per cell (better on a shared machine)
+#   bench/upstream.sh                 -> bench/results/upstream.md, upstream.json (about 6 minutes)
+#   UP_REPEATS=1 bench/upstream.sh    one run per cell (about 2 minutes)
 #
 # Installs what it needs (deploy/setup.sh --bench: haproxy, nginx with
 # libnginx-mod-stream, ...), builds the gateway and gateway-bench (Release),
@@ -27,7 +27,7 @@
 #   UP_CONNS ["100 1000"]  UP_PIPELINES ["1 16"]  UP_SIZE [64]
 #   UP_RATE [50000]  UP_RATE_CONNS [1000]        the fixed-rate cell (0 = skip)
 #   UP_DURATION [3]  UP_WARMUP [1]               seconds per cell
-#   UP_REPEATS [1]                               runs per cell (the report takes medians)
+#   UP_REPEATS [3]                               runs per cell (the report takes medians)
 #   UP_REACTORS [1]  UP_UPSTREAM_CONNECTIONS [1] the gateway proxy's --reactors, --upstream_connections
 #   UP_OUT [bench/results]  UP_BUILD_DIR [build]
 #   UP_PROXY_GW [UP_BUILD_DIR/gateway/gateway]  the binary run as the upstream-mode proxy
@@ -45,7 +45,7 @@ RATE=${UP_RATE:-50000}
 RATE_CONNS=${UP_RATE_CONNS:-1000}
 DURATION=${UP_DURATION:-3}
 WARMUP=${UP_WARMUP:-1}
-REPEATS=${UP_REPEATS:-1}
+REPEATS=${UP_REPEATS:-3}
 REACTORS=${UP_REACTORS:-1}
 UPSTREAM_CONNECTIONS=${UP_UPSTREAM_CONNECTIONS:-1}
 OUT=${UP_OUT:-$ROOT/bench/results}
@@ -216,13 +216,16 @@ stop_servers() {
 
 # sample_upstreams OUT: every 0.2 s, the backend's established connections
 # opened by the proxy (or, direct, by the clients), as "ALL BUSY" lines. BUSY
-# counts those that have sent BUSY_SEGS data segments or more: the ones
-# carrying the traffic, not a health check's connection (a probe a second).
-BUSY_SEGS=50
+# counts those that have sent more data segments than 2 a second since the
+# sampling started (+5): the ones carrying the traffic (each client sends 10
+# or more requests a second in every cell), not a health check's connection
+# (one probe a second by default).
 sample_upstreams() {
+  local start=$EPOCHREALTIME
   while :; do
     ss -Htni state established "( dport = :$BACKEND_PORT )" 2>/dev/null |
-      awk -v min="$BUSY_SEGS" 'match($0, /data_segs_out:[0-9]+/) {
+      awk -v min="$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { print int(2 * (b - a)) + 5 }')" \
+        'match($0, /data_segs_out:[0-9]+/) {
           all++; if (substr($0, RSTART + 14, RLENGTH - 14) + 0 >= min) busy++ }
         END { print all + 0, busy + 0 }' >>"$1"
     sleep 0.2
