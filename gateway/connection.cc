@@ -139,7 +139,7 @@ void Connection::MarkUpstreamReply(uint64_t seq, absl::string_view frame, bool e
   slot.ready = true;
 }
 
-IoResult Connection::FlushUpstreamSlots() {
+void Connection::FlushUpstreamSlots() {
   std::deque<ClientLink::Slot>& slots = link_->slots;
   while (!slots.empty() && link_->head_seq < link_->close_at_seq && slots.front().ready) {
     // The answered run at the front leaves in one send.
@@ -150,7 +150,7 @@ IoResult Connection::FlushUpstreamSlots() {
     for (size_t i = 1; i < run; ++i) batch += slots[i].response;
     slots.erase(slots.begin(), slots.begin() + static_cast<ptrdiff_t>(run));
     link_->head_seq += run;
-    if (SendResponses(batch.data(), batch.size(), run, read_ns) == IoResult::kClosed) return IoResult::kClosed;
+    QueueOutput(batch.data(), batch.size(), run, read_ns);
   }
   if (link_->head_seq >= link_->close_at_seq && !slots.empty()) {
     // --upstream_error=close: what came before the failed request is out;
@@ -158,7 +158,6 @@ IoResult Connection::FlushUpstreamSlots() {
     slots.clear();
     StopReading(CloseReason::kUpstreamError);
   }
-  return IoResult::kKeepOpen;
 }
 
 void Connection::OnUpstreamReply(uint64_t seq, absl::string_view frame, bool error) {
@@ -168,15 +167,18 @@ void Connection::OnUpstreamReply(uint64_t seq, absl::string_view frame, bool err
   std::deque<ClientLink::Slot>& slots = link_->slots;
   if (!error && seq == link_->head_seq && seq < link_->close_at_seq && (slots.size() == 1 || !slots[1].ready)) {
     // The common case: the answer to the oldest request, nothing answered
-    // behind it. Sent from the upstream read buffer, never copied.
+    // behind it: straight from the upstream read buffer to our output.
     const int64_t read_ns = slots.front().read_ns;
     slots.pop_front();
     ++link_->head_seq;
-    if (SendResponses(frame.data(), frame.size(), 1, read_ns) == IoResult::kClosed) return;
+    QueueOutput(frame.data(), frame.size(), 1, read_ns);
   } else {
     MarkUpstreamReply(seq, frame, error);
-    if (FlushUpstreamSlots() == IoResult::kClosed) return;
+    FlushUpstreamSlots();
   }
+  // The answers of this turn leave together, in one send, once the events
+  // are dispatched (the reactor services us again).
+  if (!out_.empty()) ctx_->host->ServiceLater(this);
   if (!open() && OwesNothing()) {
     FinishClosing();
     return;
@@ -284,7 +286,10 @@ IoResult Connection::AnswerInput() {
       SendResponses(in_.data(), answered.response_bytes, answered.frames) == IoResult::kClosed) {
     return IoResult::kClosed;
   }
-  if (link_ != nullptr && FlushUpstreamSlots() == IoResult::kClosed) return IoResult::kClosed;
+  if (link_ != nullptr) {
+    FlushUpstreamSlots();  // answers given at once (no backend)
+    if (!out_.empty()) ctx_->host->ServiceLater(this);
+  }
   in_.Consume(answered.consumed);
   in_.ReleaseIfEmpty(ctx_->pool);
   return IoResult::kKeepOpen;
@@ -298,7 +303,10 @@ IoResult Connection::AnswerScratch(size_t len) {
       SendResponses(data, answered.response_bytes, answered.frames) == IoResult::kClosed) {
     return IoResult::kClosed;
   }
-  if (link_ != nullptr && FlushUpstreamSlots() == IoResult::kClosed) return IoResult::kClosed;
+  if (link_ != nullptr) {
+    FlushUpstreamSlots();  // answers given at once (no backend)
+    if (!out_.empty()) ctx_->host->ServiceLater(this);
+  }
   const size_t consumed = answered.consumed;
   if (answered.bad_header) {
     ctx_->stats->protocol_errors.Add();
@@ -378,7 +386,13 @@ IoResult Connection::SendResponses(const char* data, size_t len, uint64_t frames
 void Connection::QueueOutput(const char* data, size_t len, uint64_t frames, int64_t read_ns) {
   if (out_.empty()) out_started_at_ = bytes_out_;
   out_.Append(data, len, ctx_->pool);
-  pending_.push_back(PendingBatch{bytes_out_ + out_.size(), frames, read_ns});
+  if (!pending_.empty() && pending_.back().read_ns == read_ns) {
+    // Answers to requests read together (upstream mode queues them one by one).
+    pending_.back().end = bytes_out_ + out_.size();
+    pending_.back().frames += frames;
+  } else {
+    pending_.push_back(PendingBatch{bytes_out_ + out_.size(), frames, read_ns});
+  }
   if (out_.size() >= ctx_->options->high_water) paused_ = true;
 }
 

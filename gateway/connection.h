@@ -134,8 +134,9 @@ class Connection final : public PollHandler {
   IoResult SendResponses(const char* data, size_t len, uint64_t frames, int64_t read_ns = 0);
   // Upstream mode: hands a request frame to the pool, in a new slot.
   void Forward(absl::string_view frame);
-  // Upstream mode: sends the answered slots at the front, in order.
-  IoResult FlushUpstreamSlots();
+  // Upstream mode: queues the answered slots at the front, in order, as
+  // output (sent when the reactor services us).
+  void FlushUpstreamSlots();
   // Upstream mode: reading waits (too many requests unanswered, or every
   // backend's queue full).
   bool UpstreamBlocked();
