@@ -51,6 +51,8 @@ PY=/usr/bin/python3  # Debian's (a pyenv python3 may be first on PATH)
 
 log() { echo "[abuse $(date +%T)] $*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 # JSON is written and read by Python's json module, never by echo or grep.
 # json_obj KEY=STRING KEY:=JSON ...: one compact JSON object on stdout
@@ -117,51 +119,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-wait_port() {  # port pid
-  local i
-  for i in $(seq 100); do
-    kill -0 "$2" 2>/dev/null || return 1
-    port_busy "$1" && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # start_gateway BINARY: sets GW_PID, PORT, CONTROL_PORT.
 start_gateway() {
-  local p
-  while :; do
-    for p in $NEXT_PORT $((NEXT_PORT + 1)) $((NEXT_PORT + 2)); do
-      if port_busy "$p"; then
-        NEXT_PORT=$((NEXT_PORT + 3))
-        continue 2
-      fi
-    done
-    break
-  done
-  PORT=$NEXT_PORT METRICS_PORT=$((NEXT_PORT + 1)) CONTROL_PORT=$((NEXT_PORT + 2))
-  NEXT_PORT=$((NEXT_PORT + 3))
+  take_ports 3
+  PORT=${PORTS[0]} METRICS_PORT=${PORTS[1]} CONTROL_PORT=${PORTS[2]}
   GW_CMD=("$1" --listen=127.0.0.1:$PORT --metrics_listen=127.0.0.1:$METRICS_PORT
     --control_listen=127.0.0.1:$CONTROL_PORT --drain_timeout=1s)
   "${GW_CMD[@]}" >>"$LOGS/gateway.log" 2>&1 &
   GW_PID=$!
   wait_port "$PORT" "$GW_PID" && wait_port "$CONTROL_PORT" "$GW_PID" || die "gateway did not start (see $LOGS/gateway.log)"
-}
-
-stop() {  # pid signal: signal, wait up to 10 s, then KILL
-  [[ -n $1 ]] || return 0
-  kill "-$2" "$1" 2>/dev/null || true
-  local i
-  for i in $(seq 100); do
-    kill -0 "$1" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
 }
 
 # run_case NAME BINARY CASE REP: one run, one line in raw.jsonl.
@@ -213,14 +181,14 @@ run_case() {
   bystander=$(grep '^{"bench":' "$LOGS/bystander-$tag.out" | tail -n1 || true)
   bystander=$(json_or "$bystander" "$no_result")
   if [[ -n $PROBE_PID ]]; then
-    stop "$PROBE_PID" INT
+    stop_pid "$PROBE_PID" INT
     PROBE_PID=""
     probe=$(grep '^{"abuse":' "$LOGS/probe-$tag.out" | tail -n1 || true)
     probe=$(json_or "$probe" "$no_result")
   fi
-  stop "$IDLE_PID" INT
+  stop_pid "$IDLE_PID" INT
   IDLE_PID=""
-  stop "$GW_PID" TERM
+  stop_pid "$GW_PID" TERM
   GW_PID=""
   json_obj env="$ABUSE_ENV" build="$name" binary="$bin" case="$case" rep:="$rep" load1_at_start:="$load1" \
     rss_start_kb:="$rss_start" rss_peak_kb:="$rss_peak" rss_end_kb:="$rss_end" gateway_cmd="${GW_CMD[*]}" \

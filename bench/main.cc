@@ -50,6 +50,11 @@ ABSL_FLAG(int, idle, 0,
           "established, then hold them for --duration");
 ABSL_FLAG(int, server_pid, 0,
           "Server process to charge: its CPU time over the measured window (and, idle mode, its RSS growth)");
+ABSL_FLAG(int, backend_pid, 0,
+          "With --server_pid naming a proxy: its backend process, charged separately over the same window");
+ABSL_FLAG(bool, accept_error_frames, false,
+          "Accept the empty frame 00000 (an upstream-mode gateway's error response) in place of a response: "
+          "counted as an error frame, not a mismatch, and the connection goes on");
 ABSL_FLAG(int, connect_batch, 256, "Connections being opened and proven at once, over all threads");
 ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(60), "Time allowed to open and prove all connections");
 ABSL_FLAG(std::string, label, "", "Free text copied into the JSON line (e.g. the server's name)");
@@ -172,6 +177,8 @@ int main(int argc, char** argv) {
   r.threads = absl::GetFlag(FLAGS_threads);
   r.rate = absl::GetFlag(FLAGS_rate);
   r.server_pid = absl::GetFlag(FLAGS_server_pid);
+  r.backend_pid = absl::GetFlag(FLAGS_backend_pid);
+  r.accept_error_frames = absl::GetFlag(FLAGS_accept_error_frames);
   const int idle = absl::GetFlag(FLAGS_idle);
   r.mode = idle > 0 ? Mode::kIdle : r.rate > 0 ? Mode::kOpenLoop : Mode::kClosedLoop;
   r.conns = idle > 0 ? idle : absl::GetFlag(FLAGS_conns);
@@ -191,6 +198,7 @@ int main(int argc, char** argv) {
   if (idle < 0) Usage("--idle must be >= 0");
   if (connect_batch < 1) Usage("--connect_batch must be >= 1");
   if (r.server_pid < 0) Usage("--server_pid must be a process id");
+  if (r.backend_pid < 0) Usage("--backend_pid must be a process id");
   if (r.conns + 64 > FdLimit()) {
     Usage(absl::StrCat("--conns ", r.conns, " exceeds the file descriptor limit (", FdLimit(), ")"));
   }
@@ -200,6 +208,7 @@ int main(int argc, char** argv) {
   bench::WorkerOptions base = ResolveOrDie(r.host, r.port);
   base.mode = r.mode;
   base.pipeline = r.pipeline;
+  base.accept_error_frames = r.accept_error_frames;
   base.connect_in_flight = std::max(1, connect_batch / r.threads);
   base.stop = &g_stop;
   std::vector<std::unique_ptr<bench::Worker>> workers;
@@ -273,14 +282,17 @@ int main(int argc, char** argv) {
   WaitUntil(clock.measure_ns, "warmup", progress);
   const double client_cpu0 = bench::SelfCpuSeconds();
   absl::StatusOr<double> server_cpu0 = r.server_pid > 0 ? bench::ProcessCpuSeconds(r.server_pid) : 0.0;
+  absl::StatusOr<double> backend_cpu0 = r.backend_pid > 0 ? bench::ProcessCpuSeconds(r.backend_pid) : 0.0;
   const int64_t window_start = bench::NowNs();
   WaitUntil(clock.end_ns, r.mode == Mode::kIdle ? "idle" : "measure", progress);
   const int64_t window_end = bench::NowNs();
   absl::StatusOr<double> server_cpu1 = r.server_pid > 0 ? bench::ProcessCpuSeconds(r.server_pid) : 0.0;
+  absl::StatusOr<double> backend_cpu1 = r.backend_pid > 0 ? bench::ProcessCpuSeconds(r.backend_pid) : 0.0;
   r.client_cpu_s = bench::SelfCpuSeconds() - client_cpu0;
   r.window_s = static_cast<double>(window_end - window_start) / 1e9;
   r.interrupted = g_stop.load();
   if (r.server_pid > 0 && server_cpu0.ok() && server_cpu1.ok()) r.server_cpu_s = *server_cpu1 - *server_cpu0;
+  if (r.backend_pid > 0 && backend_cpu0.ok() && backend_cpu1.ok()) r.backend_cpu_s = *backend_cpu1 - *backend_cpu0;
   for (auto& t : threads) t.join();
   progress.Finish();
 
@@ -290,6 +302,7 @@ int main(int argc, char** argv) {
     r.unfinished += w->unfinished();
     r.latency.Merge(w->histogram());
     for (int k = 0; k < bench::kNumErrorKinds; ++k) r.errors[k] += c.errors[k].load(std::memory_order_relaxed);
+    r.error_frames += c.error_frames.load(std::memory_order_relaxed);
   }
   if (r.server_pid > 0 && r.server_cpu_s < 0 && r.mode != Mode::kIdle) {
     std::fprintf(stderr, "gateway-bench: could not read /proc/%d/stat\n", r.server_pid);

@@ -74,6 +74,7 @@ std::string FormatSummary(const RunResult& r) {
     if (r.errors[k]) absl::StrAppendFormat(&s, "%s %d  ", ErrorKindName(k), r.errors[k]);
   }
   s += "\n";
+  if (r.accept_error_frames) absl::StrAppendFormat(&s, "  error frames %d (00000, accepted)\n", r.error_frames);
   const double window = r.mode == Mode::kIdle ? 0 : r.window_s;
   if (window > 0) {
     absl::StrAppendFormat(&s, "  client     %.2f s CPU (%.0f%% of a core)\n", r.client_cpu_s,
@@ -83,6 +84,12 @@ std::string FormatSummary(const RunResult& r) {
     absl::StrAppendFormat(&s, "  server     pid %d: %.2f s CPU (%.0f%% of a core)", r.server_pid, r.server_cpu_s,
                           100 * r.server_cpu_s / window);
     if (r.requests) absl::StrAppendFormat(&s, ", %.2f us CPU per request", 1e6 * r.server_cpu_s / r.requests);
+    s += "\n";
+  }
+  if (r.backend_pid > 0 && r.backend_cpu_s >= 0 && window > 0) {
+    absl::StrAppendFormat(&s, "  backend    pid %d: %.2f s CPU (%.0f%% of a core)", r.backend_pid, r.backend_cpu_s,
+                          100 * r.backend_cpu_s / window);
+    if (r.requests) absl::StrAppendFormat(&s, ", %.2f us CPU per request", 1e6 * r.backend_cpu_s / r.requests);
     s += "\n";
   }
   if (r.mode == Mode::kIdle && r.rss_before >= 0 && r.rss_after >= 0) {
@@ -110,6 +117,8 @@ std::string FormatJson(const RunResult& r) {
   absl::StrAppendFormat(&j, "\"errors\":{\"total\":%d", r.total_errors());
   for (int k = 0; k < kNumErrorKinds; ++k) absl::StrAppendFormat(&j, ",\"%s\":%d", ErrorKindName(k), r.errors[k]);
   j += "},";
+  absl::StrAppendFormat(&j, "\"accept_error_frames\":%s,\"error_frames\":%d,", r.accept_error_frames ? "true" : "false",
+                        r.error_frames);
   const bool timed = r.mode != Mode::kIdle && r.window_s > 0;
   absl::StrAppendFormat(&j, "\"client_cpu_s\":%.3f,\"client_cpu_util\":%.3f,", r.client_cpu_s,
                         timed ? r.client_cpu_s / r.window_s : 0.0);
@@ -126,6 +135,20 @@ std::string FormatJson(const RunResult& r) {
                           "\"server_pid\":%d,\"server_cpu_s\":null,\"server_cpu_util\":null,"
                           "\"server_cpu_us_per_req\":null,",
                           r.server_pid);
+  }
+  if (r.backend_pid > 0) {
+    if (r.backend_cpu_s >= 0 && timed) {
+      absl::StrAppendFormat(&j, "\"backend_pid\":%d,\"backend_cpu_s\":%.3f,\"backend_cpu_util\":%.3f,", r.backend_pid,
+                            r.backend_cpu_s, r.backend_cpu_s / r.window_s);
+      if (r.requests) {
+        absl::StrAppendFormat(&j, "\"backend_cpu_us_per_req\":%.4f,", 1e6 * r.backend_cpu_s / r.requests);
+      } else {
+        j += "\"backend_cpu_us_per_req\":null,";
+      }
+    } else {
+      absl::StrAppendFormat(&j, "\"backend_pid\":%d,\"backend_cpu_s\":null,\"backend_cpu_us_per_req\":null,",
+                            r.backend_pid);
+    }
   }
   if (r.rss_before >= 0 && r.rss_after >= 0) {
     absl::StrAppendFormat(&j, "\"rss_before\":%d,\"rss_after\":%d,\"rss_per_conn\":%.1f,", r.rss_before, r.rss_after,

@@ -36,6 +36,13 @@ struct RunResult {
   int server_pid = 0;
   double server_cpu_s = -1;
   int64_t rss_before = -1, rss_after = -1;  // idle mode, bytes
+  // Behind a proxy (--backend_pid): the backend's CPU time over the same window.
+  int backend_pid = 0;
+  double backend_cpu_s = -1;
+  // --accept_error_frames: "00000" responses taken in place of real ones
+  // (not errors; reported beside them).
+  bool accept_error_frames = false;
+  uint64_t error_frames = 0;
 
   uint64_t total_errors() const;
   double rps() const { return window_s > 0 ? static_cast<double>(requests) / window_s : 0; }

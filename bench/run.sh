@@ -54,6 +54,8 @@ PY=/usr/bin/python3  # Debian's, for nbnet.py and the report (a pyenv python3 ma
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "bench: $*"; exit 1; }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 # --- 1. Install, build -------------------------------------------------------
 install_packages() { deploy/setup.sh --bench; }
@@ -85,12 +87,7 @@ RAW=$OUT/raw.jsonl
 rm -f "$OUT"/*.png
 
 # --- 2. Machine probes ---------------------------------------------------------
-SRV_PIN=() CLI_PIN=()
-if (($(nproc) >= 2)); then
-  SRV_PIN=(taskset -c 0) CLI_PIN=(taskset -c 1)
-else
-  log "warning: fewer than 2 CPUs, nothing is pinned"
-fi
+pin_cores
 NOTES=()
 # Cells whose offered bytes in flight exceed the kernel's TCP memory pressure
 # threshold measure the kernel, not the server (and starve every other socket).
@@ -106,32 +103,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_port() {  # port pid
-  local i
-  for i in $(seq 100); do
-    kill -0 "$2" 2>/dev/null || return 1
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  return 1
-}
-
 # start_server NAME [extra gateway flags...]: sets SERVER_PID, PORT, METRICS_PORT, CONTROL_PORT.
 start_server() {
-  local name=$1 p
+  local name=$1
   shift
-  # Skip ports something else already listens on.
-  while :; do
-    for p in $NEXT_PORT $((NEXT_PORT + 1)) $((NEXT_PORT + 2)); do
-      if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-        NEXT_PORT=$((NEXT_PORT + 3))
-        continue 2
-      fi
-    done
-    break
-  done
-  PORT=$NEXT_PORT METRICS_PORT=$((NEXT_PORT + 1)) CONTROL_PORT=$((NEXT_PORT + 2))
-  NEXT_PORT=$((NEXT_PORT + 3))
+  take_ports 3  # skipping ports something else already listens on
+  PORT=${PORTS[0]} METRICS_PORT=${PORTS[1]} CONTROL_PORT=${PORTS[2]}
   local cmd gw_flags=(--reactors=1 --drain_timeout=1s)
   # The gateway as shipped: metrics and control plane on (loopback, own ports).
   gw_flags+=(--metrics_listen=127.0.0.1:$METRICS_PORT --control_listen=127.0.0.1:$CONTROL_PORT)
@@ -166,39 +143,7 @@ stop_server() {
 # connections take minutes instead of seconds.
 connect_batch() { if [[ $1 == nbnet.py ]]; then echo 8; else echo 256; fi; }
 
-# JSON is written and read by Python's json module, never by echo or grep.
-# json_obj KEY=STRING KEY:=JSON ...: one compact JSON object on stdout
-# (KEY:=JSON for numbers, booleans and lists, as in httpie).
-# json_set OBJECT KEY=STRING KEY:=JSON ...: OBJECT with those keys set; fails
-# if OBJECT is not a JSON object.
-# jget KEY OBJECT: the value (true/false for booleans; empty if absent).
-JSON_PY='
-import json, sys
-def fields(args):
-    out = {}
-    for a in args:
-        key, _, value = a.partition("=")
-        if key.endswith(":"):
-            out[key[:-1]] = json.loads(value)
-        else:
-            out[key] = value
-    return out
-cmd = sys.argv[1]
-if cmd == "obj":
-    print(json.dumps(fields(sys.argv[2:]), separators=(",", ":")))
-elif cmd == "set":
-    o = json.loads(sys.argv[2])
-    if not isinstance(o, dict):
-        sys.exit(1)
-    o.update(fields(sys.argv[3:]))
-    print(json.dumps(o, separators=(",", ":")))
-elif cmd == "get":
-    v = json.loads(sys.argv[3]).get(sys.argv[2], "")
-    print(json.dumps(v) if isinstance(v, bool) else v)
-'
-json_obj() { "$PY" -c "$JSON_PY" obj "$@"; }
-json_set() { "$PY" -c "$JSON_PY" set "$@"; }
-jget() { "$PY" -c "$JSON_PY" get "$1" "$2"; }
+# json_obj, json_set and jget: bench/lib.sh.
 
 # run_bench LABEL SIZE CONNS PIPELINE [gateway-bench flags...]: one run against
 # the current server, its JSON line appended to raw.jsonl (a stand-in line if

@@ -26,6 +26,12 @@ constexpr int kMaxEvents = 1024;
 constexpr size_t kReadBufSize = 256 * 1024;
 constexpr int kMaxIov = 1024;
 constexpr int64_t kMaxWaitNs = 100'000'000;  // re-check the clock at least this often
+// An upstream-mode gateway answers a request its backend failed with an empty
+// frame; no real response of this protocol is empty.
+constexpr char kErrorFrameHeader[PayloadPattern::kHeaderSize + 1] = "00000";
+// Conn::header_match bits: what the response header read so far can still be.
+constexpr uint8_t kMatchExpected = 1;
+constexpr uint8_t kMatchErrorFrame = 2;
 
 timespec ToTimespec(int64_t ns) {
   ns = std::max<int64_t>(ns, 0);
@@ -43,6 +49,7 @@ struct Worker::Conn {
   uint32_t out_pos = 0;      // bytes of request out_seq already written
   uint32_t recv_pos = 0;     // bytes of response recv_seq already validated
   uint32_t recv_offset = 0;  // payload offset of response recv_seq
+  uint8_t header_match = 0;  // kMatch* bits, while recv_pos < kHeaderSize
   uint64_t out_seq = 0;
   uint64_t queued = 0;
   uint64_t recv_seq = 0;
@@ -192,7 +199,16 @@ bool Worker::Consume(Conn& c, const char* data, size_t n) {
     size_t take;
     if (c.recv_pos < PayloadPattern::kHeaderSize) {
       take = std::min<size_t>(n, PayloadPattern::kHeaderSize - c.recv_pos);
-      if (std::memcmp(data, payload_.header() + c.recv_pos, take) != 0) return false;
+      if (!MatchHeader(c, data, take)) return false;
+      if (c.recv_pos + take == PayloadPattern::kHeaderSize && !(c.header_match & kMatchExpected)) {
+        // A whole error frame in place of response recv_seq: that request is answered.
+        data += take;
+        n -= take;
+        c.recv_pos = 0;
+        c.recv_offset = PayloadPattern::Offset(c.id, ++c.recv_seq);
+        Bump(counters_.error_frames);
+        continue;
+      }
     } else {
       const size_t at = c.recv_pos - PayloadPattern::kHeaderSize;
       take = std::min(n, size - at);
@@ -209,6 +225,17 @@ bool Worker::Consume(Conn& c, const char* data, size_t n) {
     }
   }
   return true;
+}
+
+bool Worker::MatchHeader(Conn& c, const char* data, size_t n) {
+  if (c.recv_pos == 0) {
+    // The proof (request 0) must be a real response.
+    const bool error_ok = options_.accept_error_frames && c.recv_seq > 0;
+    c.header_match = kMatchExpected | (error_ok ? kMatchErrorFrame : 0);
+  }
+  if (std::memcmp(data, payload_.header() + c.recv_pos, n) != 0) c.header_match &= ~kMatchExpected;
+  if (std::memcmp(data, kErrorFrameHeader + c.recv_pos, n) != 0) c.header_match &= ~kMatchErrorFrame;
+  return c.header_match != 0;
 }
 
 void Worker::OnResponse(Conn& c, uint64_t seq, int64_t now) {

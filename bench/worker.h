@@ -31,6 +31,11 @@ struct WorkerOptions {
   int pipeline = 1;            // requests in flight per connection (1..512)
   double rate = 0;             // open loop: requests/s for this worker's connections
   int connect_in_flight = 64;  // connections being opened or proven at once
+  // Accept the empty frame "00000" (an upstream-mode gateway's error
+  // response) in place of a traffic request's response: counted as an error
+  // frame, the connection goes on. Off: it is a mismatch like any wrong byte.
+  // A connection's proof must always be a real response.
+  bool accept_error_frames = false;
   // Set (by a signal handler, say) to end Connect() and Run() early; may be null.
   const std::atomic<bool>* stop = nullptr;
 };
@@ -54,6 +59,7 @@ struct alignas(64) WorkerCounters {
   std::atomic<int> established{0};     // connections proven
   std::atomic<int> lost{0};            // connections closed by an error
   std::atomic<uint64_t> errors[kNumErrorKinds] = {};
+  std::atomic<uint64_t> error_frames{0};  // accepted "00000" responses, whole run
 };
 
 int64_t NowNs();  // CLOCK_MONOTONIC
@@ -94,6 +100,9 @@ class Worker {
   // Validates `n` received bytes; false on any byte that is not the expected one.
   bool Consume(Conn& c, const char* data, size_t n);
   void OnResponse(Conn& c, uint64_t seq, int64_t now);
+  // Matches response header bytes against the expected header and, when
+  // accepted, the error frame's; false when they match neither.
+  bool MatchHeader(Conn& c, const char* data, size_t n);
   // Lets more requests go out (pipeline / schedule permitting) and writes them.
   void Refill(Conn& c, int64_t now);
   void Flush(Conn& c);

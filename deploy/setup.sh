@@ -30,8 +30,11 @@ TEST_PACKAGES=(
   # DNS: compose services find each other by name through aardvark-dns.
   netavark aardvark-dns iptables
 )
-# bench/run.sh: plots, the libevent reference server, scrapes, pinning.
-BENCH_PACKAGES=(gnuplot-nox libevent-dev curl python3 coreutils util-linux)
+# bench/run.sh: plots, the libevent reference server, scrapes, pinning;
+# bench/upstream.sh: the proxies the gateway's upstream mode is measured
+# against (HAProxy in TCP mode, nginx's stream module) and ss (iproute2).
+BENCH_PACKAGES=(gnuplot-nox libevent-dev curl python3 coreutils util-linux iproute2
+  haproxy nginx libnginx-mod-stream)
 
 TEST=0
 want=("${BUILD_PACKAGES[@]}")

@@ -99,8 +99,9 @@ class GatewayBenchTest : public ::testing::Test {
 };
 
 TEST_F(GatewayBenchTest, ClosedLoopValidatesEveryResponseAndReportsJson) {
-  const BenchRun run = RunBench({Port(), "--conns=4", "--pipeline=4", "--size=300", "--duration=1s", "--warmup=200ms",
-                                 "--label=inproc", absl::StrCat("--server_pid=", getpid())});
+  const BenchRun run =
+      RunBench({Port(), "--conns=4", "--pipeline=4", "--size=300", "--duration=1s", "--warmup=200ms", "--label=inproc",
+                absl::StrCat("--server_pid=", getpid()), absl::StrCat("--backend_pid=", getpid())});
   ASSERT_EQ(run.exit_code, 0) << run.output;
   ASSERT_FALSE(run.json.empty()) << run.output;
   EXPECT_EQ(JsonField(run.json, "label"), "\"inproc\"");
@@ -113,7 +114,9 @@ TEST_F(GatewayBenchTest, ClosedLoopValidatesEveryResponseAndReportsJson) {
   EXPECT_GT(JsonNumber(run.json, "rps"), 0);
   EXPECT_GT(JsonNumber(run.json, "p99"), 0);
   EXPECT_GE(JsonNumber(run.json, "max"), JsonNumber(run.json, "p99"));
-  EXPECT_GE(JsonNumber(run.json, "server_cpu_us_per_req"), 0);  // a number, not null
+  EXPECT_GE(JsonNumber(run.json, "server_cpu_us_per_req"), 0);   // a number, not null
+  EXPECT_GE(JsonNumber(run.json, "backend_cpu_us_per_req"), 0);  // charged separately
+  EXPECT_EQ(JsonNumber(run.json, "backend_pid"), getpid());
   // Requests the gateway answered: the 4 proofs, every measured request, plus
   // warmup and in-flight ones.
   uint64_t frames_out = 0;
@@ -182,7 +185,9 @@ TEST(GatewayBenchErrorsTest, NothingListeningIsAConnectError) {
 // A one-connection-at-a-time reverse server that misbehaves on purpose.
 class WrongServer {
  public:
-  enum class Fault { kCorruptByte, kEarlyEof };
+  // kErrorFrame answers with the empty frame 00000, as an upstream-mode
+  // gateway does for a request its backend failed.
+  enum class Fault { kCorruptByte, kEarlyEof, kErrorFrame };
 
   // Misbehaves on its `nth` response (1 = the first).
   WrongServer(Fault fault, int nth) : fault_(fault), nth_(nth) {
@@ -235,7 +240,11 @@ class WrongServer {
         if (++served == nth_) {
           ++faults_;
           if (fault_ == Fault::kEarlyEof) break;
-          frame[5 + static_cast<size_t>(n) / 2] ^= 0x20;  // flip one bit of one byte
+          if (fault_ == Fault::kErrorFrame) {
+            frame = "00000";
+          } else {
+            frame[5 + static_cast<size_t>(n) / 2] ^= 0x20;  // flip one bit of one byte
+          }
         }
         if (send(fd, frame.data(), frame.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(frame.size())) break;
       }
@@ -279,6 +288,41 @@ TEST(GatewayBenchErrorsTest, EarlyEofIsCounted) {
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_EQ(JsonNumber(run.json, "eof") + JsonNumber(run.json, "reset"), 1);
   EXPECT_EQ(JsonField(run.json, "ok"), "false");
+}
+
+TEST(GatewayBenchErrorsTest, ErrorFrameIsAMismatchByDefault) {
+  WrongServer server(WrongServer::Fault::kErrorFrame, 3);
+  const BenchRun run =
+      RunBench({absl::StrCat("--port=", server.port()), "--conns=1", "--size=64", "--duration=300ms", "--warmup=0s"});
+  EXPECT_EQ(server.faults(), 1);
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_EQ(JsonNumber(run.json, "mismatch"), 1);
+  EXPECT_EQ(JsonNumber(run.json, "error_frames"), 0);
+  EXPECT_EQ(JsonField(run.json, "accept_error_frames"), "false");
+}
+
+TEST(GatewayBenchErrorsTest, AcceptedErrorFrameIsCountedApartAndTheConnectionGoesOn) {
+  WrongServer server(WrongServer::Fault::kErrorFrame, 3);
+  const BenchRun run = RunBench({absl::StrCat("--port=", server.port()), "--conns=1", "--size=64", "--pipeline=4",
+                                 "--duration=300ms", "--warmup=0s", "--accept_error_frames"});
+  EXPECT_EQ(server.faults(), 1);
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(JsonNumber(run.json, "error_frames"), 1);
+  EXPECT_EQ(JsonNumber(run.json, "total"), 0);  // errors: no mismatch, the connection stayed up
+  EXPECT_EQ(JsonNumber(run.json, "established"), 1);
+  EXPECT_GT(JsonNumber(run.json, "requests"), 0);  // responses after the error frame were validated
+  EXPECT_EQ(JsonField(run.json, "ok"), "true");
+  EXPECT_NE(run.output.find("error frames 1"), std::string::npos) << run.output;
+}
+
+TEST(GatewayBenchErrorsTest, ErrorFrameAnsweringTheProofFailsTheConnection) {
+  WrongServer server(WrongServer::Fault::kErrorFrame, 1);
+  const BenchRun run =
+      RunBench({absl::StrCat("--port=", server.port()), "--conns=1", "--duration=100ms", "--accept_error_frames"});
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_EQ(JsonNumber(run.json, "mismatch"), 1);
+  EXPECT_EQ(JsonNumber(run.json, "error_frames"), 0);
+  EXPECT_EQ(JsonNumber(run.json, "established"), 0);
 }
 
 }  // namespace
