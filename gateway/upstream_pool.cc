@@ -102,9 +102,12 @@ void UpstreamPool::Update(const BackendUpdate& update) {
   if (update.version != 0 && update.version < backend->version) return;
   backend->version = update.version;
   const bool became_eligible = update.eligible && !backend->eligible;
+  const bool became_ineligible = !update.eligible && backend->eligible;
   backend->resolved = update.resolved;
   backend->weight = update.weight;
   backend->eligible = update.eligible && !backend->removing;
+  // Ejected or drained elsewhere: what waits here for it goes to the others.
+  if (became_ineligible) RedispatchPending(backend);
   if (became_eligible) backend->consecutive_errors = 0;
   if (started_ && backend->eligible) {
     const int64_t now = loop_->now_ns();
@@ -282,11 +285,21 @@ void UpstreamPool::WaitForRoom(const std::shared_ptr<ClientLink>& link) {
 
 void UpstreamPool::ResumeWaiters() {
   if (room_waiters_.empty()) return;
+  // Only those with room now: the others would find it full and wait again,
+  // and the loop would spin.
   std::vector<std::shared_ptr<ClientLink>> waiters;
   waiters.swap(room_waiters_);
   for (auto& link : waiters) {
+    if (link->connection == nullptr) {
+      link->waiting_for_room = false;
+      continue;
+    }
+    if (FullFor(link)) {
+      room_waiters_.push_back(std::move(link));
+      continue;
+    }
     link->waiting_for_room = false;
-    if (link->connection != nullptr) host_->ServiceLater(link->connection);
+    host_->ServiceLater(link->connection);
   }
 }
 
@@ -344,11 +357,17 @@ void UpstreamPool::Failed(PoolBackend* backend, UpstreamError error, absl::strin
               absl::StrCat(backend->consecutive_errors, " errors in a row on reactor ", reactor_index_,
                            ", the last: ", UpstreamErrorName(error), " (", detail, ")"));
   }
-  if (error != UpstreamError::kConnect) return;
-  // No connection of this backend is even trying: what waits for it goes elsewhere.
+  // Ejected, or no connection of this backend even trying: what waits for
+  // it was never written, so it goes elsewhere now rather than time out.
+  bool trying = false;
   for (const auto& connection : backend->connections) {
-    if (connection->phase() != UpstreamConnection::Phase::kIdle) return;
+    if (connection->phase() != UpstreamConnection::Phase::kIdle) trying = true;
   }
+  if (!backend->eligible || !trying) RedispatchPending(backend);
+}
+
+void UpstreamPool::RedispatchPending(PoolBackend* backend) {
+  if (backend->pending.empty()) return;
   std::deque<UpstreamRequest> pending;
   pending.swap(backend->pending);
   backend->shard->pending.Add(-static_cast<int64_t>(pending.size()));

@@ -146,6 +146,8 @@ class UpstreamPool : private PollHandler {
   PoolBackend* Choose(const ClientLink& link, const PoolBackend* exclude);
   UpstreamConnection* ConnectionWithRoom(PoolBackend* backend, const ClientLink& link);
   void CheckDrained(PoolBackend* backend);
+  // Sends elsewhere every request waiting for `backend`'s connections.
+  void RedispatchPending(PoolBackend* backend);
   void ExpireDrainWaiters(PoolBackend* backend, int64_t now_ns);
   void ResumeWaiters();
 
