@@ -3,6 +3,8 @@
 #include "tests/upstream/garbage_backend.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -45,6 +47,7 @@ std::string GarbageName(Garbage garbage) {
     case Garbage::kTruncated: return "truncated";
     case Garbage::kDuplicate: return "duplicate";
     case Garbage::kReset: return "reset";
+    case Garbage::kDribble: return "dribble";
   }
   return "?";
 }
@@ -81,6 +84,8 @@ void GarbageBackend::Run() {
     if (poll(fds.data(), fds.size(), 10) <= 0) continue;
     if (fds[0].revents & POLLIN) {
       for (int fd; (fd = accept4(listener_.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;) {
+        const int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // a dribble is many segments
         conns[fd];
         ++accepted_;
       }
@@ -117,6 +122,12 @@ void GarbageBackend::Run() {
             gone = true;
             break;
           case Garbage::kDuplicate: gone = !SendAll(fd, ReversedFrame(payload) + ReversedFrame(payload)); break;
+          case Garbage::kDribble:
+            for (const char ch : ReversedFrame(payload)) {
+              if (gone) break;
+              gone = !SendAll(fd, std::string(1, ch));
+            }
+            break;
           case Garbage::kReset:
             SendAll(fd, ReversedFrame(payload));
             drop(fd, true);

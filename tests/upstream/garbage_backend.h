@@ -1,7 +1,7 @@
 // A misbehaving backend on 127.0.0.1: a TCP server in a thread of the test
 // that reads request frames and answers them wrongly (a non-digit header, the
 // empty frame, a truncated frame then close, every response twice, or a
-// reset after the first response).
+// reset after the first response), or rightly but one byte per send.
 #pragma once
 
 #include <atomic>
@@ -20,6 +20,7 @@ enum class Garbage {
   kTruncated,   // answers a header announcing 50 bytes, 10 of them, then FIN
   kDuplicate,   // answers the right response twice
   kReset,       // answers the first request right, then resets the connection
+  kDribble,     // answers right, one byte per send (not garbage: a slow writer)
 };
 std::string GarbageName(Garbage garbage);
 

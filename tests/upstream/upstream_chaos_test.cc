@@ -84,7 +84,15 @@ TEST_P(UpstreamChaosTest, ManagementCallsUnderLoadCostNoError) {
   const std::string a = backends_[0]->address();
   const std::string b = backends_[1]->address();
   std::vector<BackendInfo> removed;
+  // Before one backend is drained or removed, the other must take requests
+  // (a re-added one may wait for its probes).
+  auto other_healthy = [&](const std::string& address) {
+    const std::string& other = address == a ? b : a;
+    EXPECT_TRUE(WaitUntil([&] { return StateOf(other) == BackendState::kHealthy; }, Deadline(kPhase)))
+        << DescribeBackends(*gw_);
+  };
   auto drain = [&](const std::string& address) {
+    other_healthy(address);
     absl::StatusOr<BackendInfo> info = gw_->DrainBackend(address, absl::Seconds(10));
     ASSERT_OK(info) << address;
     EXPECT_EQ(info->state, BackendState::kDraining);
@@ -93,6 +101,7 @@ TEST_P(UpstreamChaosTest, ManagementCallsUnderLoadCostNoError) {
   };
   auto undrain = [&](const std::string& address) { ASSERT_OK(gw_->UndrainBackend(address)) << address; };
   auto remove = [&](const std::string& address) {
+    other_healthy(address);
     absl::StatusOr<BackendInfo> info = gw_->RemoveBackend(address, absl::Seconds(10));
     ASSERT_OK(info) << address;
     EXPECT_EQ(info->inflight, 0u);
@@ -172,7 +181,6 @@ TEST_P(GarbageBackendTest, GarbageNextToAGoodBackend) {
   EXPECT_LE(report.errors, static_cast<uint64_t>(garbage->accepted()) * kInFlightBound)
       << Describe(report) << ", garbage connections accepted: " << garbage->accepted();
   EXPECT_EQ(ResponsesOf(garbage->address()), 0u);
-  gw_->Shutdown(absl::Seconds(5));  // before the garbage server goes
 }
 
 INSTANTIATE_TEST_SUITE_P(Kinds, GarbageBackendTest,

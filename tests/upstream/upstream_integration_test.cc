@@ -18,6 +18,7 @@
 #include "tests/support/loopback.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_client.h"
+#include "tests/upstream/garbage_backend.h"
 #include "tests/upstream/upstream_counters.h"
 #include "tests/upstream/upstream_fixture.h"
 
@@ -224,6 +225,22 @@ TEST_P(UpstreamProtocolTest, WeightsSplitRequests) {
   ASSERT_OK_AND_ASSIGN(const BackendInfo heavy, gw_->GetBackend(BackendAddress(0)));
   EXPECT_EQ(heavy.weight, 3u);
   EXPECT_NEAR(static_cast<double>(heavy.requests), 300.0, 3.0) << DescribeBackends(*gw_);
+}
+
+// A backend that writes its responses one byte at a time: the gateway
+// forwards each only once whole, so the client sees exactly the responses.
+TEST_P(UpstreamProtocolTest, ResponsesWrittenByteByByteArriveWhole) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<GarbageBackend> slow, GarbageBackend::Start(Garbage::kDribble));
+  UpstreamOptions upstream;
+  upstream.backends.push_back({slow->address()});
+  upstream.probe_interval = absl::ZeroDuration();
+  StartFront(upstream);
+  TestClient client = Connect();
+  const Batch batch = MakeBatch(9, 20, 200);
+  ASSERT_OK(client.WriteAll(batch.requests));
+  ASSERT_OK_AND_ASSIGN(const std::string got, client.ReadExactly(batch.expected.size()));
+  EXPECT_TRUE(got == batch.expected) << "responses differ";
+  ExpectBooks(*gw_, 20);
 }
 
 // The only backend refuses connections: every frame gets the empty frame
