@@ -25,6 +25,9 @@ namespace gateway::testing {
 inline constexpr int kConnections = 8;
 inline constexpr int kDepth = 16;
 inline constexpr uint64_t kInFlightBound = kConnections * kDepth;  // per fault
+// Requests per second: enough to keep every pipeline busy through a fault,
+// little enough not to starve the machine during the long waits.
+inline constexpr uint64_t kRate = 40000;
 // Generous bounds for one phase of a chaos test (they never decide a pass).
 inline constexpr absl::Duration kPhase = absl::Seconds(30);
 
@@ -69,6 +72,7 @@ class ChaosFixture {
     options.depth = kDepth;
     options.seed = seed;
     options.error_mode = mode;
+    options.max_rate = kRate;
     ASSERT_OK_AND_ASSIGN(load_, CheckingLoad::Start(options));
   }
   // Waits for `more` answers beyond those so far; false (with the load's

@@ -86,6 +86,7 @@ absl::StatusOr<std::unique_ptr<CheckingLoad>> CheckingLoad::Start(const LoadOpti
     c->rng.seed(options.seed * 1000003 + static_cast<uint64_t>(i));
     load->conns_.push_back(std::move(c));
   }
+  load->started_ = absl::Now();
   load->thread_ = std::thread([raw = load.get()] { raw->Run(); });
   return load;
 }
@@ -124,8 +125,13 @@ void CheckingLoad::Violation(Conn& c, std::string what) {
 }
 
 void CheckingLoad::Fill(Conn& c) {
+  const uint64_t allowed = options_.max_rate == 0
+                               ? UINT64_MAX
+                               : static_cast<uint64_t>(absl::ToDoubleSeconds(absl::Now() - started_) *
+                                                       static_cast<double>(options_.max_rate)) +
+                                     static_cast<uint64_t>(options_.connections * options_.depth);
   while (!stopping_.load(std::memory_order_relaxed) && static_cast<int>(c.expected.size()) < options_.depth &&
-         c.seq < options_.max_requests) {
+         c.seq < options_.max_requests && sent_.load(std::memory_order_relaxed) < allowed) {
     std::string payload = absl::StrCat("c", c.index, "-", c.seq++, "-");
     const size_t span = options_.max_payload - options_.min_payload + 1;
     const size_t size = options_.min_payload + c.rng() % span;

@@ -28,7 +28,10 @@ struct LoadOptions {
   size_t min_payload = 24;
   size_t max_payload = 300;
   uint64_t seed = 1;
-  uint64_t max_requests = 200000;  // per connection: bounds a broken run
+  uint64_t max_requests = 5000000;  // per connection: bounds a broken run
+  // Requests per second over all connections (0: as fast as answers come),
+  // so a long wait in a test does not burn a shared machine's cores.
+  uint64_t max_rate = 0;
   // kEmptyFrame: "00000" is an error response and EOF a violation. kClose:
   // "00000" is a violation and EOF with requests outstanding ends that
   // connection (counted in closed/lost).
@@ -83,6 +86,7 @@ class CheckingLoad {
   const LoadOptions options_;
   std::vector<std::unique_ptr<Conn>> conns_;
   std::thread thread_;
+  absl::Time started_;
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> finish_deadline_ns_{0};
   std::atomic<bool> done_{false};
