@@ -14,6 +14,7 @@
 #include "gateway/reactor_stats.h"
 #include "gateway/read_scratch.h"
 #include "gateway/thread_check.h"
+#include "gateway/upstream_pool.h"
 
 namespace gateway {
 namespace {
@@ -22,13 +23,23 @@ namespace {
 // (saving the copy). Half the block, so a partial frame never holds more
 // than twice the bytes it has received, whichever way it is kept.
 constexpr size_t kAdoptThreshold = ReadScratch::kSize / 2;
+// Upstream mode: a client with this many requests unanswered stops reading
+// until answers arrive, so one client cannot queue without bound.
+constexpr uint64_t kMaxClientOutstanding = 1024;
 
 }  // namespace
 
 Connection::Connection(const ConnectionContext* context, int fd, uint64_t id, const SocketAddress& peer)
-    : ctx_(context), fd_(fd), id_(id), peer_(peer), opened_ns_(context->loop->now_ns()), last_active_ns_(opened_ns_) {}
+    : ctx_(context), fd_(fd), id_(id), peer_(peer), opened_ns_(context->loop->now_ns()), last_active_ns_(opened_ns_) {
+  if (ctx_->upstream != nullptr) {
+    link_ = std::make_shared<ClientLink>();
+    link_->connection = this;
+    link_->hash = id;
+  }
+}
 
 Connection::~Connection() {
+  if (link_ != nullptr) link_->connection = nullptr;
   in_.Release(ctx_->pool);
   out_.Release(ctx_->pool);
   ctx_->loop->poller().Close(fd_);
@@ -61,6 +72,7 @@ void Connection::Service() {
   if (writable_ && !out_.empty() && FlushOutput() == IoResult::kClosed) return;
   int budget = ctx_->options->read_budget;
   while (readable_ && !read_eof_ && !paused_ && open()) {
+    if (link_ != nullptr && UpstreamBlocked()) break;
     if (budget-- == 0) {
       // Edge mode will not report these bytes again: come back to them after
       // the other connections of this wakeup had their turn.
@@ -90,10 +102,76 @@ void Connection::Service() {
     // drops its partial frame. Reading again restarts it (see ReadOnce).
     ctx_->timers->FrameDone(this);
   }
-  if (!open() && out_.empty()) {
+  if (!open() && OwesNothing()) {
     FinishClosing();
     return;
   }
+  UpdateState();
+  UpdateInterest();
+}
+
+bool Connection::UpstreamBlocked() {
+  if (link_->outstanding() >= kMaxClientOutstanding) return true;  // OnUpstreamReply resumes us
+  if (ctx_->upstream->FullFor(link_)) {
+    ctx_->upstream->WaitForRoom(link_);
+    return true;
+  }
+  return false;
+}
+
+void Connection::Forward(absl::string_view frame) {
+  const uint64_t seq = link_->next_seq++;
+  const int64_t now = ctx_->loop->now_ns();
+  link_->slots.push_back(ClientLink::Slot{{}, now, false});
+  if (std::optional<UpstreamError> error = ctx_->upstream->Submit(link_, seq, frame, now); error.has_value()) {
+    MarkUpstreamReply(seq, kErrorFrame, /*error=*/true);
+  }
+}
+
+void Connection::MarkUpstreamReply(uint64_t seq, absl::string_view frame, bool error) {
+  if (seq < link_->head_seq || seq >= link_->close_at_seq) return;  // after an error that closes: dropped
+  if (error && ctx_->upstream->options().error_mode == UpstreamErrorMode::kClose) {
+    link_->close_at_seq = seq;
+    return;
+  }
+  ClientLink::Slot& slot = link_->slots[seq - link_->head_seq];
+  slot.response.assign(frame.data(), frame.size());
+  slot.ready = true;
+}
+
+IoResult Connection::FlushUpstreamSlots() {
+  std::deque<ClientLink::Slot>& slots = link_->slots;
+  while (!slots.empty() && link_->head_seq < link_->close_at_seq && slots.front().ready) {
+    // The answered run at the front leaves in one send.
+    size_t run = 1;
+    while (run < slots.size() && link_->head_seq + run < link_->close_at_seq && slots[run].ready) ++run;
+    const int64_t read_ns = slots.front().read_ns;
+    std::string batch = std::move(slots.front().response);
+    for (size_t i = 1; i < run; ++i) batch += slots[i].response;
+    slots.erase(slots.begin(), slots.begin() + static_cast<ptrdiff_t>(run));
+    link_->head_seq += run;
+    if (SendResponses(batch.data(), batch.size(), run, read_ns) == IoResult::kClosed) return IoResult::kClosed;
+  }
+  if (link_->head_seq >= link_->close_at_seq && !slots.empty()) {
+    // --upstream_error=close: what came before the failed request is out;
+    // nothing after it will be.
+    slots.clear();
+    StopReading(CloseReason::kUpstreamError);
+  }
+  return IoResult::kKeepOpen;
+}
+
+void Connection::OnUpstreamReply(uint64_t seq, absl::string_view frame, bool error) {
+  GATEWAY_ASSERT_IN_LOOP(*ctx_->loop);
+  if (phase_ == Phase::kClosed || phase_ == Phase::kLingering) return;
+  const bool was_capped = link_->outstanding() >= kMaxClientOutstanding;
+  MarkUpstreamReply(seq, frame, error);
+  if (FlushUpstreamSlots() == IoResult::kClosed) return;
+  if (!open() && OwesNothing()) {
+    FinishClosing();
+    return;
+  }
+  if (was_capped && link_->outstanding() < kMaxClientOutstanding && open()) ctx_->host->ServiceLater(this);
   UpdateState();
   UpdateInterest();
 }
@@ -192,9 +270,11 @@ IoResult Connection::ReadOnce(bool in_place_only) {
 IoResult Connection::AnswerInput() {
   // in_ starts with a validated header, so there is no bad header to find.
   const Answered answered = AnswerFrames(in_.data(), in_.size());
-  if (answered.frames > 0 && SendResponses(in_.data(), answered.response_bytes, answered.frames) == IoResult::kClosed) {
+  if (answered.response_bytes > 0 &&
+      SendResponses(in_.data(), answered.response_bytes, answered.frames) == IoResult::kClosed) {
     return IoResult::kClosed;
   }
+  if (link_ != nullptr && FlushUpstreamSlots() == IoResult::kClosed) return IoResult::kClosed;
   in_.Consume(answered.consumed);
   in_.ReleaseIfEmpty(ctx_->pool);
   return IoResult::kKeepOpen;
@@ -204,9 +284,11 @@ IoResult Connection::AnswerScratch(size_t len) {
   BufferPool* pool = ctx_->pool;
   char* data = ctx_->scratch->data();
   const Answered answered = AnswerFrames(data, len);
-  if (answered.frames > 0 && SendResponses(data, answered.response_bytes, answered.frames) == IoResult::kClosed) {
+  if (answered.response_bytes > 0 &&
+      SendResponses(data, answered.response_bytes, answered.frames) == IoResult::kClosed) {
     return IoResult::kClosed;
   }
+  if (link_ != nullptr && FlushUpstreamSlots() == IoResult::kClosed) return IoResult::kClosed;
   const size_t consumed = answered.consumed;
   if (answered.bad_header) {
     ctx_->stats->protocol_errors.Add();
@@ -239,11 +321,15 @@ Connection::Answered Connection::AnswerFrames(char* data, size_t len) {
     }
     if (answered.frames == 0) SetState(ConnectionState::kProcess);
     char* frame = data + read_pos;
-    handler.HandleInPlace(absl::Span<char>(frame + kHeaderSize, scan.frame_size - kHeaderSize));
-    // Responses are packed at the front so they leave in one send(); frames
-    // only move when CR/LF bytes were skipped between them.
-    if (write_pos != read_pos) std::memmove(data + write_pos, frame, scan.frame_size);
-    write_pos += scan.frame_size;
+    if (link_ != nullptr) {
+      Forward(absl::string_view(frame, scan.frame_size));
+    } else {
+      handler.HandleInPlace(absl::Span<char>(frame + kHeaderSize, scan.frame_size - kHeaderSize));
+      // Responses are packed at the front so they leave in one send(); frames
+      // only move when CR/LF bytes were skipped between them.
+      if (write_pos != read_pos) std::memmove(data + write_pos, frame, scan.frame_size);
+      write_pos += scan.frame_size;
+    }
     read_pos += scan.frame_size;
     ++answered.frames;
   }
@@ -256,32 +342,33 @@ Connection::Answered Connection::AnswerFrames(char* data, size_t len) {
   return answered;
 }
 
-IoResult Connection::SendResponses(const char* data, size_t len, uint64_t frames) {
+IoResult Connection::SendResponses(const char* data, size_t len, uint64_t frames, int64_t read_ns) {
   SetState(ConnectionState::kWrite);
+  if (read_ns == 0) read_ns = ctx_->loop->now_ns();
   if (!out_.empty() || !writable_) {
-    QueueOutput(data, len, frames);
+    QueueOutput(data, len, frames, read_ns);
     return IoResult::kKeepOpen;
   }
   size_t sent = 0;
   if (WriteToSocket(data, len, &sent) == IoResult::kClosed) return IoResult::kClosed;
   if (sent < len) {
-    QueueOutput(data + sent, len - sent, frames);
+    QueueOutput(data + sent, len - sent, frames, read_ns);
     return IoResult::kKeepOpen;
   }
   frames_out_ += frames;
   ReactorStats& stats = *ctx_->stats;
   stats.frames_out.Add(frames);
   if (ctx_->options->measure_latency) {
-    stats.request_duration.Observe(static_cast<double>(MonotonicNowNs() - ctx_->loop->now_ns()) * 1e-9, frames);
+    stats.request_duration.Observe(static_cast<double>(MonotonicNowNs() - read_ns) * 1e-9, frames);
   }
   SetState(ConnectionState::kRead);
   return IoResult::kKeepOpen;
 }
 
-void Connection::QueueOutput(const char* data, size_t len, uint64_t frames) {
+void Connection::QueueOutput(const char* data, size_t len, uint64_t frames, int64_t read_ns) {
   if (out_.empty()) out_started_at_ = bytes_out_;
   out_.Append(data, len, ctx_->pool);
-  pending_.push_back(PendingBatch{bytes_out_ + out_.size(), frames, ctx_->loop->now_ns()});
+  pending_.push_back(PendingBatch{bytes_out_ + out_.size(), frames, read_ns});
   if (out_.size() >= ctx_->options->high_water) paused_ = true;
 }
 
@@ -395,7 +482,7 @@ void Connection::RequestClose(CloseReason reason, CloseMode mode) {
   StopReading(reason);
   ctx_->timers->FrameDone(this);
   if (phase_ == Phase::kLingering) return;
-  if (out_.empty()) {
+  if (OwesNothing()) {
     FinishClosing();
     return;
   }
@@ -466,6 +553,7 @@ void Connection::Close(CloseReason reason) {
   GATEWAY_ASSERT_IN_LOOP(*ctx_->loop);
   if (phase_ == Phase::kClosed) return;
   phase_ = Phase::kClosed;
+  if (link_ != nullptr) link_->connection = nullptr;  // replies still on their way are dropped
   SetState(ConnectionState::kClosing);
   ctx_->host->Closed(this, reason);
 }
@@ -491,6 +579,8 @@ void Connection::UpdateState() {
     SetState(ConnectionState::kClosing);
   } else if (!out_.empty()) {
     SetState(ConnectionState::kWrite);
+  } else if (link_ != nullptr && link_->outstanding() > 0) {
+    SetState(ConnectionState::kProcess);  // waiting for backends
   } else {
     SetState(ConnectionState::kRead);
   }
@@ -502,7 +592,10 @@ uint32_t Connection::DesiredInterest() const {
     return Poller::kReadable | Poller::kWritable;
   }
   uint32_t interest = 0;
-  if (phase_ == Phase::kLingering || (open() && !read_eof_ && !paused_ && !host_links_.waiting_for_budget)) {
+  const bool upstream_waits =
+      link_ != nullptr && (link_->waiting_for_room || link_->outstanding() >= kMaxClientOutstanding);
+  if (phase_ == Phase::kLingering ||
+      (open() && !read_eof_ && !paused_ && !host_links_.waiting_for_budget && !upstream_waits)) {
     interest |= Poller::kReadable;
   }
   if (!out_.empty()) interest |= Poller::kWritable;
@@ -538,6 +631,7 @@ ConnectionInfo Connection::Snapshot(absl::Time wall_now, int64_t mono_now_ns) co
   info.bytes_out = bytes_out_;
   info.frames_in = frames_in_;
   info.frames_out = frames_out_;
+  info.upstream_inflight = link_ != nullptr ? link_->outstanding() : 0;
   info.opened_at = wall_now - absl::Nanoseconds(mono_now_ns - opened_ns_);
   info.last_active_at = wall_now - absl::Nanoseconds(mono_now_ns - last_active_ns_);
   return info;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "gateway/poller.h"
 #include "gateway/socket_util.h"
 #include "gateway/types.h"
+#include "gateway/upstream_link.h"
 
 namespace gateway {
 
@@ -92,6 +94,10 @@ class Connection final : public PollHandler {
   // loop iteration; nothing else may be called on it afterwards.
   void Close(CloseReason reason);
 
+  // Upstream mode: the response to request `seq` (a whole frame), or the
+  // error response in its place (`error`). Responses leave in request order.
+  void OnUpstreamReply(uint64_t seq, absl::string_view frame, bool error);
+
   // The linger period after our FIN ran out.
   void LingerExpired() { Close(close_reason_); }
 
@@ -123,13 +129,26 @@ class Connection final : public PollHandler {
   // responses at the front.
   Answered AnswerFrames(char* data, size_t len);
   // Sends `len` response bytes holding `frames` frames, queueing what the
-  // socket does not take.
-  IoResult SendResponses(const char* data, size_t len, uint64_t frames);
+  // socket does not take. `read_ns`: when the requests were read (0: this
+  // loop turn).
+  IoResult SendResponses(const char* data, size_t len, uint64_t frames, int64_t read_ns = 0);
+  // Upstream mode: hands a request frame to the pool, in a new slot.
+  void Forward(absl::string_view frame);
+  // Upstream mode: sends the answered slots at the front, in order.
+  IoResult FlushUpstreamSlots();
+  // Upstream mode: reading waits (too many requests unanswered, or every
+  // backend's queue full).
+  bool UpstreamBlocked();
+  // Nothing left to deliver: no queued output, no request unanswered.
+  bool OwesNothing() const { return out_.empty() && (link_ == nullptr || link_->outstanding() == 0); }
   // Writes queued output.
   IoResult FlushOutput();
   // Sends until done or EAGAIN; `*sent` gets the bytes taken.
   IoResult WriteToSocket(const char* data, size_t len, size_t* sent);
-  void QueueOutput(const char* data, size_t len, uint64_t frames);
+  void QueueOutput(const char* data, size_t len, uint64_t frames, int64_t read_ns);
+  // Upstream mode: fills request `seq`'s slot (or, --upstream_error=close,
+  // marks where the client's responses end).
+  void MarkUpstreamReply(uint64_t seq, absl::string_view frame, bool error);
   void CompleteWrites();  // counts frames whose last byte went out
   // Enters kClosing (the first reason given is kept, except that a peer's
   // FIN gives way to a more specific one).
@@ -178,6 +197,7 @@ class Connection final : public PollHandler {
   bool paused_ = false;    // output above the high-water mark
 
   HostLinks host_links_;
+  std::shared_ptr<ClientLink> link_;  // upstream mode only
   ConnectionTimers::Links timer_links_;
 
   uint64_t bytes_in_ = 0;

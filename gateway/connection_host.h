@@ -14,6 +14,7 @@ class ConnectionTimers;
 class EventLoop;
 class FrameHandler;
 class ReadScratch;
+class UpstreamPool;
 struct ReactorOptions;
 struct ReactorStats;
 
@@ -48,6 +49,7 @@ struct ConnectionContext {
   ConnectionEvents* events;
   ConnectionHost* host;
   int reactor_index;
+  UpstreamPool* upstream;  // null unless upstream mode: frames go to backends, not to `handler`
 };
 
 }  // namespace gateway

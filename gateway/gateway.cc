@@ -21,6 +21,7 @@
 #include "gateway/reactor.h"
 #include "gateway/socket_util.h"
 #include "gateway/sync_wait.h"
+#include "gateway/upstream_registry.h"
 
 namespace gateway {
 namespace {
@@ -108,9 +109,29 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options)
                                                           gateway->options_.handler_factory);
     return gateway;
   }
+  const UpstreamOptions& upstream = gateway->options_.upstream;
+  if (upstream.enabled()) {
+    gateway->upstream_ = std::make_unique<UpstreamRegistry>(upstream, gateway->options_.reactors);
+    for (const BackendSpec& spec : upstream.backends) {
+      if (absl::StatusOr<BackendUpdate> added = gateway->upstream_->Add(spec); !added.ok()) {
+        for (int fd : *fds) close(fd);
+        return added.status();
+      }
+    }
+  }
+  Gateway* self = gateway.get();
   for (int i = 0; i < gateway->options_.reactors; ++i) {
     gateway->reactors_.push_back(std::make_unique<Reactor>(i, (*fds)[i], gateway->options_.reactor, &gateway->shared_,
-                                                           gateway->options_.handler_factory->Create()));
+                                                           gateway->options_.handler_factory->Create(), upstream,
+                                                           [self](const std::string& address, std::string reason) {
+                                                             self->OnBackendEjected(address, std::move(reason));
+                                                           }));
+    if (gateway->upstream_ != nullptr) {
+      // Before the reactor's thread starts: no other thread touches its pool yet.
+      for (const BackendUpdate& update : gateway->upstream_->AllUpdates()) {
+        gateway->reactors_.back()->upstream()->Update(update);
+      }
+    }
   }
   return gateway;
 }

@@ -32,6 +32,8 @@ namespace gateway {
 
 class BlockingServer;
 class Reactor;
+class UpstreamRegistry;
+struct BackendUpdate;
 
 // A page of a connection listing, sorted by fd.
 struct ConnectionPage {
@@ -223,13 +225,21 @@ class Gateway {
   void StartSwitch(SwitchTarget target);
   void StartIoModelSwitch(IoModel model);
   void FinishSwitch(absl::Status status);
+  // Upstream mode: applies `update` on every reactor.
+  void BroadcastBackend(const BackendUpdate& update, StatusDone done);
+  // A reactor ejected a backend (on that reactor's thread).
+  void OnBackendEjected(const std::string& address, std::string reason);
+  // DrainBackend's and RemoveBackend's wait: `done(drained)` once no reactor
+  // has work for `address`, or (false) at the deadline.
+  void AwaitDrained(const std::string& address, absl::Duration timeout, absl::AnyInvocable<void(absl::Status) &&> done);
 
   GatewayOptions options_;
   FdBudget fd_budget_;
   int port_ = 0;
   SharedCounters shared_;
   std::vector<std::unique_ptr<Reactor>> reactors_;
-  std::unique_ptr<BlockingServer> blocking_;  // instead of reactors_ for IoModel::kBlocking
+  std::unique_ptr<BlockingServer> blocking_;    // instead of reactors_ for IoModel::kBlocking
+  std::unique_ptr<UpstreamRegistry> upstream_;  // null unless upstream mode
   absl::Time started_at_;
   std::atomic<TriggerMode> mode_{TriggerMode::kEdge};
   std::atomic<uint64_t> switches_{0};

@@ -28,7 +28,8 @@ constexpr int64_t kMaxWaitMs = 60'000;
 }  // namespace
 
 Reactor::Reactor(int index, int listen_fd, const ReactorOptions& options, SharedCounters* shared,
-                 std::unique_ptr<FrameHandler> handler)
+                 std::unique_ptr<FrameHandler> handler, const UpstreamOptions& upstream,
+                 UpstreamPool::EjectCallback on_eject)
     : index_(index),
       options_(options),
       trigger_mode_(options.trigger_mode),
@@ -38,7 +39,12 @@ Reactor::Reactor(int index, int listen_fd, const ReactorOptions& options, Shared
       scratch_(&pool_),
       timers_(options_),
       events_(&stats_),
-      context_{&options_, &stats_, &pool_, &scratch_, &loop_, handler_.get(), &timers_, &events_, this, index},
+      upstream_(upstream.enabled()
+                    ? std::make_unique<UpstreamPool>(upstream, index, &loop_, &stats_,
+                                                     static_cast<ConnectionHost*>(this), std::move(on_eject))
+                    : nullptr),
+      context_{&options_, &stats_,  &pool_, &scratch_, &loop_,         handler_.get(),
+               &timers_,  &events_, this,   index,     upstream_.get()},
       listener_(std::make_unique<Listener>(&loop_, static_cast<ListenerHost*>(this), &stats_, options.accept_budget,
                                            listen_fd)) {}
 
@@ -66,6 +72,11 @@ void Reactor::Run() {
   if (absl::Status status = listener_->Register(); !status.ok()) {
     Die(absl::StrCat("reactor ", index_, ": ", status.message()));
   }
+  if (upstream_ != nullptr) {
+    if (absl::Status status = upstream_->Start(); !status.ok()) {
+      Die(absl::StrCat("reactor ", index_, ": upstream: ", status.message()));
+    }
+  }
   running_ = true;
   while (running_) {
     const int n = loop_.Wait(NextTimeoutMs());
@@ -73,6 +84,9 @@ void Reactor::Run() {
     if (n > 0) stats_.epoll_events.Observe(n);
     loop_.Dispatch();
     RunDeferred();
+    // Every request this turn read goes out now: one write per upstream
+    // connection, however many clients' frames it carries.
+    if (upstream_ != nullptr) upstream_->FlushAll();
     ExpireDeadlines();
     if (!closed_.empty()) {
       closed_.clear();
@@ -84,6 +98,7 @@ void Reactor::Run() {
   loop_.Close();
   closed_.clear();
   listener_.reset();
+  if (upstream_ != nullptr) upstream_->Stop();  // its fds close through the back-end
   loop_.DestroyPoller();
 }
 
@@ -93,6 +108,7 @@ int Reactor::NextTimeoutMs() const {
   if (!budget_waiters_.empty()) deadline = std::min(deadline, loop_.now_ns() + kBudgetPollNs);
   if (accept_resume_ns_ != 0) deadline = std::min(deadline, accept_resume_ns_);
   if (shutting_down_) deadline = std::min(deadline, shutdown_deadline_ns_);
+  if (upstream_ != nullptr) deadline = std::min(deadline, upstream_->NextDeadlineNs());
   if (deadline == INT64_MAX) return -1;
   const int64_t wait_ns = deadline - MonotonicNowNs();
   if (wait_ns <= 0) return 0;
@@ -115,6 +131,7 @@ void Reactor::RunDeferred() {
 void Reactor::ExpireDeadlines() {
   const int64_t now = loop_.now_ns();
   timers_.Expire(now);
+  if (upstream_ != nullptr) upstream_->Expire(now);
   if (accept_resume_ns_ != 0 && accept_resume_ns_ <= now) ResumeAccepting();
   if (!budget_waiters_.empty()) ResumeBudgetWaiters();
   if (shutting_down_ && now >= shutdown_deadline_ns_ && !connections_.empty()) {
@@ -264,6 +281,7 @@ void Reactor::SetTriggerMode(TriggerMode mode) {
   loop_.poller().set_mode(mode);
   RearmListener();
   for (Connection* connection : AllConnections()) connection->OnTriggerModeChanged();
+  if (upstream_ != nullptr) upstream_->OnTriggerModeChanged();
 }
 
 int Reactor::CountFdsOverSelectLimit() const {
@@ -298,6 +316,7 @@ absl::Status Reactor::SetIoModel(IoModel model) {
   for (Connection* connection : AllConnections()) {
     connection->MoveToNewPoller(retired->Release(connection->fd()));
   }
+  if (upstream_ != nullptr) upstream_->MoveToNewPoller(*retired);
   // Connections the retired back-end accepted and nobody admitted yet, in order.
   for (int fd : accepted) {
     SocketAddress peer{};

@@ -27,6 +27,7 @@
 #include "gateway/reactor_stats.h"
 #include "gateway/read_scratch.h"
 #include "gateway/shared_counters.h"
+#include "gateway/upstream_pool.h"
 
 namespace gateway {
 
@@ -39,8 +40,11 @@ namespace gateway {
 // ConnectionHost. Timers and event fan-out are classes of their own.
 class Reactor final : private ConnectionHost, private ListenerHost {
  public:
+  // With `upstream` enabled, frames go to backends through an UpstreamPool
+  // (`on_eject` is its EjectCallback) instead of to `handler`.
   Reactor(int index, int listen_fd, const ReactorOptions& options, SharedCounters* shared,
-          std::unique_ptr<FrameHandler> handler);
+          std::unique_ptr<FrameHandler> handler, const UpstreamOptions& upstream = {},
+          UpstreamPool::EjectCallback on_eject = nullptr);
   ~Reactor() override;
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
@@ -51,6 +55,8 @@ class Reactor final : private ConnectionHost, private ListenerHost {
   bool Post(EventLoop::Task task) { return loop_.Post(std::move(task)); }
 
   int index() const { return index_; }
+  // Loop-thread only, except before Start(); null unless upstream mode.
+  UpstreamPool* upstream() { return upstream_.get(); }
   const ReactorStats& stats() const { return stats_; }
 
   // --- Loop-thread only: the control plane reaches these through Post(). ---
@@ -124,6 +130,7 @@ class Reactor final : private ConnectionHost, private ListenerHost {
   ReadScratch scratch_;
   ConnectionTimers timers_;
   ConnectionEvents events_;
+  std::unique_ptr<UpstreamPool> upstream_;
   const ConnectionContext context_;
   std::unique_ptr<Listener> listener_;
   std::thread thread_;

@@ -65,7 +65,8 @@ class TestClient {
   absl::StatusOr<std::string> ReadExactly(size_t n, absl::Time deadline = Deadline());
   // Reads until EOF and returns everything read. At most `max_bytes`.
   absl::StatusOr<std::string> ReadUntilEof(absl::Time deadline = Deadline(), size_t max_bytes = 64 << 20);
-  // Reads one response frame and returns its payload.
+  // Reads one response frame and returns its payload ("" for upstream
+  // mode's error response, the empty frame 00000).
   absl::StatusOr<std::string> ReadFrame(absl::Time deadline = Deadline());
   // Sends one frame with `payload` and returns the response payload.
   absl::StatusOr<std::string> RoundTrip(absl::string_view payload, absl::Time deadline = Deadline());
