@@ -44,7 +44,9 @@ std::string DescribeBackends(const Gateway& gw) {
     lines.push_back(absl::StrCat(b.address, " ", BackendStateName(b.state), " conns=", b.connections,
                                  " inflight=", b.inflight, " pending=", b.pending, " requests=", b.requests,
                                  " responses=", b.responses, " errors{", absl::StrJoin(errors, ","),
-                                 "} redispatched=", b.redispatched, " last_error=\"", b.last_error, "\""));
+                                 "} redispatched=", b.redispatched, " ejections=", b.ejections, " probes_ok=",
+                                 b.probes_ok, " probes_failed=", b.probes_failed, " last_error=\"", b.last_error,
+                                 "\""));
   }
   return absl::StrJoin(lines, "\n");
 }
