@@ -72,6 +72,31 @@ TEST_P(UpstreamChaosTest, StopOneBackendPastTheTimeoutThenContinueIt) {
   EXPECT_LE(report.errors, kInFlightBound) << Describe(report);
 }
 
+// Both backends killed: every new request gets the empty frame at once (no
+// hang, no reset); one restarted on its port takes traffic again once its
+// probes pass.
+TEST_P(UpstreamChaosTest, KillBothThenRestartOne) {
+  StartBackends(2);
+  StartFront(GetParam(), FastUpstream(BackendAddresses()));
+  StartLoad();
+  ASSERT_TRUE(Flow(2000)) << Describe(load_->Finish(Deadline()));
+  const int port = backends_[0]->port();
+  backends_[0]->Kill();
+  backends_[1]->Kill();
+  // With no backend, answers are errors and keep coming.
+  const uint64_t errors_before = load_->errors();
+  EXPECT_TRUE(
+      WaitUntil([&] { return load_->errors() >= errors_before + 2000 || load_->violations() > 0; }, Deadline(kPhase)))
+      << DescribeBackends(*gw_);
+  absl::StatusOr<std::unique_ptr<BackendProcess>> restarted = BackendProcess::Start(port);
+  ASSERT_OK(restarted);
+  backends_[0] = *std::move(restarted);
+  const uint64_t ok_before = load_->ok();
+  EXPECT_TRUE(WaitUntil([&] { return load_->ok() >= ok_before + 2000 || load_->violations() > 0; }, Deadline(kPhase)))
+      << DescribeBackends(*gw_);
+  FinishAndCheck();
+}
+
 // Drain, undrain, re-weight, remove and re-add, one every few hundred
 // milliseconds while traffic flows, always leaving one backend taking
 // requests: no error at all (a drained or removed backend finishes what it

@@ -41,12 +41,11 @@ std::string DescribeBackends(const Gateway& gw) {
       if (b.errors[e] != 0)
         errors.push_back(absl::StrCat(UpstreamErrorName(static_cast<UpstreamError>(e)), "=", b.errors[e]));
     }
-    lines.push_back(absl::StrCat(b.address, " ", BackendStateName(b.state), " conns=", b.connections,
-                                 " inflight=", b.inflight, " pending=", b.pending, " requests=", b.requests,
-                                 " responses=", b.responses, " errors{", absl::StrJoin(errors, ","),
-                                 "} redispatched=", b.redispatched, " ejections=", b.ejections, " probes_ok=",
-                                 b.probes_ok, " probes_failed=", b.probes_failed, " last_error=\"", b.last_error,
-                                 "\""));
+    lines.push_back(absl::StrCat(
+        b.address, " ", BackendStateName(b.state), " conns=", b.connections, " inflight=", b.inflight,
+        " pending=", b.pending, " requests=", b.requests, " responses=", b.responses, " errors{",
+        absl::StrJoin(errors, ","), "} redispatched=", b.redispatched, " ejections=", b.ejections,
+        " probes_ok=", b.probes_ok, " probes_failed=", b.probes_failed, " last_error=\"", b.last_error, "\""));
   }
   return absl::StrJoin(lines, "\n");
 }
