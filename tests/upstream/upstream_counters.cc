@@ -1,3 +1,5 @@
+// Reads upstream mode's books from ListBackends() and the reactors' unrouted
+// error counters.
 #include "tests/upstream/upstream_counters.h"
 
 #include "absl/strings/str_cat.h"
