@@ -37,7 +37,7 @@ class ChaosFixture {
   static UpstreamOptions FastUpstream(const std::vector<std::string>& addresses) {
     UpstreamOptions upstream;
     for (const std::string& a : addresses) upstream.backends.push_back({a});
-    upstream.timeout = absl::Milliseconds(500);
+    upstream.timeout = absl::Seconds(1);  // healthy backends answer well within it, even under TSan
     upstream.connect_timeout = absl::Milliseconds(300);
     upstream.probe_interval = absl::Milliseconds(100);
     upstream.eject_backoff = absl::Milliseconds(200);

@@ -33,9 +33,12 @@ class UpstreamTest : public GatewayIntegrationTest {
   std::string BackendAddress(int i) const { return absl::StrCat("127.0.0.1:", backends_[i]->port()); }
 
   // Upstream options naming every backend started, probes off (the counters
-  // then hold client requests only, and nothing else talks to a backend).
+  // then hold client requests only, and nothing else talks to a backend),
+  // and a request timeout no slow build reaches (these tests are not about
+  // timeouts: a burst of megabytes takes seconds under TSan).
   UpstreamOptions AllBackends() const {
     UpstreamOptions upstream;
+    upstream.timeout = absl::Seconds(60);
     for (size_t i = 0; i < backends_.size(); ++i) upstream.backends.push_back({BackendAddress(static_cast<int>(i))});
     upstream.probe_interval = absl::ZeroDuration();
     return upstream;
