@@ -21,6 +21,7 @@
 #include "gateway/reactor.h"
 #include "gateway/socket_util.h"
 #include "gateway/sync_wait.h"
+#include "gateway/upstream_prober.h"
 #include "gateway/upstream_registry.h"
 
 namespace gateway {
@@ -118,6 +119,13 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options)
         return added.status();
       }
     }
+    if (upstream.probe_interval > absl::ZeroDuration()) {
+      Gateway* gw = gateway.get();
+      gateway->prober_ = std::make_unique<UpstreamProber>(
+          upstream.probe_interval, std::min(upstream.probe_interval, upstream.timeout), upstream.probe_payload,
+          [gw](const ProbeResult& result) { gw->OnProbeResult(result); });
+      for (const BackendSpec& spec : upstream.backends) gateway->prober_->AddTarget(spec.address);
+    }
   }
   Gateway* self = gateway.get();
   for (int i = 0; i < gateway->options_.reactors; ++i) {
@@ -136,7 +144,10 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options)
   return gateway;
 }
 
-Gateway::~Gateway() { Shutdown(absl::ZeroDuration()); }
+Gateway::~Gateway() {
+  Shutdown(absl::ZeroDuration());
+  prober_.reset();  // joins its thread while the registry it reports to still exists
+}
 
 void Gateway::Start() {
   std::lock_guard<std::mutex> lock(lifecycle_mu_);
@@ -148,6 +159,7 @@ void Gateway::Start() {
   }
   for (auto& reactor : reactors_) reactor->Start();
   running_.store(true, std::memory_order_release);
+  if (prober_ != nullptr) prober_->Start();
 }
 
 void Gateway::Shutdown(absl::Duration drain_timeout) {

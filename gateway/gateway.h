@@ -32,7 +32,9 @@ namespace gateway {
 
 class BlockingServer;
 class Reactor;
+class UpstreamProber;
 class UpstreamRegistry;
+struct ProbeResult;
 struct BackendUpdate;
 
 // A page of a connection listing, sorted by fd.
@@ -227,6 +229,8 @@ class Gateway {
   void FinishSwitch(absl::Status status);
   // Upstream mode: applies `update` on every reactor.
   void BroadcastBackend(const BackendUpdate& update, StatusDone done);
+  // An active probe's result (on the prober's thread).
+  void OnProbeResult(const ProbeResult& result);
   // A reactor ejected a backend (on that reactor's thread).
   void OnBackendEjected(const std::string& address, std::string reason);
   // DrainBackend's and RemoveBackend's wait: `done(drained)` once no reactor
@@ -240,6 +244,7 @@ class Gateway {
   std::vector<std::unique_ptr<Reactor>> reactors_;
   std::unique_ptr<BlockingServer> blocking_;    // instead of reactors_ for IoModel::kBlocking
   std::unique_ptr<UpstreamRegistry> upstream_;  // null unless upstream mode
+  std::unique_ptr<UpstreamProber> prober_;      // null unless upstream mode with probes
   absl::Time started_at_;
   std::atomic<TriggerMode> mode_{TriggerMode::kEdge};
   std::atomic<uint64_t> switches_{0};

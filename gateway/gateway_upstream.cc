@@ -5,6 +5,7 @@
 #include "gateway/gateway.h"
 #include "gateway/reactor.h"
 #include "gateway/sync_wait.h"
+#include "gateway/upstream_prober.h"
 #include "gateway/upstream_registry.h"
 
 namespace gateway {
@@ -18,6 +19,12 @@ absl::Status NotUpstream() {
 
 void Gateway::BroadcastBackend(const BackendUpdate& update, StatusDone done) {
   RunOnAllReactorsNow([update](Reactor& reactor) { reactor.upstream()->Update(update); }, std::move(done));
+}
+
+void Gateway::OnProbeResult(const ProbeResult& result) {
+  if (std::optional<BackendUpdate> update = upstream_->OnProbe(result); update.has_value()) {
+    BroadcastBackend(*update, [](absl::Status) {});
+  }
 }
 
 void Gateway::OnBackendEjected(const std::string& address, std::string reason) {
@@ -65,6 +72,7 @@ void Gateway::AddBackend(BackendSpec spec, Done<BackendInfo> done) {
   }
   absl::StatusOr<BackendUpdate> update = upstream_->Add(spec);
   if (!update.ok()) return std::move(done)(update.status());
+  if (prober_ != nullptr) prober_->AddTarget(spec.address);
   BroadcastBackend(*update, [this, address = spec.address, done = std::move(done)](absl::Status status) mutable {
     if (!status.ok()) return std::move(done)(status);
     std::move(done)(upstream_->Get(address));
@@ -114,6 +122,7 @@ void Gateway::RemoveBackend(std::string address, absl::Duration timeout, Done<Ba
     AwaitDrained(address, timeout, [this, address, done = std::move(done)](absl::Status) mutable {
       RunOnAllReactorsNow([address](Reactor& reactor) { reactor.upstream()->Remove(address); },
                           [this, address, done = std::move(done)](absl::Status status) mutable {
+                            if (prober_ != nullptr) prober_->RemoveTarget(address);
                             std::optional<BackendInfo> last = upstream_->Erase(address);
                             if (!status.ok()) return std::move(done)(status);
                             if (!last.has_value()) {

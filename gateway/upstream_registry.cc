@@ -198,10 +198,12 @@ std::optional<BackendUpdate> UpstreamRegistry::Eject(absl::string_view address, 
   return UpdateOf(*entry);
 }
 
-std::optional<BackendUpdate> UpstreamRegistry::ProbeResult(absl::string_view address, bool ok, absl::string_view error,
-                                                           const std::optional<SocketAddress>& resolved) {
+std::optional<BackendUpdate> UpstreamRegistry::OnProbe(const ProbeResult& result) {
+  const bool ok = result.ok;
+  const std::string& error = result.error;
+  const std::optional<SocketAddress>& resolved = result.resolved;
   std::lock_guard<std::mutex> lock(mu_);
-  Entry* entry = Find(address);
+  Entry* entry = Find(result.address);
   if (entry == nullptr) return std::nullopt;
   const BackendState old_state = StateOf(*entry);
   bool changed = false;
@@ -226,7 +228,7 @@ std::optional<BackendUpdate> UpstreamRegistry::ProbeResult(absl::string_view add
     ++entry->probes_failed;
     ++entry->fail_streak;
     entry->ok_streak = 0;
-    entry->last_error = std::string(error);
+    entry->last_error = error;
     if (!entry->probe_down && entry->fail_streak >= options_.fall) {
       entry->probe_down = true;
       reason = absl::StrCat(entry->fail_streak, " probes failed: ", error);

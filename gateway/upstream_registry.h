@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "gateway/socket_util.h"
 #include "gateway/upstream_pool.h"
+#include "gateway/upstream_probe.h"
 #include "gateway/upstream_types.h"
 
 namespace gateway {
@@ -44,8 +45,7 @@ class UpstreamRegistry {
   // send everywhere, or nothing if it was not taking requests anyway.
   std::optional<BackendUpdate> Eject(absl::string_view address, std::string reason);
   // An active probe's result (`resolved`: where it connected, if it did).
-  std::optional<BackendUpdate> ProbeResult(absl::string_view address, bool ok, absl::string_view error,
-                                           const std::optional<SocketAddress>& resolved);
+  std::optional<BackendUpdate> OnProbe(const ProbeResult& result);
 
   std::vector<BackendUpdate> AllUpdates() const;
   std::vector<BackendInfo> List() const;

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -33,12 +35,14 @@ class UpstreamTest : public ::testing::Test {
   }
 
   // The gateway under test, in front of `addresses`.
-  void StartProxy(const std::vector<std::string>& addresses, UpstreamOptions upstream = {}, int reactors = 2) {
+  // Probes are off unless `probes`: they are tested on their own.
+  void StartProxy(const std::vector<std::string>& addresses, UpstreamOptions upstream = {}, int reactors = 2,
+                  bool probes = false) {
     GatewayOptions options;
     options.reactors = reactors;
     upstream.backends.clear();
     for (const std::string& address : addresses) upstream.backends.push_back(BackendSpec{address, 1});
-    upstream.probe_interval = absl::ZeroDuration();  // probes are tested on their own
+    if (!probes) upstream.probe_interval = absl::ZeroDuration();
     options.upstream = upstream;
     auto proxy = StartTestGateway(options);
     ASSERT_TRUE(proxy.ok()) << proxy.status();
@@ -292,6 +296,53 @@ TEST_F(UpstreamTest, ConnectionReportsItsRequestsInFlight) {
     return info.ok() && info->upstream_inflight == 2 && info->state == ConnectionState::kProcess;
   }));
   EXPECT_TRUE(WaitUntil([&] { return Backend(Address(silent.port())).inflight == 2; }));
+}
+
+class RecordingBackendObserver : public BackendObserver {
+ public:
+  void OnBackendEvent(const BackendEvent& event) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    states_.push_back(event.backend.state);
+  }
+  std::vector<BackendState> states() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return states_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<BackendState> states_;
+};
+
+TEST_F(UpstreamTest, AnEjectedBackendReturnsOnlyAfterAProbeSucceeds) {
+  ASSERT_OK_AND_ASSIGN(LoopbackSocket held, BindLoopback());  // refused until a backend takes the port
+  const int port = held.port();
+  UpstreamOptions upstream;
+  upstream.eject_after = 1;
+  upstream.eject_backoff = absl::Milliseconds(50);
+  upstream.probe_interval = absl::Milliseconds(30);
+  upstream.rise = 1;
+  StartProxy({Address(port)}, upstream, /*reactors=*/2, /*probes=*/true);
+  auto observer = std::make_shared<RecordingBackendObserver>();
+  ASSERT_OK(proxy_->AddBackendObserver(observer));
+  TestClient client = Connect();
+  ASSERT_OK_AND_ASSIGN(std::string refused, client.RoundTrip("nobody"));
+  EXPECT_EQ(refused, "");
+  EXPECT_TRUE(WaitUntil([&] { return Backend(Address(port)).state != BackendState::kHealthy; }));
+  held.Close();
+  GatewayOptions options;
+  options.reactors = 1;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Gateway> backend, StartTestGateway(options, Address(port)));
+  EXPECT_TRUE(WaitUntil([&] { return Backend(Address(port)).state == BackendState::kHealthy; }));
+  EXPECT_GT(Backend(Address(port)).probes_ok, 0u);
+  ASSERT_OK_AND_ASSIGN(std::string served, client.RoundTrip("somebody"));
+  EXPECT_EQ(served, "ydobemos");
+  // The ejection may come before the observer (the first connects at start
+  // are refused); the way back comes after it.
+  const std::vector<BackendState> states = observer->states();
+  ASSERT_FALSE(states.empty());
+  EXPECT_EQ(states.back(), BackendState::kHealthy);
+  proxy_->RemoveBackendObserver(observer.get());
 }
 
 }  // namespace
