@@ -105,7 +105,7 @@ TEST_P(UpstreamProtocolTest, LargestFrameBothWays) {
 // queued output passed the high-water mark is not read.
 constexpr uint64_t kClientOutstandingCap = 1024;
 
-// A client that sends 60 MB of 10 kB frames without reading: the gateway
+// A client that sends 30 MB of 10 kB frames without reading: the gateway
 // stops reading it well before the end, its output for that client stays
 // within high_water plus the capped requests' responses, the memory it holds
 // stays far below what was sent, and once the client reads, every response
@@ -115,7 +115,7 @@ TEST_P(UpstreamProtocolTest, ClientThatDoesNotReadIsBackpressured) {
   StartFront(AllBackends());
   TestClient client = Connect();
   ASSERT_OK_AND_ASSIGN(const ConnectionInfo info, FindConnection(*gw_, client));
-  constexpr int kFrames = 6000;
+  constexpr int kFrames = 3000;
   constexpr size_t kPayload = 10000;
   std::mt19937_64 rng(4);
   std::vector<std::string> payloads;
