@@ -94,7 +94,11 @@ class ChaosFixture {
     const UpstreamTotals t = Totals(*gw_, removed);
     EXPECT_EQ(t.responses, report.ok) << DescribeBackends(*gw_);
     EXPECT_EQ(t.error_responses(), report.errors) << DescribeBackends(*gw_);
-    EXPECT_EQ(t.requests, t.responses + t.backend_errors) << DescribeBackends(*gw_);
+    // Every request written was answered or failed, and no request that was
+    // never written failed (it is re-dispatched instead).
+    EXPECT_EQ(t.requests, t.responses + t.backend_errors)
+        << "requests written vs answered + failed: errors for requests never written?\n"
+        << DescribeBackends(*gw_);
     EXPECT_TRUE(WaitUntil([&] { return gw_->active_connections() == 0; })) << "client connections left open";
     return report;
   }
