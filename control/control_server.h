@@ -23,7 +23,7 @@ struct ControlServerOptions {
   std::string tls_key_file;
   std::string tls_client_ca_file;
   size_t watch_queue_capacity = 4096;  // events buffered per watcher before dropping
-  // WatchConnections streams open at once; more end at once with
+  // Watch streams (WatchConnections and WatchBackends) open at once; more end at once with
   // RESOURCE_EXHAUSTED. 0 = no limit.
   int max_watchers = 32;
   // Estimated bytes buffered per watcher before dropping (see WatchSession);

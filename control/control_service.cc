@@ -1,74 +1,15 @@
 #include "control/control_service.h"
 
-#include <atomic>
-#include <chrono>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <utility>
 
-#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
+#include "control/pending_call.h"
 #include "control/proto_convert.h"
 
 namespace gateway::control {
 namespace {
-
-std::atomic<int64_t> unfinished_calls{0};
-
-// A unary call whose answer comes later, on a reactor thread. Thread-safe:
-// the first of Answer() (the gateway's reply) and OnCancel() (the deadline
-// passed, the client went away or the server is shutting down) finishes the
-// call; the other is ignored. Owned by itself until gRPC is done with it and
-// by the pending answer, so a late answer finds it alive.
-class PendingCall final : public grpc::ServerUnaryReactor {
- public:
-  static std::shared_ptr<PendingCall> Create(grpc::CallbackServerContext* context) {
-    auto call = std::shared_ptr<PendingCall>(new PendingCall(context));
-    call->self_ = call;
-    unfinished_calls.fetch_add(1, std::memory_order_relaxed);
-    return call;
-  }
-
-  // Runs `fill` (which writes the response) and finishes with `status`,
-  // unless the call has already finished.
-  void Answer(const absl::Status& status, absl::FunctionRef<void()> fill) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (finished_) return;
-      finished_ = true;
-      if (status.ok()) fill();
-    }
-    unfinished_calls.fetch_sub(1, std::memory_order_relaxed);
-    Finish(ToGrpcStatus(status));
-  }
-
-  void OnCancel() override {
-    // The client has its own status by now; this ends the call on our side.
-    const bool deadline_passed = deadline_ <= std::chrono::system_clock::now();
-    Answer(deadline_passed ? absl::DeadlineExceededError("the data plane did not answer before the deadline")
-                           : absl::CancelledError("the call was cancelled"),
-           [] {});
-  }
-
-  void OnDone() override {
-    std::shared_ptr<PendingCall> self = std::move(self_);  // may be the last owner
-  }
-
- private:
-  explicit PendingCall(grpc::CallbackServerContext* context) : deadline_(context->deadline()) {}
-
-  const std::chrono::system_clock::time_point deadline_;
-  std::shared_ptr<PendingCall> self_;  // released in OnDone
-  std::mutex mu_;
-  bool finished_ = false;  // guarded by mu_
-};
-
-grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context, const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
 
 absl::Status CheckFd(int fd) {
   if (fd < 0) return absl::InvalidArgumentError(absl::StrCat("fd must be >= 0, got ", fd));
@@ -101,6 +42,7 @@ void AddCounters(const ReactorStats& s, v1::Counters* out) {
   c->set_error(c->error() + closed(R::kError));
   c->set_frame_timeout(c->frame_timeout() + closed(R::kFrameTimeout));
   c->set_select_fd_limit(c->select_fd_limit() + closed(R::kSelectFdLimit));
+  c->set_upstream_error(c->upstream_error() + closed(R::kUpstreamError));
   uint64_t closed_total = 0;
   for (const auto& counter : s.closed) closed_total += counter.Get();
   out->set_closed_total(out->closed_total() + closed_total);
@@ -117,7 +59,7 @@ void AddCounters(const ReactorStats& s, v1::Counters* out) {
 
 }  // namespace
 
-int64_t UnfinishedUnaryCalls() { return unfinished_calls.load(std::memory_order_relaxed); }
+int64_t UnfinishedUnaryCalls() { return PendingCall::Unfinished(); }
 
 grpc::ServerUnaryReactor* GatewayControlService::GetTriggerMode(grpc::CallbackServerContext* context,
                                                                 const v1::GetTriggerModeRequest* /*request*/,

@@ -5,13 +5,15 @@
 // the last reactor's reply converts and finishes the call on that reactor's
 // thread. A call whose deadline passes first (a stalled reactor) ends with
 // DEADLINE_EXCEEDED and its late reply is dropped. Methods that only read
-// counters (GetStats, GetTriggerMode, GetIoModel) answer at once.
+// counters (GetStats, GetTriggerMode, GetIoModel, ListBackends, GetBackend)
+// answer at once. The backend methods are in control_service_backends.cc.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 
+#include "absl/time/time.h"
 #include "control/watch_stream.h"
 #include "gateway/gateway.h"
 #include "gateway/v1/control.grpc.pb.h"
@@ -20,6 +22,10 @@ namespace gateway::control {
 
 inline constexpr int kDefaultPageSize = 1000;
 inline constexpr int kMaxPageSize = 10000;
+// DrainBackend/RemoveBackend without a timeout and without a call deadline.
+inline constexpr absl::Duration kDefaultBackendTimeout = absl::Seconds(30);
+// The most a DrainBackend/RemoveBackend timeout may be.
+inline constexpr absl::Duration kMaxBackendTimeout = absl::Hours(1);
 
 // Unary calls waiting for the data plane's reply, over every service in the
 // process (for tests).
@@ -66,6 +72,24 @@ class GatewayControlService final : public v1::GatewayControl::CallbackService {
                                                                   const v1::WatchConnectionsRequest* request) override;
   grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* context, const v1::GetStatsRequest* request,
                                      v1::Stats* response) override;
+
+  grpc::ServerUnaryReactor* ListBackends(grpc::CallbackServerContext* context, const v1::ListBackendsRequest* request,
+                                         v1::ListBackendsResponse* response) override;
+  grpc::ServerUnaryReactor* GetBackend(grpc::CallbackServerContext* context, const v1::GetBackendRequest* request,
+                                       v1::Backend* response) override;
+  grpc::ServerUnaryReactor* AddBackend(grpc::CallbackServerContext* context, const v1::AddBackendRequest* request,
+                                       v1::Backend* response) override;
+  grpc::ServerUnaryReactor* RemoveBackend(grpc::CallbackServerContext* context, const v1::RemoveBackendRequest* request,
+                                          v1::Backend* response) override;
+  grpc::ServerUnaryReactor* DrainBackend(grpc::CallbackServerContext* context, const v1::DrainBackendRequest* request,
+                                         v1::Backend* response) override;
+  grpc::ServerUnaryReactor* UndrainBackend(grpc::CallbackServerContext* context,
+                                           const v1::UndrainBackendRequest* request, v1::Backend* response) override;
+  grpc::ServerUnaryReactor* SetBackendWeight(grpc::CallbackServerContext* context,
+                                             const v1::SetBackendWeightRequest* request,
+                                             v1::Backend* response) override;
+  grpc::ServerWriteReactor<v1::BackendEvent>* WatchBackends(grpc::CallbackServerContext* context,
+                                                            const v1::WatchBackendsRequest* request) override;
 
  private:
   static absl::StatusOr<ListQuery> ListQueryFromRequest(const v1::ListConnectionsRequest& request);

@@ -92,6 +92,7 @@ v1::CloseReason ToProto(CloseReason reason) {
     case CloseReason::kError: return v1::CLOSE_REASON_ERROR;
     case CloseReason::kFrameTimeout: return v1::CLOSE_REASON_FRAME_TIMEOUT;
     case CloseReason::kSelectFdLimit: return v1::CLOSE_REASON_SELECT_FD_LIMIT;
+    case CloseReason::kUpstreamError: return v1::CLOSE_REASON_UPSTREAM_ERROR;
   }
   return v1::CLOSE_REASON_UNSPECIFIED;
 }
@@ -126,6 +127,7 @@ void ToProto(const ConnectionInfo& info, v1::Connection* out) {
   ToProto(info.opened_at, out->mutable_opened_at());
   ToProto(info.last_active_at, out->mutable_last_active_at());
   out->set_io_model(ToProto(info.io_model));
+  out->set_upstream_inflight(info.upstream_inflight);
 }
 
 void ToProto(const ConnectionEvent& event, v1::ConnectionEvent* out) {

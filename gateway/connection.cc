@@ -165,8 +165,18 @@ void Connection::OnUpstreamReply(uint64_t seq, absl::string_view frame, bool err
   GATEWAY_ASSERT_IN_LOOP(*ctx_->loop);
   if (phase_ == Phase::kClosed || phase_ == Phase::kLingering) return;
   const bool was_capped = link_->outstanding() >= kMaxClientOutstanding;
-  MarkUpstreamReply(seq, frame, error);
-  if (FlushUpstreamSlots() == IoResult::kClosed) return;
+  std::deque<ClientLink::Slot>& slots = link_->slots;
+  if (!error && seq == link_->head_seq && seq < link_->close_at_seq && (slots.size() == 1 || !slots[1].ready)) {
+    // The common case: the answer to the oldest request, nothing answered
+    // behind it. Sent from the upstream read buffer, never copied.
+    const int64_t read_ns = slots.front().read_ns;
+    slots.pop_front();
+    ++link_->head_seq;
+    if (SendResponses(frame.data(), frame.size(), 1, read_ns) == IoResult::kClosed) return;
+  } else {
+    MarkUpstreamReply(seq, frame, error);
+    if (FlushUpstreamSlots() == IoResult::kClosed) return;
+  }
   if (!open() && OwesNothing()) {
     FinishClosing();
     return;

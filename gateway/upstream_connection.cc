@@ -192,8 +192,20 @@ void UpstreamConnection::ReadResponses() {
     const iovec iov{buf, sizeof buf};
     const ssize_t n = pool_->loop()->poller().Readv(fd_, &iov, 1);
     if (n > 0) {
-      in_.append(buf, static_cast<size_t>(n));
-      if (!MatchResponses()) return;
+      // Frames are matched where they lie: in buf, unless a partial one
+      // from the last read waits in in_.
+      ssize_t consumed;
+      if (in_.empty()) {
+        consumed = MatchResponses(buf, static_cast<size_t>(n));
+        if (consumed < 0) return;
+        in_.append(buf + consumed, static_cast<size_t>(n - consumed));
+      } else {
+        in_.append(buf, static_cast<size_t>(n));
+        consumed = MatchResponses(in_.data(), in_.size());
+        if (consumed < 0) return;
+        in_.erase(0, static_cast<size_t>(consumed));
+      }
+      if (phase_ != Phase::kConnected) return;
       if (static_cast<size_t>(n) < sizeof buf) {
         readable_ = false;
         return;
@@ -214,24 +226,22 @@ void UpstreamConnection::ReadResponses() {
   pool_->MarkDirty(this);
 }
 
-bool UpstreamConnection::MatchResponses() {
+ssize_t UpstreamConnection::MatchResponses(const char* data, size_t len) {
   size_t pos = 0;
   BackendShard& shard = *backend_->shard;
   bool answered = false;
-  while (pos < in_.size()) {
-    const FrameScan scan = ScanFrame(absl::string_view(in_.data() + pos, in_.size() - pos));
+  while (pos < len) {
+    const FrameScan scan = ScanFrame(absl::string_view(data + pos, len - pos));
     if (scan.status == FrameScan::Status::kNeedMore) break;
     if (scan.status == FrameScan::Status::kError || scan.frame_size == kHeaderSize || scan.skip != 0) {
-      in_.clear();
       Fail(UpstreamError::kProtocol, "the backend sent a malformed frame");
-      return false;
+      return -1;
     }
     if (written_count_ == 0) {
-      in_.clear();
       Fail(UpstreamError::kProtocol, "the backend answered a request it was not sent");
-      return false;
+      return -1;
     }
-    const absl::string_view frame(in_.data() + pos, scan.frame_size);
+    const absl::string_view frame(data + pos, scan.frame_size);
     pos += scan.frame_size;
     Entry entry = std::move(fifo_.front());
     fifo_.pop_front();
@@ -247,9 +257,8 @@ bool UpstreamConnection::MatchResponses() {
     pool_->Succeeded(backend_);
     pool_->Deliver(entry.link, entry.seq, frame);
   }
-  in_.erase(0, pos);
   if (answered) pool_->Pump(backend_);
-  return true;
+  return static_cast<ssize_t>(pos);
 }
 
 void UpstreamConnection::Expire(int64_t now_ns) {

@@ -82,9 +82,9 @@ class UpstreamConnection final : public PollHandler {
   void OnReady(uint32_t ready) override;
   void ReadResponses();
   void Flush();
-  // Matches whole frames in in_ to the FIFO; false after a protocol error
-  // (the connection has failed).
-  bool MatchResponses();
+  // Matches the whole frames in [data, data+len) to the FIFO; the bytes
+  // consumed, or -1 after a protocol error (the connection has failed).
+  ssize_t MatchResponses(const char* data, size_t len);
   // Closes the connection: written requests get `error`, the rest go back to
   // the pool; the backend is told.
   void Fail(UpstreamError error, std::string detail);

@@ -23,7 +23,9 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/build_info.h"
 #include "gateway/host_port.h"
+#include "metrics/metric_families.h"
 #include "metrics/metrics_process.h"
+#include "metrics/metrics_upstream.h"
 #include "prometheus/exposer.h"
 
 namespace gateway {
@@ -33,42 +35,12 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
-MetricFamily Family(const char* name, const char* help, MetricType type) { return MetricFamily{name, help, type, {}}; }
+using metrics_internal::AddCounter;
+using metrics_internal::AddGauge;
+using metrics_internal::AddHistogram;
+using metrics_internal::Family;
 
 ClientMetric::Label ReactorLabel(int reactor) { return {"reactor", absl::StrCat(reactor)}; }
-
-void AddGauge(MetricFamily* family, std::vector<ClientMetric::Label> labels, double value) {
-  ClientMetric metric;
-  metric.label = std::move(labels);
-  metric.gauge.value = value;
-  family->metric.push_back(std::move(metric));
-}
-
-void AddCounter(MetricFamily* family, std::vector<ClientMetric::Label> labels, double value) {
-  ClientMetric metric;
-  metric.label = std::move(labels);
-  metric.counter.value = value;
-  family->metric.push_back(std::move(metric));
-}
-
-// Converts the data plane's non-cumulative buckets (the last one is +Inf) to
-// Prometheus's cumulative ones; the count is the +Inf bucket, so the sample is
-// self-consistent even while the reactor keeps observing.
-template <size_t N>
-void AddHistogram(MetricFamily* family, std::vector<ClientMetric::Label> labels, const RelaxedHistogram<N>& h) {
-  ClientMetric metric;
-  metric.label = std::move(labels);
-  uint64_t cumulative = 0;
-  for (size_t i = 0; i < N; ++i) {
-    cumulative += h.bucket(i);
-    metric.histogram.bucket.push_back({cumulative, h.bounds()[i]});
-  }
-  cumulative += h.bucket(N);
-  metric.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
-  metric.histogram.sample_count = cumulative;
-  metric.histogram.sample_sum = h.sum();
-  family->metric.push_back(std::move(metric));
-}
 
 // A per-reactor counter family: one sample per reactor, read by `get`.
 template <typename Get>
@@ -161,7 +133,7 @@ GatewayCollector::GatewayCollector(const Gateway* gateway, BuildInfo build_info)
 
 std::vector<MetricFamily> GatewayCollector::Collect() const {
   std::vector<MetricFamily> out;
-  out.reserve(24);
+  out.reserve(48);
   MetricFamily build =
       Family("gateway_build_info", "Always 1; labels say what the running binary was built from.", MetricType::Gauge);
   AddGauge(&build,
@@ -176,6 +148,7 @@ std::vector<MetricFamily> GatewayCollector::Collect() const {
   CollectLoop(&out);
   CollectTriggerMode(&out);
   CollectIoModel(&out);
+  CollectUpstream(&out);
   return out;
 }
 
@@ -308,6 +281,16 @@ void GatewayCollector::CollectIoModel(std::vector<MetricFamily>* out) const {
                                  MetricType::Gauge);
   AddGauge(&duration, {}, absl::ToDoubleSeconds(gateway_->last_io_model_switch_duration()));
   out->push_back(std::move(duration));
+}
+
+void GatewayCollector::CollectUpstream(std::vector<MetricFamily>* out) const {
+  if (!gateway_->upstream_enabled()) return;
+  // ListBackends() fails only outside upstream mode, ruled out above; were
+  // it to fail, no backend would have series and the reactor totals still would.
+  absl::StatusOr<std::vector<BackendInfo>> backends = gateway_->ListBackends();
+  std::vector<const ReactorStats*> reactors;
+  for (int r = 0; r < gateway_->num_reactors(); ++r) reactors.push_back(&gateway_->reactor_stats(r));
+  AppendUpstreamFamilies(backends.ok() ? *backends : std::vector<BackendInfo>{}, reactors, out);
 }
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(absl::string_view listen_address,

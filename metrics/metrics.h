@@ -55,6 +55,8 @@ class GatewayCollector final : public prometheus::Collectable {
   void CollectLoop(std::vector<prometheus::MetricFamily>* out) const;
   void CollectTriggerMode(std::vector<prometheus::MetricFamily>* out) const;
   void CollectIoModel(std::vector<prometheus::MetricFamily>* out) const;
+  // gateway_upstream_*, in upstream mode only.
+  void CollectUpstream(std::vector<prometheus::MetricFamily>* out) const;
 
   const Gateway* const gateway_;
   const BuildInfo build_info_;

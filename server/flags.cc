@@ -1,7 +1,9 @@
 // Every flag of the gateway binary. Defaults come from the options structs
-// (GatewayOptions, ReactorOptions, ControlServerOptions), not from literals.
+// (GatewayOptions, ReactorOptions, UpstreamOptions, ControlServerOptions),
+// not from literals.
 #include "server/flags.h"
 
+#include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
@@ -9,12 +11,14 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/build_info.h"
 #include "gateway/types.h"
+#include "gateway/upstream_types.h"
 
 namespace {
 
 const gateway::GatewayOptions kGateway;
 const gateway::ReactorOptions kReactor;
 const gateway::control::ControlServerOptions kControl;
+const gateway::UpstreamOptions kUpstream;
 
 }  // namespace
 
@@ -55,7 +59,8 @@ ABSL_FLAG(std::string, control_tls_key, "", "PEM private key for --control_tls_c
 ABSL_FLAG(std::string, control_tls_client_ca, "",
           "PEM CA bundle: control-plane clients must present a certificate signed by it");
 ABSL_FLAG(int, max_watchers, kControl.max_watchers,
-          "WatchConnections streams open at once; more are refused with RESOURCE_EXHAUSTED; 0 = no limit");
+          "Watch streams (WatchConnections, WatchBackends) open at once; more are refused with RESOURCE_EXHAUSTED; "
+          "0 = no limit");
 ABSL_FLAG(int64_t, watch_queue_bytes, static_cast<int64_t>(kControl.watch_queue_bytes),
           "Bytes of events queued per watcher that reads slowly; what does not fit is dropped and counted");
 ABSL_FLAG(double, watch_events_per_sec, kControl.watch_events_per_sec,
@@ -65,8 +70,94 @@ ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464",
           "Prometheus metrics address (GET /metrics), IPv4-address:port or hostname:port; empty = no metrics server");
 ABSL_FLAG(bool, metrics_latency, kReactor.measure_latency,
           "Time every request for gateway_request_duration_seconds (two clock reads per response batch)");
+ABSL_FLAG(std::string, upstream, "",
+          "Upstream mode: forward every client frame to these backends, host:port[=weight],... (weight 1..1000, "
+          "default 1; a host name is resolved at start), and send each client its responses in its request order. "
+          "Empty = answer frames here (reverse). Backends can be added, drained and removed at runtime");
+ABSL_FLAG(int, upstream_connections, kUpstream.connections,
+          "Upstream connections per backend per reactor (1..8), each carrying many clients' frames in order");
+ABSL_FLAG(gateway::LoadBalancing, upstream_lb, kUpstream.lb,
+          "How a frame picks its backend: round_robin (weighted), least_inflight (power of two choices) or hash "
+          "(every frame of one client connection to one backend)");
+ABSL_FLAG(gateway::UpstreamErrorMode, upstream_error, kUpstream.error_mode,
+          "What a client gets for a frame a backend took and never answered: empty (the empty frame 00000 in its "
+          "place; the connection stays open) or close (the earlier responses, then FIN)");
+ABSL_FLAG(absl::Duration, upstream_timeout, kUpstream.timeout,
+          "A request written to a backend must be answered within this, or it gets the error response");
+ABSL_FLAG(absl::Duration, upstream_connect_timeout, kUpstream.connect_timeout,
+          "A connect to a backend must complete within this");
+ABSL_FLAG(int, upstream_max_inflight, kUpstream.max_inflight,
+          "Requests written and unanswered per upstream connection; beyond it they wait (--upstream_max_pending)");
+ABSL_FLAG(int, upstream_max_pending, kUpstream.max_pending,
+          "Requests waiting to be written per backend per reactor; when every healthy backend is full, clients stop "
+          "being read (backpressure)");
+ABSL_FLAG(absl::Duration, upstream_probe_interval, kUpstream.probe_interval,
+          "Active health check: a probe frame to each backend this often, on its own connection; 0 = off");
+ABSL_FLAG(int, upstream_rise, kUpstream.rise, "Successful probes in a row that mark an unhealthy backend healthy");
+ABSL_FLAG(int, upstream_fall, kUpstream.fall, "Failed probes in a row that mark a backend unhealthy");
+ABSL_FLAG(int, upstream_eject_after, kUpstream.eject_after,
+          "Consecutive request errors or timeouts that eject a backend (passive health); it comes back only after "
+          "a probe succeeds");
+ABSL_FLAG(absl::Duration, upstream_eject_backoff, kUpstream.eject_backoff,
+          "How long an ejected backend waits before it is probed again; doubled per ejection, up to 30s");
+ABSL_FLAG(std::string, upstream_probe_payload, kUpstream.probe_payload,
+          "The probe frame's payload (1..99999 bytes); any non-empty answer counts as success");
 
 namespace gateway::server {
+namespace {
+
+// --upstream and its companions into `options.upstream`; the ranges are
+// checked by Validate with the rest.
+absl::Status UpstreamOptionsFromFlags(GatewayOptions& options) {
+  const std::string backends = absl::GetFlag(FLAGS_upstream);
+  if (backends.empty()) {
+    // A companion set without --upstream would be ignored silently: say so.
+    // (Abseil 20220623 keeps IsSpecifiedOnCommandLine private; a value left
+    // at its default changes nothing anyway.)
+    for (const absl::CommandLineFlag* flag :
+         {&absl::GetFlagReflectionHandle(FLAGS_upstream_connections), &absl::GetFlagReflectionHandle(FLAGS_upstream_lb),
+          &absl::GetFlagReflectionHandle(FLAGS_upstream_error), &absl::GetFlagReflectionHandle(FLAGS_upstream_timeout),
+          &absl::GetFlagReflectionHandle(FLAGS_upstream_connect_timeout),
+          &absl::GetFlagReflectionHandle(FLAGS_upstream_max_inflight),
+          &absl::GetFlagReflectionHandle(FLAGS_upstream_max_pending),
+          &absl::GetFlagReflectionHandle(FLAGS_upstream_probe_interval),
+          &absl::GetFlagReflectionHandle(FLAGS_upstream_rise), &absl::GetFlagReflectionHandle(FLAGS_upstream_fall),
+          &absl::GetFlagReflectionHandle(FLAGS_upstream_eject_after),
+          &absl::GetFlagReflectionHandle(FLAGS_upstream_eject_backoff),
+          &absl::GetFlagReflectionHandle(FLAGS_upstream_probe_payload)}) {
+      if (flag->CurrentValue() != flag->DefaultValue()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", flag->Name(), " applies to upstream mode only: give --upstream=host:port,... too"));
+      }
+    }
+    return absl::OkStatus();
+  }
+  if (options.reactor.io_model == IoModel::kBlocking) {
+    return absl::InvalidArgumentError(
+        "--upstream needs an event-loop IO model: --io_model=blocking (a thread per client) cannot multiplex "
+        "clients over shared backend connections; use epoll, io_uring, poll, select or signal");
+  }
+  absl::StatusOr<std::vector<BackendSpec>> specs = ParseBackendList(backends);
+  if (!specs.ok()) return absl::InvalidArgumentError(absl::StrCat("--upstream: ", specs.status().message()));
+  UpstreamOptions& u = options.upstream;
+  u.backends = *std::move(specs);
+  u.connections = absl::GetFlag(FLAGS_upstream_connections);
+  u.lb = absl::GetFlag(FLAGS_upstream_lb);
+  u.error_mode = absl::GetFlag(FLAGS_upstream_error);
+  u.timeout = absl::GetFlag(FLAGS_upstream_timeout);
+  u.connect_timeout = absl::GetFlag(FLAGS_upstream_connect_timeout);
+  u.max_inflight = absl::GetFlag(FLAGS_upstream_max_inflight);
+  u.max_pending = absl::GetFlag(FLAGS_upstream_max_pending);
+  u.probe_interval = absl::GetFlag(FLAGS_upstream_probe_interval);
+  u.rise = absl::GetFlag(FLAGS_upstream_rise);
+  u.fall = absl::GetFlag(FLAGS_upstream_fall);
+  u.eject_after = absl::GetFlag(FLAGS_upstream_eject_after);
+  u.eject_backoff = absl::GetFlag(FLAGS_upstream_eject_backoff);
+  u.probe_payload = absl::GetFlag(FLAGS_upstream_probe_payload);
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 std::string VersionLine() {
   return absl::StrCat("gateway ", build_info::kVersion, " (revision ", build_info::kRevision, ", ",
@@ -78,7 +169,8 @@ void ConfigureUsage() {
       "A connection gateway for the 5-byte length-header protocol.\n"
       "Usage: gateway [--listen=0.0.0.0:6789] [--io_model=epoll|io_uring|poll|select|blocking|signal] "
       "[--trigger_mode=edge|level] [--reactors=N] ...\n"
-      "Try: printf '00003abc' | nc -q1 localhost 6789   # -> 00003cba");
+      "Try: printf '00003abc' | nc -q1 localhost 6789   # -> 00003cba\n"
+      "Proxy: gateway --upstream=10.0.0.1:7000,10.0.0.2:7000=3 [--upstream_lb=round_robin|least_inflight|hash]");
   absl::FlagsUsageConfig config;
   // Abseil records each flag's __FILE__; this file's own __FILE__ is the same
   // string, so our flags get a plain label and no path of the build machine.
@@ -109,6 +201,7 @@ absl::StatusOr<GatewayOptions> GatewayOptionsFromFlags() {
   r.low_water = static_cast<size_t>(absl::GetFlag(FLAGS_low_water_bytes));
   r.read_budget = absl::GetFlag(FLAGS_read_budget);
   r.measure_latency = absl::GetFlag(FLAGS_metrics_latency);
+  if (absl::Status upstream = UpstreamOptionsFromFlags(options); !upstream.ok()) return upstream;
   if (absl::StatusOr<SocketAddress> valid = Validate(options); !valid.ok()) return valid.status();
   if (absl::GetFlag(FLAGS_drain_timeout) < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--drain_timeout must be >= 0");

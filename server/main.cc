@@ -68,6 +68,23 @@ std::unique_ptr<MetricsServer> StartMetrics(const Gateway* gw) {
   return metrics;
 }
 
+// "upstream mode: 2 backends (10.0.0.1:7000, 10.0.0.2:7000 weight 3), ...",
+// or nothing when frames are answered here.
+void ReportUpstream(const UpstreamOptions& u) {
+  if (!u.enabled()) return;
+  std::string backends;
+  for (const BackendSpec& spec : u.backends) {
+    absl::StrAppend(&backends, backends.empty() ? "" : ", ", spec.address);
+    if (spec.weight != BackendSpec().weight) absl::StrAppend(&backends, " weight ", spec.weight);
+  }
+  std::fprintf(stderr,
+               "gateway: upstream mode: %zu backend(s) (%s), lb %s, %d connection(s) per backend per reactor, "
+               "timeout %s, errors as %s\n",
+               u.backends.size(), backends.c_str(), std::string(LoadBalancingName(u.lb)).c_str(), u.connections,
+               absl::FormatDuration(u.timeout).c_str(),
+               u.error_mode == UpstreamErrorMode::kClose ? "close" : "the empty frame");
+}
+
 void StartDataPlane(Gateway* gw) {
   gw->Start();
   const FdBudget& fds = gw->fd_budget();
@@ -81,6 +98,7 @@ void StartDataPlane(Gateway* gw) {
                gw->options().listen_address.c_str(), gw->port(), gw->num_reactors(), model.c_str(),
                static_cast<long long>(max_connections), static_cast<long long>(fds.limit),
                static_cast<long long>(fds.open), static_cast<long long>(fds.reserve));
+  ReportUpstream(gw->options().upstream);
   if (max_connections > fds.max_connections) {
     std::fprintf(stderr,
                  "gateway: warning: --max_connections=%lld is above what the fd limit leaves (%lld): past that, "

@@ -60,7 +60,8 @@ for s in gateway.v1.GatewayControl grpc.health.v1.Health; do
   grep -qx "$s" <<< "$SERVICES" || fail "service $s not listed: $SERVICES"
 done
 METHODS=$(timeout 20 "${BUFC[@]}" --list-methods "$URL") || fail "list-methods: $METHODS"
-for m in GetTriggerMode SetTriggerMode GetIoModel SetIoModel ListConnections GetConnection CloseConnection WatchConnections GetStats; do
+for m in GetTriggerMode SetTriggerMode GetIoModel SetIoModel ListConnections GetConnection CloseConnection WatchConnections GetStats \
+    ListBackends GetBackend AddBackend RemoveBackend DrainBackend UndrainBackend SetBackendWeight WatchBackends; do
   grep -qx "gateway.v1.GatewayControl/$m" <<< "$METHODS" || fail "method $m not listed: $METHODS"
 done
 
@@ -134,6 +135,10 @@ expect_error gateway.v1.GatewayControl/GetConnection '{"fd": -1}' invalid_argume
 expect_error gateway.v1.GatewayControl/CloseConnection '{"fd": 99999}' not_found
 expect_error gateway.v1.GatewayControl/ListConnections '{"page_token": "bogus"}' invalid_argument
 expect_error gateway.v1.GatewayControl/ListConnections '{"page_size": -1}' invalid_argument
+# Not in upstream mode (buf_upstream_e2e_test.sh covers it).
+expect_error gateway.v1.GatewayControl/ListBackends '{}' failed_precondition
+grep -q -- '--upstream' <<< "$OUT" || fail "the refusal does not name --upstream: $OUT"
+expect_error gateway.v1.GatewayControl/AddBackend '{"address": "127.0.0.1:7000"}' failed_precondition
 
 # 9. CloseConnection: the client sees EOF; the watcher sees the reason.
 expect_ok gateway.v1.GatewayControl/CloseConnection "{\"fd\": $FD}" '{}'

@@ -1,10 +1,11 @@
-// A WatchConnections client for tests: opens the stream, waits until the
-// server has registered it (initial metadata), and collects events on a
-// background thread so a test can wait for the ones it expects.
+// WatchConnections and WatchBackends clients for tests: open the stream,
+// wait until the server has registered it (initial metadata), and collect
+// events on a background thread so a test can wait for the ones it expects.
 #pragma once
 
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -17,17 +18,18 @@ namespace gateway::control::testing {
 
 // Thread-safe; owns the stream and its reading thread. (std::mutex, not
 // absl::Mutex: TSan cannot see Debian's absl::Mutex.)
-class WatchReader {
+template <typename Event>
+class BasicWatchReader {
  public:
+  using Open = std::function<std::unique_ptr<grpc::ClientReader<Event>>(grpc::ClientContext*)>;
   // Opens the stream; if `read` is false nothing is read until Resume().
-  WatchReader(v1::GatewayControl::Stub* stub, const v1::WatchConnectionsRequest& request, bool read = true,
-              absl::Duration timeout = absl::Seconds(60)) {
+  BasicWatchReader(const Open& open, bool read, absl::Duration timeout) {
     context_.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-    reader_ = stub->WatchConnections(&context_, request);
+    reader_ = open(&context_);
     reader_->WaitForInitialMetadata();
     if (read) Resume();
   }
-  ~WatchReader() { Stop(); }
+  ~BasicWatchReader() { Stop(); }
 
   // Starts the reading thread (once).
   void Resume() {
@@ -36,7 +38,7 @@ class WatchReader {
     thread_ = std::thread([this] { Run(); });
   }
   // Waits until `done(events)` holds or `deadline` passes; returns whether it held.
-  bool WaitFor(const std::function<bool(const std::vector<v1::ConnectionEvent>&)>& done, absl::Time deadline) {
+  bool WaitFor(const std::function<bool(const std::vector<Event>&)>& done, absl::Time deadline) {
     std::unique_lock<std::mutex> lock(mu_);
     changed_.wait_until(lock, absl::ToChronoTime(deadline), [&] { return ended_ || done(events_); });
     return done(events_);
@@ -52,7 +54,7 @@ class WatchReader {
     if (thread_.joinable()) thread_.join();
     return status_;
   }
-  std::vector<v1::ConnectionEvent> events() {
+  std::vector<Event> events() {
     std::lock_guard<std::mutex> lock(mu_);
     return events_;
   }
@@ -65,7 +67,7 @@ class WatchReader {
 
  private:
   void Run() {
-    v1::ConnectionEvent event;
+    Event event;
     while (reader_->Read(&event)) {
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -83,14 +85,31 @@ class WatchReader {
   }
 
   grpc::ClientContext context_;
-  std::unique_ptr<grpc::ClientReader<v1::ConnectionEvent>> reader_;
+  std::unique_ptr<grpc::ClientReader<Event>> reader_;
   bool started_ = false;  // owner thread only
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable changed_;
-  std::vector<v1::ConnectionEvent> events_;  // guarded by mu_
-  bool ended_ = false;                       // guarded by mu_
-  grpc::Status status_;                      // guarded by mu_
+  std::vector<Event> events_;  // guarded by mu_
+  bool ended_ = false;         // guarded by mu_
+  grpc::Status status_;        // guarded by mu_
+};
+
+class WatchReader : public BasicWatchReader<v1::ConnectionEvent> {
+ public:
+  WatchReader(v1::GatewayControl::Stub* stub, const v1::WatchConnectionsRequest& request, bool read = true,
+              absl::Duration timeout = absl::Seconds(60))
+      : BasicWatchReader(
+            [stub, request](grpc::ClientContext* context) { return stub->WatchConnections(context, request); }, read,
+            timeout) {}
+};
+
+class BackendWatchReader : public BasicWatchReader<v1::BackendEvent> {
+ public:
+  explicit BackendWatchReader(v1::GatewayControl::Stub* stub, absl::Duration timeout = absl::Seconds(60))
+      : BasicWatchReader(
+            [stub](grpc::ClientContext* context) { return stub->WatchBackends(context, v1::WatchBackendsRequest()); },
+            /*read=*/true, timeout) {}
 };
 
 }  // namespace gateway::control::testing

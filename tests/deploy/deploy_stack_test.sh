@@ -11,6 +11,10 @@
 #     has scraped the traffic sent above;
 #   - the Grafana service sees its provisioning files and reaches Prometheus at
 #     the datasource URL;
+#   - the "upstream" profile: not started by a plain `up`; with it, frames sent
+#     to the proxy's published port are answered by the backends behind it,
+#     the proxy's control plane lists both backends, and Prometheus (which
+#     finds the profile's gateways by DNS) has the proxy's upstream series;
 #   - SIGTERM (docker-compose stop) makes the gateway drain and exit 0.
 # The OCI runtime is chosen by a trial container
 # (deploy/container/podman-runtime.sh): Podman's default, or runc where the
@@ -262,6 +266,51 @@ dashboards_dir=$(podman exec "$grafana" sh -c 'cat /etc/grafana/provisioning/das
   awk '$1 == "path:" && p == "" { p = $2 } END { print p }')
 podman exec "$grafana" sh -c "ls $dashboards_dir/*.json" >/dev/null ||
   fail "no dashboard JSON at the provider path '$dashboards_dir' in the grafana container"
+
+log "profile upstream: not started by a plain up"
+others=$(compose --profile upstream ps -q proxy backend1 backend2)
+[[ -z $others ]] || fail "the upstream profile's containers run without --profile upstream: $others"
+
+log "profile upstream: proxy in front of backend1 and backend2"
+# From here on every compose call (the clean-up's down included) has the profile.
+export COMPOSE_PROFILES=upstream PROXY_DATA_PORT=0 PROXY_CONTROL_PORT=0 PROXY_METRICS_PORT=0
+quietly compose-up-upstream compose up -d --no-build
+proxy_port=$(host_port proxy 6789)
+proxy_control_port=$(host_port proxy 50051)
+log "published: proxy data $proxy_port, control $proxy_control_port"
+for service in proxy backend1 backend2; do
+  id=$(compose ps -q "$service")
+  [[ -n $id && $(podman inspect --format '{{.State.Status}}' "$id") == running ]] ||
+    fail "$service is not running: $(podman logs "$id" 2>&1 | tail -n 5)"
+done
+# Until both backends are connected a frame may get the error response (the
+# empty frame 00000): retry the first one, then the rest must be exact.
+proxied() { [[ $(printf '00003abc' | timeout 20 nc -N -w 10 127.0.0.1 "$proxy_port") == 00003cba ]]; }
+wait_for 60 "a round trip through the proxy (00003abc -> 00003cba)" proxied
+reply=$(printf '00005hello00001x00003abc' | timeout 20 nc -N -w 10 127.0.0.1 "$proxy_port") || true
+[[ $reply == 00005olleh00001x00003cba ]] || fail "pipelined frames through the proxy -> '$reply'"
+proxied_frames=4
+backends=$(bufcurl --emit-defaults "http://127.0.0.1:$proxy_control_port/gateway.v1.GatewayControl/ListBackends") ||
+  fail "ListBackends on the proxy failed: $backends"
+for backend in backend1:6789 backend2:6789; do
+  grep -q "\"$backend\"" <<<"$backends" || fail "the proxy does not list $backend: $backends"
+done
+proxy_up() { [[ $(promql 'up{job="gateway",instance="proxy:9464"}') == 1 ]]; }
+wait_for 120 "Prometheus to find proxy:9464 by DNS and report it up" proxy_up
+proxy_scraped() {
+  [[ $(promql 'sum(gateway_upstream_responses_total{instance="proxy:9464"})') == "$proxied_frames" &&
+     $(promql 'sum(gateway_upstream_healthy{instance="proxy:9464"})') == 2 ]]
+}
+wait_for 60 "Prometheus to scrape $proxied_frames upstream responses and 2 healthy backends from the proxy" proxy_scraped
+requests=$(promql 'sum(gateway_upstream_requests_total{instance="proxy:9464"})')
+[[ $requests == "$proxied_frames" ]] || fail "the proxy counts $requests upstream requests, want $proxied_frames"
+errors=$(promql 'sum(gateway_upstream_errors_total{instance="proxy:9464"})')
+[[ $errors == 0 ]] || fail "the proxy counts $errors upstream errors"
+firing=$(promql 'count(ALERTS{alertname=~"Gateway.*"})')
+[[ -z $firing ]] || fail "gateway alerts firing with the upstream profile up: $firing"
+quietly compose-stop-proxy compose stop proxy
+code=$(podman inspect --format '{{.State.ExitCode}}' "$(compose ps -q proxy)")
+[[ $code == 0 ]] || fail "proxy exited with status $code after docker-compose stop"
 
 log "SIGTERM: the gateway drains and exits 0"
 quietly compose-stop compose stop gateway

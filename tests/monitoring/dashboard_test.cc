@@ -149,6 +149,19 @@ TEST_F(DashboardTest, CoversWhatAnOperatorNeeds) {
            "gateway_io_model_switch_duration_seconds{",
            "sum by (instance, reactor) (rate(gateway_frames_received_total",
            "process_open_fds",
+           "sum by (backend) (rate(gateway_upstream_requests_total{",
+           "sum by (backend) (rate(gateway_upstream_responses_total{",
+           "sum by (backend, reason) (rate(gateway_upstream_errors_total{",
+           "sum by (reason) (rate(gateway_upstream_unrouted_total{",
+           "sum by (backend) (gateway_upstream_inflight{",
+           "sum by (backend) (gateway_upstream_pending{",
+           "gateway_upstream_backend_state{",
+           "gateway_upstream_healthy{",
+           "sum by (backend) (gateway_upstream_connections{",
+           "histogram_quantile(0.5, sum by (backend, le) (rate(gateway_upstream_request_duration_seconds_bucket{",
+           "histogram_quantile(0.99, sum by (backend, le) (rate(gateway_upstream_request_duration_seconds_bucket{",
+           "gateway_upstream_write_frames_sum{",
+           "gateway_upstream_write_frames_count{",
        }) {
     EXPECT_TRUE(absl::StrContains(all, needed)) << needed;
   }
@@ -189,6 +202,66 @@ TEST_F(DashboardTest, IoModelTimelineNamesEveryModel) {
     EXPECT_TRUE(absl::StrContains(expr, absl::StrCat(number, " * max by (instance) (gateway_io_model{")));
     EXPECT_TRUE(absl::StrContains(expr, absl::StrCat("model=\"", models[i], "\"")));
     EXPECT_EQ(StringField(ObjectField(options, number), "text"), models[i]);
+  }
+}
+
+// Every upstream panel sits in the "Upstreams" row (below it, and it is the
+// last row), and nothing else does.
+TEST_F(DashboardTest, UpstreamsRowHoldsExactlyTheUpstreamPanels) {
+  double row_y = -1;
+  for (const Value& v : ListField(dashboard_, "panels").values()) {
+    const Struct& panel = v.struct_value();
+    if (StringField(panel, "type") == "row" && StringField(panel, "title") == "Upstreams") {
+      row_y = ObjectField(panel, "gridPos").fields().at("y").number_value();
+    }
+  }
+  ASSERT_GE(row_y, 0) << "no Upstreams row";
+  int upstream_panels = 0;
+  for (const Value& v : ListField(dashboard_, "panels").values()) {
+    const Struct& panel = v.struct_value();
+    const std::string title = StringField(panel, "title");
+    const double y = ObjectField(panel, "gridPos").fields().at("y").number_value();
+    if (StringField(panel, "type") == "row") {
+      EXPECT_LE(y, row_y) << "row " << title << " comes after Upstreams";
+      continue;
+    }
+    bool upstream = false;
+    for (const Value& t : ListField(panel, "targets").values()) {
+      const bool this_one = absl::StrContains(StringField(t.struct_value(), "expr"), "gateway_upstream_");
+      if (this_one) upstream = true;
+      if (y > row_y) {
+        EXPECT_TRUE(this_one) << title << " is in the Upstreams row";
+      }
+    }
+    if (upstream) {
+      ++upstream_panels;
+      EXPECT_GT(y, row_y) << title << " is outside the Upstreams row";
+    }
+  }
+  EXPECT_GE(upstream_panels, 7);
+}
+
+// The backend-state timeline encodes each state as a number (1 healthy,
+// 2 unhealthy, 3 draining, 4 ejected) and maps each number back to its name.
+TEST_F(DashboardTest, BackendStateTimelineNamesEveryState) {
+  const Struct* timeline = nullptr;
+  for (const Struct* panel : Panels(dashboard_)) {
+    if (StringField(*panel, "type") == "state-timeline" && StringField(*panel, "title") == "Backend state") {
+      timeline = panel;
+    }
+  }
+  ASSERT_NE(timeline, nullptr);
+  const std::string expr = StringField(ListField(*timeline, "targets").values(0).struct_value(), "expr");
+  const Struct& mapping =
+      ListField(ObjectField(ObjectField(*timeline, "fieldConfig"), "defaults"), "mappings").values(0).struct_value();
+  const Struct& options = ObjectField(mapping, "options");
+  const std::vector<std::string> states = {"healthy", "unhealthy", "draining", "ejected"};
+  for (size_t i = 0; i < states.size(); ++i) {
+    const std::string number = absl::StrCat(i + 1);
+    EXPECT_TRUE(absl::StrContains(
+        expr, absl::StrCat(number, " * max by (instance, backend) (gateway_upstream_backend_state{")));
+    EXPECT_TRUE(absl::StrContains(expr, absl::StrCat("state=\"", states[i], "\"")));
+    EXPECT_EQ(StringField(ObjectField(options, number), "text"), states[i]);
   }
 }
 

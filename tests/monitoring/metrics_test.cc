@@ -9,11 +9,13 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gateway/gateway.h"
 #include "gtest/gtest.h"
 #include "metrics/metrics.h"
 #include "tests/support/http_client.h"
+#include "tests/support/loopback.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/test_client.h"
 
@@ -158,6 +160,8 @@ TEST_F(MetricsTest, ExposesEveryFamilyWithTypeAndHelp) {
   EXPECT_EQ(e.Value("gateway_io_model_switch_duration_seconds"), 0);
   EXPECT_EQ(e.Value("gateway_connections_closed_total{reactor=\"0\",reason=\"select_fd_limit\"}"), 0);
   EXPECT_EQ(e.Sum("gateway_build_info"), 1);
+  // Not in upstream mode: no upstream family at all.
+  for (const auto& [name, type] : e.types) EXPECT_NE(name.rfind("gateway_upstream_", 0), 0u) << name;
   EXPECT_GT(e.Value("process_open_fds"), 0);
   EXPECT_GT(e.Value("process_start_time_seconds"), 1.6e9);
   for (int r = 0; r < kReactors; ++r) {
@@ -343,6 +347,157 @@ TEST_F(MetricsTest, ScrapesStayConsistentUnderConcurrentTraffic) {
       ScrapeUntil([](const Exposition& s) { return s.Sum("gateway_frames_sent_total") == kClients * kFramesEach; });
   EXPECT_EQ(e.Sum("gateway_frames_received_total"), kClients * kFramesEach);
   EXPECT_EQ(e.Sum("gateway_request_duration_seconds_count"), kClients * kFramesEach);
+}
+
+// Upstream mode: a gateway in front of backends that are gateways in their
+// default mode (they answer with the reversed payload).
+class UpstreamMetricsTest : public MetricsTest {
+ protected:
+  // Starts `count` backends and the gateway in front of the first
+  // `configured` of them.
+  void StartProxy(int count, int configured) {
+    for (int i = 0; i < count; ++i) {
+      GatewayOptions options;
+      options.reactors = 1;
+      absl::StatusOr<std::unique_ptr<Gateway>> backend = StartTestGateway(std::move(options));
+      ASSERT_TRUE(backend.ok()) << backend.status();
+      addresses_.push_back(absl::StrCat("127.0.0.1:", (*backend)->port()));
+      backends_.push_back(*std::move(backend));
+    }
+    GatewayOptions options;
+    for (int i = 0; i < configured; ++i) options.upstream.backends.push_back({addresses_[i], 1});
+    options.upstream.probe_interval = absl::ZeroDuration();  // no probe traffic: exact counts
+    ASSERT_NO_FATAL_FAILURE(StartGateway(std::move(options)));
+  }
+
+  void TearDown() override {
+    MetricsTest::TearDown();
+    for (auto& backend : backends_) backend->Shutdown(absl::Seconds(5));
+  }
+
+  // `name`{backend="<address i>"<more>}
+  std::string Series(const std::string& name, int i, const std::string& more = "") const {
+    return absl::StrCat(name, "{backend=\"", addresses_[i], "\"", more, "}");
+  }
+
+  std::vector<std::unique_ptr<Gateway>> backends_;
+  std::vector<std::string> addresses_;
+};
+
+TEST_F(UpstreamMetricsTest, CountsProxiedTrafficExactly) {
+  ASSERT_NO_FATAL_FAILURE(StartProxy(1, 1));
+  ASSERT_OK_AND_ASSIGN(TestClient client, TestClient::Connect(gw_->port()));
+  const std::string expected = ReversedFrame("abc") + ReversedFrame("hello") + ReversedFrame("x");
+  ASSERT_OK(client.WriteAll(Frame("abc") + Frame("hello") + Frame("x")));
+  ASSERT_OK_AND_ASSIGN(const std::string got, client.ReadExactly(expected.size()));
+  EXPECT_EQ(got, expected);
+
+  const Exposition e = ScrapeUntil([&](const Exposition& s) {
+    return s.Value(Series("gateway_upstream_responses_total", 0)) == 3 &&
+           s.Value(Series("gateway_upstream_inflight", 0)) == 0;
+  });
+  EXPECT_EQ(e.Value(Series("gateway_upstream_requests_total", 0)), 3);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_pending", 0)), 0);
+  EXPECT_EQ(e.Count("gateway_upstream_errors_total"), 4);  // timeout, reset, connect, protocol
+  EXPECT_EQ(e.Sum("gateway_upstream_errors_total"), 0);
+  EXPECT_EQ(e.Value(R"(gateway_upstream_unrouted_total{reason="no_backend"})"), 0);
+  EXPECT_EQ(e.Value(R"(gateway_upstream_unrouted_total{reason="overload"})"), 0);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_redispatched_total", 0)), 0);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_ejections_total", 0)), 0);
+  EXPECT_EQ(e.Sum("gateway_upstream_probes_total"), 0);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_healthy", 0)), 1);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_backend_state", 0, R"(,state="healthy")")), 1);
+  EXPECT_EQ(e.Sum("gateway_upstream_backend_state"), 1);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_weight", 0)), 1);
+  const double connections = e.Value(Series("gateway_upstream_connections", 0));
+  EXPECT_GE(connections, 1);
+  EXPECT_LE(connections, kReactors);  // one per reactor (--upstream_connections=1)
+  EXPECT_EQ(e.Value(Series("gateway_upstream_request_duration_seconds_count", 0)), 3);
+  EXPECT_GT(e.Value(Series("gateway_upstream_request_duration_seconds_sum", 0)), 0);
+  // Every request went out in some write; three pipelined frames in 1..3 writes.
+  EXPECT_EQ(e.Value("gateway_upstream_write_frames_sum"), 3);
+  EXPECT_GE(e.Value("gateway_upstream_write_frames_count"), 1);
+  EXPECT_LE(e.Value("gateway_upstream_write_frames_count"), 3);
+  // The client-side counters see the same frames.
+  EXPECT_EQ(e.Sum("gateway_frames_received_total"), 3);
+}
+
+TEST_F(UpstreamMetricsTest, BackendsAddedAndRemovedAtRuntimeComeAndGo) {
+  ASSERT_NO_FATAL_FAILURE(StartProxy(2, 1));
+  Exposition e = Scrape();
+  EXPECT_EQ(e.Count("gateway_upstream_requests_total"), 1);
+  EXPECT_EQ(e.Count(Series("gateway_upstream_requests_total", 1)), 0);
+
+  ASSERT_OK(gw_->AddBackend({addresses_[1], 5}).status());
+  e = Scrape();
+  EXPECT_EQ(e.Count("gateway_upstream_requests_total"), 2);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_weight", 1)), 5);
+  EXPECT_EQ(e.Count("gateway_upstream_backend_state"), 2 * kNumBackendStates);
+
+  // Traffic to both, so the removed one has non-zero series to lose.
+  ASSERT_OK_AND_ASSIGN(TestClient client, TestClient::Connect(gw_->port()));
+  for (int i = 0; i < 12; ++i) ASSERT_OK(client.RoundTrip(absl::StrCat("frame ", i)));
+  e = ScrapeUntil([&](const Exposition& s) { return s.Sum("gateway_upstream_responses_total") == 12; });
+  EXPECT_GT(e.Value(Series("gateway_upstream_requests_total", 1)), 0);
+
+  ASSERT_OK(gw_->RemoveBackend(addresses_[1], absl::Seconds(5)).status());
+  e = Scrape();
+  for (const auto& [series, value] : e.samples) {
+    EXPECT_FALSE(absl::StrContains(series, addresses_[1])) << series << " lingers after RemoveBackend";
+  }
+  EXPECT_EQ(e.Count("gateway_upstream_requests_total"), 1);
+  EXPECT_EQ(e.Count("gateway_upstream_backend_state"), kNumBackendStates);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_healthy", 0)), 1);
+}
+
+TEST_F(UpstreamMetricsTest, CountsRequestsNoBackendCouldTake) {
+  ASSERT_NO_FATAL_FAILURE(StartProxy(1, 1));
+  // Draining: no new requests, so none is healthy.
+  ASSERT_OK(gw_->DrainBackend(addresses_[0], absl::Seconds(5)).status());
+  ASSERT_OK_AND_ASSIGN(TestClient client, TestClient::Connect(gw_->port()));
+  ASSERT_OK_AND_ASSIGN(const std::string reply, client.RoundTrip("abc"));
+  EXPECT_EQ(reply, "");  // the error response: the empty frame
+  const Exposition e = ScrapeUntil(
+      [](const Exposition& s) { return s.Value(R"(gateway_upstream_unrouted_total{reason="no_backend"})") == 1; });
+  EXPECT_EQ(e.Value(R"(gateway_upstream_unrouted_total{reason="overload"})"), 0);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_requests_total", 0)), 0);
+  EXPECT_EQ(e.Sum("gateway_upstream_errors_total"), 0);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_healthy", 0)), 0);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_backend_state", 0, R"(,state="draining")")), 1);
+  EXPECT_EQ(e.Sum("gateway_upstream_backend_state"), 1);
+}
+
+TEST_F(UpstreamMetricsTest, ReportsARefusingBackendEjectedAndItsRequestsUnrouted) {
+  ASSERT_OK_AND_ASSIGN(LoopbackSocket refused, BindLoopback());  // bound, not listening: refused
+  addresses_.push_back(absl::StrCat("127.0.0.1:", refused.port()));
+  GatewayOptions options;
+  options.upstream.backends.push_back({addresses_[0], 1});
+  options.upstream.probe_interval = absl::ZeroDuration();
+  options.upstream.eject_after = 1;
+  ASSERT_NO_FATAL_FAILURE(StartGateway(std::move(options)));
+  ASSERT_OK_AND_ASSIGN(TestClient client, TestClient::Connect(gw_->port()));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_OK_AND_ASSIGN(const std::string reply, client.RoundTrip("anyone?"));
+    EXPECT_EQ(reply, "") << i;  // the error response
+  }
+  const Exposition e = ScrapeUntil([&](const Exposition& s) {
+    return s.Value(Series("gateway_upstream_backend_state", 0, R"(,state="ejected")")) == 1 &&
+           s.Value(R"(gateway_upstream_unrouted_total{reason="no_backend"})") == 3;
+  });
+  ASSERT_OK_AND_ASSIGN(const BackendInfo info, gw_->GetBackend(addresses_[0]));
+  EXPECT_GT(info.errors[static_cast<int>(UpstreamError::kConnect)], 0u);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_errors_total", 0, R"(,reason="connect")")),
+            static_cast<double>(info.errors[static_cast<int>(UpstreamError::kConnect)]));
+  EXPECT_EQ(e.Value(Series("gateway_upstream_errors_total", 0, R"(,reason="timeout")")), 0);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_errors_total", 0, R"(,reason="reset")")), 0);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_errors_total", 0, R"(,reason="protocol")")), 0);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_ejections_total", 0)), 1);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_healthy", 0)), 0);
+  EXPECT_EQ(e.Sum("gateway_upstream_backend_state"), 1);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_connections", 0)), 0);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_requests_total", 0)), 0);
+  EXPECT_EQ(e.Value(Series("gateway_upstream_responses_total", 0)), 0);
+  EXPECT_EQ(e.Value(R"(gateway_upstream_unrouted_total{reason="overload"})"), 0);
 }
 
 TEST(MetricsServerTest, ReportsABusyPortAndABadAddress) {

@@ -2,9 +2,11 @@
 // scraped by Debian's `prometheus` on a loopback port with a temporary config
 // and storage; every query of the Grafana dashboard (panels, annotations,
 // variables) evaluated through Prometheus's HTTP API with Grafana's variables
-// substituted must return data. Also `promtool check metrics` on a real
-// scrape. Everything runs on 127.0.0.1 with ports picked at run time, and the
-// fixture stops every process and removes its temporary directory.
+// substituted must return data. A second gateway, in upstream mode in front
+// of the first, gives the Upstreams row its series. Also `promtool check
+// metrics` on a real scrape of each. Everything runs on 127.0.0.1 with ports
+// picked at run time, and the fixture stops every process and removes its
+// temporary directory.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -54,12 +56,15 @@ struct GatewayProcess {
   int metrics_port = 0;
   int control_port = 0;
 
-  static GatewayProcess Start(const TempDir& dir) {
+  // `extra` flags are added; `name` names the log file.
+  static GatewayProcess Start(const TempDir& dir, const std::vector<std::string>& extra = {},
+                              const std::string& name = "gateway") {
     GatewayProcess gw;
-    absl::StatusOr<std::unique_ptr<Subprocess>> p =
-        Subprocess::Start({GATEWAY_BINARY, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
-                           "--control_listen=127.0.0.1:0", "--reactors=2", "--drain_timeout=2s"},
-                          dir.File("gateway.log"));
+    std::vector<std::string> args = {
+        GATEWAY_BINARY, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0", "--control_listen=127.0.0.1:0",
+        "--reactors=2", "--drain_timeout=2s"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    absl::StatusOr<std::unique_ptr<Subprocess>> p = Subprocess::Start(args, dir.File(name + ".log"));
     EXPECT_TRUE(p.ok()) << p.status();
     if (!p.ok()) return gw;
     gw.process = *std::move(p);
@@ -69,6 +74,12 @@ struct GatewayProcess {
     gw.data_port = WaitForReadyPort(*gw.process, "data_port", deadline);
     EXPECT_TRUE(gw.metrics_port > 0 && gw.control_port > 0 && gw.data_port > 0) << gw.process->Log();
     return gw;
+  }
+
+  // A gateway in upstream mode in front of `backend` (a gateway in its
+  // default mode, which answers like one).
+  static GatewayProcess StartProxy(const TempDir& dir, const GatewayProcess& backend) {
+    return Start(dir, {absl::StrCat("--upstream=127.0.0.1:", backend.data_port)}, "proxy");
   }
 };
 
@@ -131,13 +142,15 @@ class Load {
 
 class PrometheusTest : public ::testing::Test {
  protected:
-  // Starts prometheus scraping the gateway's metrics port every second;
+  // Starts prometheus scraping the gateways' metrics ports every second;
   // returns once it answers /-/ready.
-  void StartPrometheus(int metrics_port) {
+  void StartPrometheus(const std::vector<int>& metrics_ports) {
+    std::string targets;
+    for (int port : metrics_ports) absl::StrAppend(&targets, targets.empty() ? "" : ", ", "'127.0.0.1:", port, "'");
     const std::string config = absl::StrCat(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
-        "scrape_configs:\n  - job_name: gateway\n    static_configs:\n      - targets: ['127.0.0.1:",
-        metrics_port, "']\n");
+        "scrape_configs:\n  - job_name: gateway\n    static_configs:\n      - targets: [",
+        targets, "]\n");
     ASSERT_TRUE(WriteFile(dir_.File("prometheus.yml"), config));
     for (int attempt = 0; attempt < 3; ++attempt) {
       prometheus_port_ = PickFreePort();
@@ -206,26 +219,42 @@ class PrometheusTest : public ::testing::Test {
   int prometheus_port_ = 0;
 };
 
+// A gateway in its default mode and one in upstream mode in front of it,
+// both under load: promtool accepts a scrape of each without a finding.
 TEST_F(PrometheusTest, PromtoolAcceptsARealScrape) {
   ASSERT_FALSE(dir_.path().empty());
   GatewayProcess gw = GatewayProcess::Start(dir_);
   ASSERT_GT(gw.metrics_port, 0);
+  GatewayProcess proxy = GatewayProcess::StartProxy(dir_, gw);
+  ASSERT_GT(proxy.metrics_port, 0);
   {
     Load load(gw.data_port);
-    ASSERT_TRUE(WaitUntil([&] { return load.frames() >= 200; }, Deadline()));
+    Load proxied(proxy.data_port);
+    ASSERT_TRUE(WaitUntil([&] { return load.frames() >= 200 && proxied.frames() >= 200; }, Deadline()));
     load.Stop();
+    proxied.Stop();
     EXPECT_EQ(load.failures(), 0);
+    EXPECT_EQ(proxied.failures(), 0);
   }
-  absl::StatusOr<HttpResponse> scrape = HttpGet(kLoopback, gw.metrics_port, "/metrics", Deadline());
-  ASSERT_TRUE(scrape.ok()) << scrape.status();
-  ASSERT_EQ(scrape->status, 200);
-  ASSERT_TRUE(absl::StrContains(scrape->body, "gateway_request_duration_seconds_bucket"));
-  ASSERT_TRUE(WriteFile(dir_.File("scrape.txt"), scrape->body));
-  absl::StatusOr<CommandResult> check =
-      RunCommand({"promtool", "check", "metrics"}, dir_.File("scrape.txt"), absl::Seconds(30));
-  ASSERT_TRUE(check.ok()) << check.status();
-  EXPECT_EQ(check->exit_code, 0) << check->output;
-  EXPECT_EQ(check->output, "") << "promtool has lint findings";
+  for (const auto& [process, family] : {std::pair{&gw, "gateway_request_duration_seconds_bucket"},
+                                        std::pair{&proxy, "gateway_upstream_request_duration_seconds_bucket"}}) {
+    SCOPED_TRACE(family);
+    absl::StatusOr<HttpResponse> scrape = HttpGet(kLoopback, process->metrics_port, "/metrics", Deadline());
+    ASSERT_TRUE(scrape.ok()) << scrape.status();
+    ASSERT_EQ(scrape->status, 200);
+    ASSERT_TRUE(absl::StrContains(scrape->body, family));
+    ASSERT_TRUE(WriteFile(dir_.File("scrape.txt"), scrape->body));
+    absl::StatusOr<CommandResult> check =
+        RunCommand({"promtool", "check", "metrics"}, dir_.File("scrape.txt"), absl::Seconds(30));
+    ASSERT_TRUE(check.ok()) << check.status();
+    EXPECT_EQ(check->exit_code, 0) << check->output;
+    EXPECT_EQ(check->output, "") << "promtool has lint findings";
+  }
+  // Only the proxy exports upstream series.
+  absl::StatusOr<HttpResponse> plain = HttpGet(kLoopback, gw.metrics_port, "/metrics", Deadline());
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(absl::StrContains(plain->body, "gateway_upstream_"));
+  EXPECT_EQ(proxy.process->Stop(), 0) << proxy.process->Log();
   EXPECT_EQ(gw.process->Stop(), 0) << gw.process->Log();
 }
 
@@ -237,11 +266,16 @@ TEST_F(PrometheusTest, EveryDashboardQueryReturnsData) {
   const std::vector<DashboardQuery> queries = DashboardQueries(*dashboard);
   ASSERT_GE(queries.size(), 20u);
 
+  // A gateway, and one in upstream mode in front of it (for the Upstreams
+  // row), each under its own load; Prometheus scrapes both.
   GatewayProcess gw = GatewayProcess::Start(dir_);
   ASSERT_GT(gw.metrics_port, 0);
-  ASSERT_NO_FATAL_FAILURE(StartPrometheus(gw.metrics_port));
+  GatewayProcess proxy = GatewayProcess::StartProxy(dir_, gw);
+  ASSERT_GT(proxy.metrics_port, 0);
+  ASSERT_NO_FATAL_FAILURE(StartPrometheus({gw.metrics_port, proxy.metrics_port}));
   const absl::Time start = absl::Now();
   Load load(gw.data_port);
+  Load proxied(proxy.data_port);
 
   // Enough scrapes for rate() windows, then a trigger-mode switch through the
   // control plane for the annotation, then a few scrapes more.
@@ -281,6 +315,13 @@ TEST_F(PrometheusTest, EveryDashboardQueryReturnsData) {
                     absl::Seconds(5), absl::Seconds(20)));
   }
 
+  // The proxy's traffic has reached its backend long enough for rate().
+  ASSERT_TRUE(
+      WaitForData("count_over_time(gateway_upstream_write_frames_count[10s]) >= 4 and "
+                  "rate(gateway_upstream_write_frames_count[4s]) > 0",
+                  absl::Seconds(5), absl::Seconds(30)))
+      << proxy.process->Log();
+
   // Grafana's variables as it would set them for a 1 s scrape interval and a
   // 1 s step: $__rate_interval = max($__interval + scrape, 4 * scrape).
   const absl::Duration elapsed = absl::Now() - start;
@@ -300,8 +341,12 @@ TEST_F(PrometheusTest, EveryDashboardQueryReturnsData) {
     EXPECT_TRUE(HasFiniteValue(result)) << "no finite value";
   }
   load.Stop();
+  proxied.Stop();
   EXPECT_EQ(load.failures(), 0);
   EXPECT_GT(load.frames(), 0u);
+  EXPECT_EQ(proxied.failures(), 0);
+  EXPECT_GT(proxied.frames(), 0u);
+  EXPECT_EQ(proxy.process->Stop(), 0) << proxy.process->Log();
   EXPECT_EQ(gw.process->Stop(), 0) << gw.process->Log();
 }
 

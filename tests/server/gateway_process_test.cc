@@ -1,7 +1,8 @@
 // Tests of the real gateway binary as a process: graceful SIGTERM/SIGINT
 // (every frame already sent is answered, then EOF, exit status 0, the port
-// closed), the drain timeout, and start-up errors (busy port, bad flags: one
-// line on stderr, non-zero exit).
+// closed), the drain timeout, start-up errors (busy port, bad flags: one
+// line on stderr, non-zero exit), and upstream mode in front of a second
+// gateway process.
 #include <signal.h>
 
 #include <memory>
@@ -207,14 +208,87 @@ TEST(GatewayProcessTest, OurOwnValidationIsOneLineAndExitOne) {
   }
 }
 
+TEST(GatewayProcessTest, BadUpstreamFlagsAreOneLineNamingTheFlagAndExitOne) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string names;  // what the line must contain
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"--upstream=nonsense"}, "--upstream: backend \"nonsense\": expected host:port"},
+           {{"--upstream=127.0.0.1:1=0"}, "the weight must be 1..1000"},
+           {{"--upstream=127.0.0.1:1=1001"}, "the weight must be 1..1000"},
+           {{"--upstream=127.0.0.1:70000"}, "the port must be 1..65535"},
+           {{"--upstream=127.0.0.1:1,127.0.0.1:1"}, "is listed twice"},
+           {{"--upstream=127.0.0.1:1", "--io_model=blocking"}, "--upstream needs an event-loop IO model"},
+           {{"--upstream=127.0.0.1:1", "--upstream_connections=0"}, "--upstream_connections must be 1..8"},
+           {{"--upstream=127.0.0.1:1", "--upstream_timeout=0s"}, "--upstream_timeout must be > 0"},
+           {{"--upstream=127.0.0.1:1", "--upstream_max_inflight=0"}, "--upstream_max_inflight must be >= 1"},
+           {{"--upstream=127.0.0.1:1", "--upstream_probe_payload="}, "--upstream_probe_payload must be 1..99999"},
+           {{"--upstream_lb=hash"}, "--upstream_lb applies to upstream mode only"},
+           {{"--upstream=127.0.0.1:1", "--upstream_lb=random"}, "upstream_lb"},
+           {{"--upstream=127.0.0.1:1", "--upstream_error=maybe"}, "upstream_error"},
+       }) {
+    const std::string name = absl::StrJoin(c.args, " ");
+    const auto [code, err] = RunToExit(c.args);
+    EXPECT_EQ(code, 1) << name;
+    const std::vector<std::string> lines = Lines(err);
+    ASSERT_EQ(lines.size(), 1u) << name << ":\n" << err;
+    EXPECT_TRUE(absl::StrContains(lines[0], c.names)) << name << ":\n" << err;
+  }
+}
+
+TEST(GatewayProcessTest, UpstreamModeProxiesToABackendProcessAndSaysSo) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Subprocess> backend, StartGateway({"--listen=127.0.0.1:0", "--reactors=1"}));
+  const int backend_port = ServingPort(*backend);
+  ASSERT_GT(backend_port, 0) << backend->Log();
+  const std::string address = absl::StrCat("127.0.0.1:", backend_port);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Subprocess> proxy,
+                       StartGateway({"--listen=127.0.0.1:0", "--reactors=2", absl::StrCat("--upstream=", address, "=3"),
+                                     "--upstream_lb=least_inflight"}));
+  const int port = ServingPort(*proxy);
+  ASSERT_GT(port, 0) << proxy->Log();
+  const std::string log = proxy->Log();
+  EXPECT_TRUE(absl::StrContains(log, absl::StrCat("gateway: upstream mode: 1 backend(s) (", address,
+                                                  " weight 3), lb least_inflight, 1 connection(s) per backend per "
+                                                  "reactor, timeout 5s, errors as the empty frame\n")))
+      << log;
+  ASSERT_OK_AND_ASSIGN(TestClient client, TestClient::Connect(port));
+  ASSERT_OK_AND_ASSIGN(const std::string response, client.RoundTrip("proxied"));
+  EXPECT_EQ(response, "deixorp");
+  client.Close();
+  EXPECT_EQ(proxy->Stop(), 0);
+  EXPECT_EQ(backend->Stop(), 0);
+}
+
 TEST(GatewayProcessTest, HelpListsTheFlags) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Subprocess> gateway, StartGateway({"--help"}));
   const std::optional<int> exit_code = gateway->Wait(Deadline());
   ASSERT_TRUE(exit_code.has_value());
   EXPECT_LT(*exit_code, 128);
   const std::string out = gateway->Log();
-  for (absl::string_view flag : {"--listen", "--reactors", "--trigger_mode", "--max_connections", "--idle_timeout",
-                                 "--drain_timeout", "--high_water_bytes", "--low_water_bytes", "--read_budget"}) {
+  for (absl::string_view flag : {"--listen",
+                                 "--reactors",
+                                 "--trigger_mode",
+                                 "--max_connections",
+                                 "--idle_timeout",
+                                 "--drain_timeout",
+                                 "--high_water_bytes",
+                                 "--low_water_bytes",
+                                 "--read_budget",
+                                 "--upstream",
+                                 "--upstream_connections",
+                                 "--upstream_lb",
+                                 "--upstream_error",
+                                 "--upstream_timeout",
+                                 "--upstream_connect_timeout",
+                                 "--upstream_max_inflight",
+                                 "--upstream_max_pending",
+                                 "--upstream_probe_interval",
+                                 "--upstream_rise",
+                                 "--upstream_fall",
+                                 "--upstream_eject_after",
+                                 "--upstream_eject_backoff",
+                                 "--upstream_probe_payload"}) {
     EXPECT_TRUE(absl::StrContains(out, flag)) << flag << " missing from --help:\n" << out;
   }
 }
