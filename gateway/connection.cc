@@ -185,6 +185,8 @@ void Connection::OnUpstreamReply(uint64_t seq, absl::string_view frame, bool err
     slots.pop_front();
     ++link_->head_seq;
     QueueOutput(frame.data(), frame.size(), 1, read_ns);
+    // --upstream_error=close: the next one may be the failed request.
+    if (link_->head_seq == link_->close_at_seq) FlushUpstreamSlots();
   } else {
     MarkUpstreamReply(seq, frame, error);
     FlushUpstreamSlots();
