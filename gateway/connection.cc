@@ -97,7 +97,8 @@ void Connection::Service() {
     // Everything the kernel held when the drain began has been answered.
     StopReading(CloseReason::kShutdown);
   }
-  if (!open() || paused_ || host_links_.waiting_for_budget) {
+  if (!open() || paused_ || host_links_.waiting_for_budget ||
+      (link_ != nullptr && (link_->waiting_for_room || UpstreamCapped()))) {
     // The frame deadline runs only while we are willing to read: a client
     // held back by our backpressure is not slow, and a closing connection
     // drops its partial frame. Reading again restarts it (see ReadOnce).
