@@ -28,15 +28,20 @@ constexpr int64_t kReconnectDelayNs = 100'000'000;
 UpstreamConnection::UpstreamConnection(UpstreamPool* pool, PoolBackend* backend) : pool_(pool), backend_(backend) {}
 
 UpstreamConnection::~UpstreamConnection() {
-  if (fd_ >= 0) {
-    if (phase_ == Phase::kConnecting) pool_->UnwatchConnect(fd_);
-    if (registered_) {
-      pool_->loop()->poller().Close(fd_);
-    } else {
-      close(fd_);
-    }
-    if (phase_ == Phase::kConnected) backend_->shard->connections.Add(-1);
+  CloseFd();
+  if (phase_ == Phase::kConnected) backend_->shard->connections.Add(-1);
+}
+
+void UpstreamConnection::CloseFd() {
+  if (fd_ < 0) return;
+  if (phase_ == Phase::kConnecting) pool_->UnwatchConnect(fd_);
+  if (registered_) {
+    pool_->loop()->poller().Close(fd_);  // also ends its registration
+  } else {
+    close(fd_);
   }
+  fd_ = -1;
+  registered_ = false;
 }
 
 bool UpstreamConnection::has_room() const {
@@ -299,16 +304,7 @@ int64_t UpstreamConnection::NextDeadlineNs() const {
 }
 
 void UpstreamConnection::Fail(UpstreamError error, std::string detail) {
-  if (fd_ >= 0) {
-    if (phase_ == Phase::kConnecting) pool_->UnwatchConnect(fd_);
-    if (registered_) {
-      pool_->loop()->poller().Close(fd_);
-    } else {
-      close(fd_);
-    }
-    fd_ = -1;
-  }
-  registered_ = false;
+  CloseFd();
   readable_ = writable_ = false;
   SetPhase(Phase::kIdle);
   retry_at_ns_ = pool_->loop()->now_ns() + kReconnectDelayNs;

@@ -91,6 +91,7 @@ class UpstreamConnection final : public PollHandler {
   void CountWritten(int64_t now_ns);
   void Compact();
   void SetPhase(Phase phase);
+  void CloseFd();  // through the poller once registered with it
 
   UpstreamPool* const pool_;
   PoolBackend* const backend_;

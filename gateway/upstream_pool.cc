@@ -256,9 +256,10 @@ std::optional<UpstreamError> UpstreamPool::Submit(const std::shared_ptr<ClientLi
   }
   backend->pending.push_back(UpstreamRequest{link, seq, read_ns, std::string(frame)});
   backend->shard->pending.Add(1);
-  // Idle connections (after a failure) connect again when work arrives.
-  const int64_t now = loop_->now_ns();
-  for (auto& connection : backend->connections) connection->Connect(now);
+  // Idle connections (after a failure) connect again, at the end of this
+  // turn: a refusal re-dispatches, and may answer this very client, which
+  // must not happen inside its read.
+  connect_wanted_ = true;
   return std::nullopt;
 }
 
@@ -330,6 +331,15 @@ void UpstreamPool::MarkDirty(UpstreamConnection* connection) {
 }
 
 void UpstreamPool::FlushAll() {
+  if (connect_wanted_) {
+    connect_wanted_ = false;
+    const int64_t now = loop_->now_ns();
+    for (size_t b = 0; b < backends_.size(); ++b) {
+      PoolBackend* backend = backends_[b].get();
+      if (backend->pending.empty()) continue;
+      for (auto& connection : backend->connections) connection->Connect(now);
+    }
+  }
   for (int round = 0; round < kFlushRounds && !dirty_.empty(); ++round) {
     std::vector<UpstreamConnection*> dirty;
     dirty.swap(dirty_);
@@ -416,7 +426,7 @@ void UpstreamPool::Expire(int64_t now_ns) {
 }
 
 int64_t UpstreamPool::NextDeadlineNs() const {
-  int64_t deadline = dirty_.empty() ? INT64_MAX : 0;
+  int64_t deadline = dirty_.empty() && !connect_wanted_ ? INT64_MAX : 0;
   const int64_t timeout = absl::ToInt64Nanoseconds(options_.timeout);
   for (const auto& backend : backends_) {
     for (const auto& connection : backend->connections) {

@@ -102,7 +102,8 @@ class UpstreamPool : private PollHandler {
   // --- From client connections. ---
   // Sends a request frame (header included) to a backend. Returns the error
   // to answer it with at once (no backend to take it), or nothing: the
-  // reply comes later through the client's link.
+  // reply comes later through the client's link, never from inside this
+  // call (the client is in the middle of its read).
   std::optional<UpstreamError> Submit(const std::shared_ptr<ClientLink>& link, uint64_t seq, absl::string_view frame,
                                       int64_t read_ns);
   // True while every backend that could take the client's requests is full:
@@ -162,6 +163,7 @@ class UpstreamPool : private PollHandler {
   bool started_ = false;
   std::vector<std::unique_ptr<PoolBackend>> backends_;
   std::vector<UpstreamConnection*> dirty_;
+  bool connect_wanted_ = false;  // requests wait for idle connections: connect them at FlushAll
   std::vector<std::shared_ptr<ClientLink>> room_waiters_;
   std::minstd_rand rng_;
 };

@@ -62,15 +62,20 @@ BackendState UpstreamRegistry::StateOf(const Entry& entry) {
   return BackendState::kHealthy;
 }
 
-BackendUpdate UpstreamRegistry::UpdateOf(Entry& entry) {
+BackendUpdate UpstreamRegistry::CurrentUpdate(const Entry& entry) {
   BackendUpdate update;
   update.address = entry.spec.address;
   update.resolved = entry.resolved;
   update.weight = entry.spec.weight;
   update.eligible = StateOf(entry) == BackendState::kHealthy;
   update.stats = entry.stats;
-  update.version = ++entry.version;
+  update.version = entry.version;
   return update;
+}
+
+BackendUpdate UpstreamRegistry::UpdateOf(Entry& entry) {
+  ++entry.version;
+  return CurrentUpdate(entry);
 }
 
 BackendInfo UpstreamRegistry::InfoOf(const Entry& entry) const {
@@ -245,16 +250,7 @@ std::optional<BackendUpdate> UpstreamRegistry::OnProbe(const ProbeResult& result
 std::vector<BackendUpdate> UpstreamRegistry::AllUpdates() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<BackendUpdate> updates;
-  for (auto& [address, entry] : entries_) {
-    BackendUpdate update;
-    update.address = entry.spec.address;
-    update.resolved = entry.resolved;
-    update.weight = entry.spec.weight;
-    update.eligible = StateOf(entry) == BackendState::kHealthy;
-    update.stats = entry.stats;
-    update.version = entry.version;
-    updates.push_back(std::move(update));
-  }
+  for (const auto& [address, entry] : entries_) updates.push_back(CurrentUpdate(entry));
   return updates;
 }
 

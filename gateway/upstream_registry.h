@@ -76,6 +76,7 @@ class UpstreamRegistry {
   };
 
   static BackendState StateOf(const Entry& entry);
+  static BackendUpdate CurrentUpdate(const Entry& entry);
   BackendUpdate UpdateOf(Entry& entry);  // bumps the version
   BackendInfo InfoOf(const Entry& entry) const;
   void Emit(BackendEvent::Type type, const Entry& entry, BackendState old_state, std::string reason);
