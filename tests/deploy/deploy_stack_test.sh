@@ -251,7 +251,7 @@ gateway = [r for r in rules if r["name"].startswith("Gateway")]
 sys.exit(0 if gateway and all(r.get("health") == "ok" for r in gateway) else 1)' 2>/dev/null
 }
 wait_for 60 "Prometheus to load and evaluate the gateway alerting rules" rules_ok
-firing=$(promql 'count(ALERTS{alertname=~"Gateway.*"})')
+firing=$(promql 'count(ALERTS{alertname=~"Gateway.*",alertstate="firing"})')
 [[ -z $firing ]] || fail "gateway alerts firing on a healthy stack: $firing"
 
 log "Grafana service: provisioning mounted, datasource URL reachable"
@@ -306,7 +306,7 @@ requests=$(promql 'sum(gateway_upstream_requests_total{instance="proxy:9464"})')
 [[ $requests == "$proxied_frames" ]] || fail "the proxy counts $requests upstream requests, want $proxied_frames"
 errors=$(promql 'sum(gateway_upstream_errors_total{instance="proxy:9464"})')
 [[ $errors == 0 ]] || fail "the proxy counts $errors upstream errors"
-firing=$(promql 'count(ALERTS{alertname=~"Gateway.*"})')
+firing=$(promql 'count(ALERTS{alertname=~"Gateway.*",alertstate="firing"})')
 [[ -z $firing ]] || fail "gateway alerts firing with the upstream profile up: $firing"
 quietly compose-stop-proxy compose stop proxy
 code=$(podman inspect --format '{{.State.ExitCode}}' "$(compose ps -q proxy)")
