@@ -43,6 +43,8 @@ void AddCounters(const ReactorStats& s, v1::Counters* out) {
   c->set_frame_timeout(c->frame_timeout() + closed(R::kFrameTimeout));
   c->set_select_fd_limit(c->select_fd_limit() + closed(R::kSelectFdLimit));
   c->set_upstream_error(c->upstream_error() + closed(R::kUpstreamError));
+  c->set_max_connection_age(c->max_connection_age() + closed(R::kMaxConnectionAge));
+  c->set_drained(c->drained() + closed(R::kDrained));
   uint64_t closed_total = 0;
   for (const auto& counter : s.closed) closed_total += counter.Get();
   out->set_closed_total(out->closed_total() + closed_total);

@@ -93,6 +93,8 @@ v1::CloseReason ToProto(CloseReason reason) {
     case CloseReason::kFrameTimeout: return v1::CLOSE_REASON_FRAME_TIMEOUT;
     case CloseReason::kSelectFdLimit: return v1::CLOSE_REASON_SELECT_FD_LIMIT;
     case CloseReason::kUpstreamError: return v1::CLOSE_REASON_UPSTREAM_ERROR;
+    case CloseReason::kMaxConnectionAge: return v1::CLOSE_REASON_MAX_CONNECTION_AGE;
+    case CloseReason::kDrained: return v1::CLOSE_REASON_DRAINED;
   }
   return v1::CLOSE_REASON_UNSPECIFIED;
 }

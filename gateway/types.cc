@@ -77,6 +77,8 @@ absl::string_view CloseReasonName(CloseReason reason) {
     case CloseReason::kFrameTimeout: return "frame_timeout";
     case CloseReason::kSelectFdLimit: return "select_fd_limit";
     case CloseReason::kUpstreamError: return "upstream_error";
+    case CloseReason::kMaxConnectionAge: return "max_connection_age";
+    case CloseReason::kDrained: return "drained";
   }
   return "unknown";
 }

@@ -55,8 +55,10 @@ enum class CloseReason : uint8_t {
   kFrameTimeout,    // a frame begun was not complete within --frame_timeout
   kSelectFdLimit,   // accepted in select mode on an fd >= FD_SETSIZE (1024), closed at once
   kUpstreamError,   // --upstream_error=close: a backend failed a request; earlier responses delivered first
+  kMaxConnectionAge,  // older than --max_connection_age: closed at a frame boundary, responses delivered
+  kDrained,           // DrainConnections: closed at a frame boundary, responses delivered
 };
-inline constexpr int kNumCloseReasons = 11;
+inline constexpr int kNumCloseReasons = 13;
 
 absl::string_view CloseReasonName(CloseReason reason);  // "peer_closed", ...
 
