@@ -5,8 +5,12 @@
 
 #include <signal.h>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
+#include <system_error>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -39,11 +43,33 @@ class BackendProcess {
     kill(process_->pid(), SIGKILL);
     process_->Wait(Deadline());
   }
-  void Pause() { kill(process_->pid(), SIGSTOP); }
+  // SIGSTOP, then waits until every thread of it has stopped: kill() returns
+  // before a running process stops, and until then it may still answer.
+  // False if it has not stopped by the deadline.
+  bool Pause() {
+    kill(process_->pid(), SIGSTOP);
+    return WaitUntil([&] { return AllThreadsStopped(); });
+  }
   void Resume() { kill(process_->pid(), SIGCONT); }
 
  private:
   BackendProcess(std::unique_ptr<Subprocess> process, int port) : process_(std::move(process)), port_(port) {}
+
+  // Every /proc/<pid>/task/<tid>/stat says 'T' (the state follows the
+  // command name's closing parenthesis).
+  bool AllThreadsStopped() const {
+    std::error_code error;
+    const std::filesystem::path tasks = absl::StrCat("/proc/", process_->pid(), "/task");
+    bool any = false;
+    for (const auto& task : std::filesystem::directory_iterator(tasks, error)) {
+      std::ifstream in(task.path() / "stat");
+      const std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const size_t paren = stat.rfind(')');
+      if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'T') return false;
+      any = true;
+    }
+    return any && !error;
+  }
 
   std::unique_ptr<Subprocess> process_;
   int port_;

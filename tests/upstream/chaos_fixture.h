@@ -5,6 +5,7 @@
 // Test-thread only.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -116,6 +117,19 @@ class ChaosFixture {
   uint64_t ErrorsOf(const std::string& address, UpstreamError kind) {
     absl::StatusOr<BackendInfo> info = gw_->GetBackend(address);
     return info.ok() ? info->errors[static_cast<int>(kind)] : 0;
+  }
+  uint64_t RequestsOf(const std::string& address) {
+    absl::StatusOr<BackendInfo> info = gw_->GetBackend(address);
+    return info.ok() ? info->requests : 0;
+  }
+  // Returns once every reactor has run a task posted now, so whatever one
+  // was doing meanwhile (a send and counting it as written) is over.
+  bool AwaitReactorTurns() {
+    auto ran = std::make_shared<std::atomic<int>>(0);
+    for (int i = 0; i < gw_->num_reactors(); ++i) {
+      if (!gw_->PostForTesting(i, [ran] { ran->fetch_add(1); })) return false;
+    }
+    return WaitUntil([&] { return ran->load() == gw_->num_reactors(); });
   }
   uint64_t ResponsesOf(const std::string& address) {
     absl::StatusOr<BackendInfo> info = gw_->GetBackend(address);

@@ -54,7 +54,7 @@ TEST_P(UpstreamChaosTest, StopOneBackendPastTheTimeoutThenContinueIt) {
   StartLoad();
   ASSERT_TRUE(Flow(2000)) << Describe(load_->Finish(Deadline()));
   const std::string stopped = backends_[0]->address();
-  backends_[0]->Pause();
+  ASSERT_TRUE(backends_[0]->Pause());
   EXPECT_TRUE(WaitUntil([&] { return ErrorsOf(stopped, UpstreamError::kTimeout) > 0; }, Deadline(kPhase)))
       << DescribeBackends(*gw_);
   EXPECT_TRUE(WaitUntil([&] { return StateOf(stopped) != BackendState::kHealthy; }, Deadline(kPhase)))
@@ -168,16 +168,16 @@ TEST_P(UpstreamChaosTest, CloseModeGivesEarlierResponsesThenEof) {
   StartFront(GetParam(), upstream);
   StartLoad(UpstreamErrorMode::kClose);
   ASSERT_TRUE(Flow(2000)) << Describe(load_->Finish(Deadline()));
-  // Stopped first, so requests are surely written to it and unanswered when
-  // it dies (a kill between two bursts could find none: nothing to fail).
-  backends_[0]->Pause();
-  EXPECT_TRUE(WaitUntil(
-      [&] {
-        absl::StatusOr<BackendInfo> b = gw_->GetBackend(backends_[0]->address());
-        return b.ok() && b->inflight > 0;
-      },
-      Deadline(kPhase)))
-      << DescribeBackends(*gw_);
+  // Requests written to it once it is stopped are surely unanswered when it
+  // dies. Its in-flight count alone is not enough: that also counts requests
+  // it answered before it stopped whose responses the gateway has not read
+  // yet, and if those are all, the kill fails nothing (they are answered;
+  // it closes with a FIN) and no client is closed.
+  const std::string dead = backends_[0]->address();
+  ASSERT_TRUE(backends_[0]->Pause());
+  ASSERT_TRUE(AwaitReactorTurns());  // a write under way when it stopped is counted by now
+  const uint64_t written_before = RequestsOf(dead);
+  EXPECT_TRUE(WaitUntil([&] { return RequestsOf(dead) > written_before; }, Deadline(kPhase))) << DescribeBackends(*gw_);
   backends_[0]->Kill();
   EXPECT_TRUE(WaitUntil([&] { return ClosedCount(*gw_, CloseReason::kUpstreamError) > 0; }, Deadline(kPhase)));
   const LoadReport report = load_->Finish(Deadline(kPhase));
