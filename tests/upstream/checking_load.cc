@@ -229,6 +229,9 @@ void CheckingLoad::ReadSome(Conn& c) {
       ++report_.closed;
       report_.lost += c.expected.size();
       c.dead = true;
+      // Our FIN too: the gateway lingers for it before it counts the close.
+      close(c.fd);
+      c.fd = -1;
     } else {
       Violation(c, absl::StrCat("EOF with ", c.expected.size(), " requests outstanding"));
     }
