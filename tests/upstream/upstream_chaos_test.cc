@@ -158,9 +158,9 @@ TEST_P(UpstreamChaosTest, ManagementCallsUnderLoadCostNoError) {
   EXPECT_EQ(report.errors, 0u) << Describe(report) << "\n" << DescribeBackends(*gw_);
 }
 
-// upstream.error_mode = kClose: a client with a request on a killed backend
-// gets its earlier responses, then EOF (never the empty frame, never a
-// reset); the others go on.
+// upstream.error_mode = kClose: a client with a request on a backend that
+// is killed (or stopped past the timeout) gets its earlier responses, then
+// EOF (never the empty frame, never a reset); the others go on.
 TEST_P(UpstreamChaosTest, CloseModeGivesEarlierResponsesThenEof) {
   StartBackends(2);
   UpstreamOptions upstream = FastUpstream(BackendAddresses());
@@ -172,12 +172,17 @@ TEST_P(UpstreamChaosTest, CloseModeGivesEarlierResponsesThenEof) {
   // dies. Its in-flight count alone is not enough: that also counts requests
   // it answered before it stopped whose responses the gateway has not read
   // yet, and if those are all, the kill fails nothing (they are answered;
-  // it closes with a FIN) and no client is closed.
+  // it closes with a FIN) and no client is closed. If no client can send
+  // (each one's oldest request waits on it), what it holds times out
+  // instead, and that closes those clients before the kill.
   const std::string dead = backends_[0]->address();
   ASSERT_TRUE(backends_[0]->Pause());
   ASSERT_TRUE(AwaitReactorTurns());  // a write under way when it stopped is counted by now
   const uint64_t written_before = RequestsOf(dead);
-  EXPECT_TRUE(WaitUntil([&] { return RequestsOf(dead) > written_before; }, Deadline(kPhase))) << DescribeBackends(*gw_);
+  EXPECT_TRUE(
+      WaitUntil([&] { return RequestsOf(dead) > written_before || ErrorsOf(dead, UpstreamError::kTimeout) > 0; },
+                Deadline(kPhase)))
+      << DescribeBackends(*gw_);
   backends_[0]->Kill();
   EXPECT_TRUE(WaitUntil([&] { return ClosedCount(*gw_, CloseReason::kUpstreamError) > 0; }, Deadline(kPhase)));
   const LoadReport report = load_->Finish(Deadline(kPhase));
