@@ -172,7 +172,7 @@ void Worker::Dispatch(Conn& c, uint32_t events) {
     if (c.state == State::kDead) return;
   }
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-    HandleReadable(c);
+    HandleReadable(c, (events & (EPOLLRDHUP | EPOLLHUP)) != 0);
     if (c.state == State::kDead) return;
   }
   if ((events & EPOLLOUT) && c.want_write) {
@@ -181,7 +181,7 @@ void Worker::Dispatch(Conn& c, uint32_t events) {
   }
 }
 
-void Worker::HandleReadable(Conn& c) {
+void Worker::HandleReadable(Conn& c, bool hangup) {
   for (;;) {
     const ssize_t n = recv(c.fd, read_buf_.get(), kReadBufSize, 0);
     if (n > 0) {
@@ -192,8 +192,10 @@ void Worker::HandleReadable(Conn& c) {
         return Fail(c, options_.reconnect && unexpected ? kDuplicate : kMismatch);
       }
       // A short read means the socket was drained; edge-triggered epoll
-      // reports the next arrival, so the EAGAIN recv can be skipped.
-      if (static_cast<size_t>(n) < kReadBufSize) break;
+      // reports the next arrival, so the EAGAIN recv can be skipped. Not
+      // when the peer's FIN came with this edge: no later edge would report
+      // the EOF behind the data.
+      if (static_cast<size_t>(n) < kReadBufSize && !hangup) break;
       continue;
     }
     if (n == 0) return Lost(c, kEof);

@@ -120,7 +120,8 @@ class Worker {
   void Open(Conn& c);
   void OnConnected(Conn& c);
   void Dispatch(Conn& c, uint32_t events);
-  void HandleReadable(Conn& c);
+  // `hangup`: the event reported the peer's FIN (read on to the EOF).
+  void HandleReadable(Conn& c, bool hangup);
   // Validates `n` received bytes; false on any byte that is not the expected one.
   bool Consume(Conn& c, const char* data, size_t n);
   void OnResponse(Conn& c, uint64_t seq, int64_t now);

@@ -98,6 +98,11 @@ absl::StatusOr<std::unique_ptr<Pod>> Pod::Start(const std::string& binary, const
 }
 
 absl::Status Pod::WaitReady(absl::Time deadline) {
+  // The ready line first: a health call refused before the listener is up
+  // would put the channel into reconnect backoff (seconds).
+  if (!WaitForReadyLine(*process_, deadline).has_value()) {
+    return absl::DeadlineExceededError(absl::StrCat(ip_, " printed no ready line; log:\n", Log()));
+  }
   absl::Status last = absl::UnavailableError("not asked yet");
   while (absl::Now() < deadline && process_->Running()) {
     absl::StatusOr<int> serving = CheckHealth(health_, "readiness");

@@ -10,6 +10,7 @@
 // lost or duplicated request, no reset, no refused connect, each old pod
 // exiting 0 within its drain window. The negative control turns the delay off
 // and must show refused connects, proving the test sees the race.
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +40,7 @@ struct RolloutResult {
   ClientTotals clients;
   std::vector<std::optional<int>> old_exit_codes;
   std::vector<absl::Duration> old_exit_after;  // SIGTERM to exit
+  std::string timeline;                        // what happened when, for failure messages
 };
 
 class RollingUpdateTest : public ::testing::Test {
@@ -78,7 +80,13 @@ class RollingUpdateTest : public ::testing::Test {
     ClientFleet::Options options;
     options.traffic = absl::Seconds(7) + 2 * (drain_delay + absl::Seconds(3));
     ClientFleet clients(endpoints, options);
+    const absl::Time start = absl::Now();
+    auto note = [&](const std::string& what) {
+      absl::StrAppend(&result.timeline, absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1))),
+                      " ", what, "\n");
+    };
     EXPECT_OK(clients.Start());
+    note("clients connected");
     absl::SleepFor(absl::Seconds(1));
 
     std::vector<std::unique_ptr<Pod>> new_pods;
@@ -87,12 +95,16 @@ class RollingUpdateTest : public ::testing::Test {
       new_pods.push_back(StartReadyPod(free_ip, *ports, flags));
       if (new_pods.back() == nullptr) break;
       endpoints.Add(new_pods.back()->endpoint());
+      note(absl::StrCat(free_ip, " ready, added"));
       old->Terminate();
+      note(absl::StrCat(old->ip(), " SIGTERM"));
       absl::SleepFor(kEndpointLag);
       endpoints.Remove(old->endpoint().name);
+      note(absl::StrCat(old->ip(), " removed"));
       result.old_exit_codes.push_back(old->WaitExit(old->terminated_at() + drain_delay + kDrainTimeout + kExitMargin));
       result.old_exit_after.push_back(old->exited_at() - old->terminated_at());
       if (!result.old_exit_codes.back().has_value()) ADD_FAILURE() << old->ip() << " did not exit:\n" << old->Log();
+      note(absl::StrCat(old->ip(), " exited"));
       free_ip = old->ip();
     }
     absl::SleepFor(absl::Seconds(1));  // traffic on the new pods alone
@@ -106,7 +118,8 @@ TEST_F(RollingUpdateTest, DrainDelayCoversTheEndpointLagAndNoRequestFails) {
   const absl::Duration drain_delay = absl::Seconds(2);
   const RolloutResult r = RollingUpdate(drain_delay);
   const ClientTotals& c = r.clients;
-  SCOPED_TRACE(c.ToString());
+  SCOPED_TRACE(absl::StrCat(c.ToString(), "\n", r.timeline));
+  std::printf("%s\n%s", c.ToString().c_str(), r.timeline.c_str());  // the figures, for the log
   EXPECT_EQ(c.established, c.conns);
   EXPECT_EQ(c.failed, 0u);
   EXPECT_EQ(c.lost, 0u);
@@ -132,7 +145,8 @@ TEST_F(RollingUpdateTest, DrainDelayCoversTheEndpointLagAndNoRequestFails) {
 TEST_F(RollingUpdateTest, WithoutDrainDelayConnectsAreRefused) {
   const RolloutResult r = RollingUpdate(absl::ZeroDuration());
   const ClientTotals& c = r.clients;
-  SCOPED_TRACE(c.ToString());
+  SCOPED_TRACE(absl::StrCat(c.ToString(), "\n", r.timeline));
+  std::printf("%s\n%s", c.ToString().c_str(), r.timeline.c_str());  // the figures, for the log
   EXPECT_GT(c.refused, 0u);
   EXPECT_EQ(c.failed, 0u);
   EXPECT_EQ(c.lost, 0u);

@@ -6,6 +6,7 @@
 // connection is closed at a frame boundary within age*(1+jitter) and
 // reconnects, and after twice the age the counts are even: max/mean <= 1.2.
 #include <algorithm>
+#include <cstdio>
 #include <memory>
 #include <numeric>
 #include <string>
@@ -82,6 +83,7 @@ TEST_F(ScaleOutTest, MaxConnectionAgeRebalancesOntoTheNewPod) {
       ScaleOut({absl::StrCat("--max_connection_age=", absl::FormatDuration(kMaxAge))}, &clients);
   ASSERT_EQ(counts.size(), 3u);
   SCOPED_TRACE(absl::StrCat("connections per pod: ", absl::StrJoin(counts, " "), "; ", clients.ToString()));
+  std::printf("connections per pod: %s; %s\n", absl::StrJoin(counts, " ").c_str(), clients.ToString().c_str());
   EXPECT_LE(MaxOverMean(counts), 1.2);
   // Every connection was closed at a frame boundary and came back: nothing lost.
   EXPECT_GE(clients.eofs, static_cast<uint64_t>(clients.conns));
@@ -96,6 +98,7 @@ TEST_F(ScaleOutTest, WithoutMaxConnectionAgeTheNewPodStaysNearEmpty) {
   const std::vector<int64_t> counts = ScaleOut({}, &clients);
   ASSERT_EQ(counts.size(), 3u);
   SCOPED_TRACE(absl::StrCat("connections per pod: ", absl::StrJoin(counts, " "), "; ", clients.ToString()));
+  std::printf("connections per pod: %s; %s\n", absl::StrJoin(counts, " ").c_str(), clients.ToString().c_str());
   const double mean = std::accumulate(counts.begin(), counts.end(), 0.0) / 3;
   EXPECT_LT(static_cast<double>(counts[2]), 0.1 * mean);
   EXPECT_GT(MaxOverMean(counts), 1.2);
