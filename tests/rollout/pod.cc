@@ -9,10 +9,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "gateway/v1/control.grpc.pb.h"
-#include "grpc/health/v1/health.pb.h"
 #include "grpcpp/create_channel.h"
-#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/security/credentials.h"
+#include "tests/support/health_check.h"
 
 namespace gateway::testing {
 namespace {
@@ -30,30 +29,6 @@ absl::StatusOr<int> BindAnyAddress(int* fd) {
     return absl::InternalError("cannot bind 0.0.0.0:0");
   }
   return ntohs(addr.sin_port);
-}
-
-// grpc.health.v1.Health/Check for `service` through a generic stub (the build
-// has no generated health stub). Returns the ServingStatus.
-absl::StatusOr<int> CheckHealth(const std::shared_ptr<grpc::Channel>& channel, const std::string& service) {
-  grpc::TemplatedGenericStub<grpc::health::v1::HealthCheckRequest, grpc::health::v1::HealthCheckResponse> stub(channel);
-  grpc::CompletionQueue cq;
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
-  grpc::health::v1::HealthCheckRequest request;
-  request.set_service(service);
-  grpc::health::v1::HealthCheckResponse response;
-  grpc::Status status;
-  auto call = stub.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check", request, &cq);
-  call->StartCall();
-  call->Finish(&response, &status, reinterpret_cast<void*>(1));
-  void* tag = nullptr;
-  bool ok = false;
-  if (!cq.Next(&tag, &ok) || !ok) return absl::InternalError("completion queue failed");
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
-  if (!status.ok()) return absl::UnavailableError(status.error_message());
-  return static_cast<int>(response.status());
 }
 
 }  // namespace
@@ -105,8 +80,8 @@ absl::Status Pod::WaitReady(absl::Time deadline) {
   }
   absl::Status last = absl::UnavailableError("not asked yet");
   while (absl::Now() < deadline && process_->Running()) {
-    absl::StatusOr<int> serving = CheckHealth(health_, "readiness");
-    if (serving.ok() && *serving == grpc::health::v1::HealthCheckResponse::SERVING) return absl::OkStatus();
+    absl::StatusOr<int> serving = HealthCheck(health_, "readiness");
+    if (serving.ok() && *serving == 1 /* SERVING */) return absl::OkStatus();
     last = serving.ok() ? absl::UnavailableError(absl::StrCat("readiness status ", *serving)) : serving.status();
     absl::SleepFor(absl::Milliseconds(20));
   }
