@@ -1,8 +1,17 @@
 #include "tests/rollout/client_fleet.h"
 
+#include <cstdlib>
+
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 
 namespace gateway::testing {
+
+int RolloutConns() {
+  int conns = 0;
+  const char* env = std::getenv("ROLLOUT_CONNS");
+  return env != nullptr && absl::SimpleAtoi(env, &conns) && conns > 0 ? conns : 300;
+}
 
 std::string ClientTotals::ToString() const {
   return absl::StrFormat(

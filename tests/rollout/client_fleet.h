@@ -32,11 +32,14 @@ struct ClientTotals {
   std::string ToString() const;
 };
 
+// $ROLLOUT_CONNS if set (a bigger run by hand, e.g. 3000), else 300.
+int RolloutConns();
+
 // Thread-compatible: one owner drives it; the clients run on its threads.
 class ClientFleet {
  public:
   struct Options {
-    int conns = 300;
+    int conns = RolloutConns();
     int threads = 2;
     absl::Duration period = absl::Milliseconds(75);  // between two frames of one connection
     absl::Duration traffic = absl::Seconds(15);      // from Start() to the end of traffic
