@@ -187,8 +187,9 @@ class WrongServer {
  public:
   // kErrorFrame answers with the empty frame 00000, as an upstream-mode
   // gateway does for a request its backend failed.
-  // kDuplicate sends the response twice.
-  enum class Fault { kCorruptByte, kEarlyEof, kErrorFrame, kDuplicate };
+  // kDuplicate sends the response twice; kHalfResponse sends half of it,
+  // then closes.
+  enum class Fault { kCorruptByte, kEarlyEof, kErrorFrame, kDuplicate, kHalfResponse };
 
   // Misbehaves on its `nth` response (1 = the first).
   WrongServer(Fault fault, int nth) : fault_(fault), nth_(nth) {
@@ -243,6 +244,10 @@ class WrongServer {
         if (++served == nth_) {
           ++faults_;
           if (fault_ == Fault::kEarlyEof) break;
+          if (fault_ == Fault::kHalfResponse) {
+            send(fd, frame.data(), frame.size() / 2, MSG_NOSIGNAL);
+            break;
+          }
           if (fault_ == Fault::kDuplicate) frame += frame;
           if (fault_ == Fault::kErrorFrame) {
             frame = "00000";
@@ -358,6 +363,19 @@ TEST(GatewayBenchReconnectTest, EofWithARequestUnansweredReconnectsAndResendsIt)
   EXPECT_EQ(JsonNumber(run.json, "established"), 1);
   EXPECT_EQ(JsonField(run.json, "ok"), "true");
   EXPECT_NE(run.output.find(absl::StrCat("reconnect  ", faults, " reconnects")), std::string::npos) << run.output;
+}
+
+TEST(GatewayBenchReconnectTest, EofInTheMiddleOfAResponseDiscardsItAndResendsTheRequest) {
+  WrongServer server(WrongServer::Fault::kHalfResponse, 4);
+  const BenchRun run = RunBench({absl::StrCat("--port=", server.port()), "--reconnect", "--conns=1", "--size=100",
+                                 "--duration=300ms", "--warmup=0s"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const int faults = server.faults();
+  ASSERT_GT(faults, 0);
+  EXPECT_EQ(ReconnectNumber(run.json, "reconnects"), faults);
+  EXPECT_EQ(ReconnectNumber(run.json, "resent"), faults);
+  EXPECT_EQ(ReconnectNumber(run.json, "lost"), 0);
+  EXPECT_EQ(JsonNumber(run.json, "total"), 0);  // errors: the half response was no mismatch
 }
 
 TEST(GatewayBenchReconnectTest, ReconnectsGoRoundRobinOverTheTargets) {
