@@ -1,0 +1,71 @@
+// The subcommand table and the help built from it.
+#include "ctl/commands.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace gateway::ctl {
+
+int UsageError(std::ostream& err, absl::string_view message) {
+  err << "gatewayctl: " << message << "\n";
+  return kExitUsage;
+}
+
+const std::vector<Command>& Commands() {
+  static const std::vector<Command> commands = {
+      {"stats", "", "GetStats: a row per gateway and a TOTAL", 0, false, RunStats},
+      {"list", "[--state=read|write|...]", "ListConnections, every page, merged", 0, false, RunList},
+      {"get", "--fd=N [--id=ID]", "GetConnection (one target)", 0, true, RunGet},
+      {"close", "--fd=N [--id=ID] [--force]", "CloseConnection (one target)", 0, true, RunClose},
+      {"drain", "--fraction=F|--count=N [--min_age=D] [--spread=D]", "DrainConnections on every gateway (oldest first)",
+       0, false, RunDrain},
+      {"watch", "[--duration=D] [--state_changes]", "WatchConnections from every gateway, merged", 0, false, RunWatch},
+      {"get-trigger-mode", "", "GetTriggerMode", 0, false, RunGetTriggerMode},
+      {"set-trigger-mode", "level|edge", "SetTriggerMode", 1, false, RunSetTriggerMode},
+      {"get-io-model", "", "GetIoModel", 0, false, RunGetIoModel},
+      {"set-io-model", "select|poll|epoll|io_uring", "SetIoModel", 1, false, RunSetIoModel},
+      {"backends", "", "ListBackends (upstream mode)", 0, false, RunBackends},
+      {"add-backend", "ADDR [--weight=W]", "AddBackend", 1, false, RunAddBackend},
+      {"remove-backend", "ADDR", "RemoveBackend: drains it, then removes it", 1, false, RunRemoveBackend},
+      {"drain-backend", "ADDR", "DrainBackend: returns once idle (up to --timeout)", 1, false, RunDrainBackend},
+      {"undrain-backend", "ADDR", "UndrainBackend", 1, false, RunUndrainBackend},
+      {"set-backend-weight", "ADDR W", "SetBackendWeight (1..1000)", 2, false, RunSetBackendWeight},
+      {"watch-backends", "[--duration=D]", "WatchBackends from every gateway, merged", 0, false, RunWatchBackends},
+  };
+  return commands;
+}
+
+const Command* FindCommand(absl::string_view name) {
+  const std::vector<Command>& commands = Commands();
+  auto it = std::find_if(commands.begin(), commands.end(), [&](const Command& c) { return name == c.name; });
+  return it == commands.end() ? nullptr : &*it;
+}
+
+std::string HelpText() {
+  std::string text =
+      "Sends a control call to many gateways at once and merges the answers.\n"
+      "Usage: gatewayctl [--targets=host:port,...|--dns=name:port] [--output=table|json] [--timeout=5s]\n"
+      "                  [--tls_ca=ca.pem [--tls_cert=c.pem --tls_key=c.key] [--tls_server_name=N]] SUBCOMMAND "
+      "[ARGS]\n\nSubcommands:\n";
+  for (const Command& c : Commands()) {
+    // The summary goes under a long synopsis, to stay within 100 columns.
+    const std::string head = absl::StrFormat("  %-18s %s", c.name, c.synopsis);
+    if (head.size() < 52) {
+      absl::StrAppendFormat(&text, "%-52s %s\n", head, c.summary);
+    } else {
+      absl::StrAppendFormat(&text, "%s\n%-52s %s\n", head, "", c.summary);
+    }
+  }
+  absl::StrAppend(
+      &text,
+      "  help                                               this text (gatewayctl --help adds the flags)\n\n"
+      "Without --targets or --dns: 127.0.0.1:50051. Tables have a TARGET column first; a target\n"
+      "that fails gets an error row and a line on stderr (gatewayctl: TARGET: CODE: message),\n"
+      "and the others' results are still printed.\n"
+      "Exit status: 0 every target answered; 2 some failed; 1 all failed, or a usage error.\n");
+  return text;
+}
+
+}  // namespace gateway::ctl
