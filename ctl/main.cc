@@ -52,7 +52,8 @@ int Main(const std::vector<char*>& positional) {
   Invocation inv;
   inv.args.assign(positional.begin() + 2, positional.end());
   if (static_cast<int>(inv.args.size()) != command->positional) {
-    return UsageError(std::cerr, absl::StrCat("usage: gatewayctl ", command->name, " ", command->synopsis));
+    return UsageError(
+        std::cerr, absl::StrCat("usage: gatewayctl ", command->name, *command->synopsis ? " " : "", command->synopsis));
   }
   absl::StatusOr<Format> format = ParseFormat(absl::GetFlag(FLAGS_output));
   if (!format.ok()) return UsageError(std::cerr, format.status().message());

@@ -69,6 +69,7 @@ std::string AgeText(absl::Duration d) {
 
 std::string DurationText(absl::Duration d) {
   // Three significant digits are plenty for a switch or a latency.
+  if (d == absl::ZeroDuration()) return "0s";
   if (d >= absl::Seconds(1))
     d = absl::Trunc(d, absl::Milliseconds(10));
   else if (d >= absl::Milliseconds(1))
