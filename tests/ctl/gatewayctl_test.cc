@@ -172,9 +172,14 @@ TEST_F(GatewayctlTest, DrainsACountOnEveryGateway) {
     EXPECT_EQ(response.fields().at("selected").number_value(), 1) << drain.out;
     EXPECT_EQ(response.fields().at("matching").number_value(), kCounts[i]) << drain.out;
   }
+  // Oldest first: each gateway's first client gets the FIN; once it closes
+  // too (the gateway lingers for that), one connection fewer on each.
   for (size_t i = 0; i < members_.size(); ++i) {
-    Gateway& gw = *members_[i].gw;
-    EXPECT_TRUE(WaitUntil([&] { return gw.active_connections() == kCounts[i] - 1; })) << members_[i].target();
+    Member& m = members_[i];
+    EXPECT_TRUE(m.clients[0].ExpectEof().ok()) << m.target();
+    m.clients[0].Close();
+    EXPECT_TRUE(WaitUntil([&] { return m.gw->active_connections() == kCounts[i] - 1; })) << m.target();
+    EXPECT_EQ(ClosedCount(*m.gw, CloseReason::kDrained), 1u) << m.target();
   }
   const CtlRun usage = Ctl({TargetsFlag(), "drain"});
   EXPECT_EQ(usage.exit_code, 1);
@@ -190,9 +195,15 @@ TEST_F(GatewayctlTest, WatchMergesEveryGatewaysEventsAndReportsAFailedStream) {
       Subprocess::Start({GATEWAYCTL_BINARY, TargetsFlag(), "watch"}, dir.File("watch.log"));
   ASSERT_TRUE(watch.ok()) << watch.status();
   // Until the watchers are registered, new connections may go unseen: keep
-  // opening one on each live gateway until both have shown up (bounded).
-  auto opened_from = [&](const Member& m) { return absl::StrContains((*watch)->Log(), absl::StrCat(m.target(), " ")); };
-  for (int round = 0; round < 100 && !(opened_from(members_[0]) && opened_from(members_[1])); ++round) {
+  // opening one on each live gateway until both have shown up and the
+  // stopped one has been reported (bounded).
+  auto seen = [&] {
+    const std::string log = (*watch)->Log();
+    return absl::StrContains(log, absl::StrCat(members_[0].target(), " ")) &&
+           absl::StrContains(log, absl::StrCat(members_[1].target(), " ")) &&
+           absl::StrContains(log, absl::StrCat("gatewayctl: ", stopped, ": "));
+  };
+  for (int round = 0; round < 100 && !seen(); ++round) {
     ASSERT_NO_FATAL_FAILURE(AddClient(members_[0]));
     ASSERT_NO_FATAL_FAILURE(AddClient(members_[1]));
     absl::SleepFor(absl::Milliseconds(100));
