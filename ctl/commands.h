@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "ctl/connect.h"
 #include "ctl/output.h"
@@ -33,6 +34,7 @@ struct Command {
   const char* summary;
   int positional;      // how many positional arguments it takes, exactly
   bool single_target;  // fds name connections of one gateway: exactly one target
+  const char* flags;   // the subcommand flags it reads, comma-separated ("fd,id,force")
   int (*run)(const Invocation& invocation);
 };
 
@@ -42,6 +44,9 @@ const std::vector<Command>& Commands();
 const Command* FindCommand(absl::string_view name);
 // `gatewayctl help`: usage, subcommands, the common flags, exit codes.
 std::string HelpText();
+// INVALID_ARGUMENT ("--fd does not apply to stats") if a subcommand flag
+// `command` does not read was given, so it is not silently ignored.
+absl::Status CheckFlags(const Command& command);
 
 int RunStats(const Invocation& invocation);
 int RunGetTriggerMode(const Invocation& invocation);

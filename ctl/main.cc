@@ -55,6 +55,7 @@ int Main(const std::vector<char*>& positional) {
     return UsageError(
         std::cerr, absl::StrCat("usage: gatewayctl ", command->name, *command->synopsis ? " " : "", command->synopsis));
   }
+  if (absl::Status flags = CheckFlags(*command); !flags.ok()) return UsageError(std::cerr, flags.message());
   absl::StatusOr<Format> format = ParseFormat(absl::GetFlag(FLAGS_output));
   if (!format.ok()) return UsageError(std::cerr, format.status().message());
   absl::StatusOr<std::vector<Target>> targets = TargetsFromFlags();

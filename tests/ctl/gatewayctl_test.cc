@@ -268,6 +268,8 @@ TEST_F(GatewayctlTest, UsageErrorsAreOneLineAndExitOne) {
       {{"list", "--state=sleeping"},
        "gatewayctl: --state must be one of accept|read|process|write|closing, not 'sleeping'\n"},
       {{"drain", "--fraction=1.5"}, "gatewayctl: --fraction must be in (0, 1]\n"},
+      {{"stats", "--fd=3"}, "gatewayctl: --fd does not apply to stats\n"},
+      {{"list", "--duration=1s"}, "gatewayctl: --duration does not apply to list\n"},
   };
   for (const auto& [args, message] : cases) {
     const CtlRun run = Ctl(args);
