@@ -49,12 +49,14 @@ class FleetFixture : public ::testing::Test {
     std::string target() const { return absl::StrCat("127.0.0.1:", control_port); }
   };
 
-  // Starts one gateway per entry of `clients`, each with that many client
-  // connections, all listed by their gateway before this returns.
-  void StartFleet(const std::vector<int>& clients, control::ControlServerOptions control_options = {}) {
+  // Starts one gateway per entry of `clients` (added to members_), each with
+  // that many client connections, all listed by their gateway before this
+  // returns.
+  void StartFleet(const std::vector<int>& clients, control::ControlServerOptions control_options = {},
+                  const GatewayOptions& gateway_options = {}) {
     for (const int n : clients) {
       Member m;
-      absl::StatusOr<std::unique_ptr<Gateway>> gw = StartTestGateway(GatewayOptions());
+      absl::StatusOr<std::unique_ptr<Gateway>> gw = StartTestGateway(gateway_options);
       ASSERT_TRUE(gw.ok()) << gw.status();
       m.gw = *std::move(gw);
       control_options.listen_address = "127.0.0.1:0";

@@ -224,6 +224,60 @@ TEST_F(GatewayctlTest, WatchEndsAfterItsDuration) {
   EXPECT_EQ(watch.err, "");
 }
 
+TEST_F(GatewayctlTest, ManagesBackendsOnEveryProxy) {
+  // Two backends (plain reversing gateways), two proxies in front of the
+  // first (probes off: the test drives the states), and one gateway not in
+  // upstream mode.
+  std::vector<std::unique_ptr<Gateway>> backends;
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<std::unique_ptr<Gateway>> backend = StartTestGateway(GatewayOptions());
+    ASSERT_TRUE(backend.ok()) << backend.status();
+    backends.push_back(*std::move(backend));
+  }
+  const std::string b1 = absl::StrCat("127.0.0.1:", backends[0]->port());
+  const std::string b2 = absl::StrCat("127.0.0.1:", backends[1]->port());
+  GatewayOptions proxy;
+  proxy.upstream.backends.push_back(BackendSpec{b1, 1});
+  proxy.upstream.probe_interval = absl::ZeroDuration();
+  ASSERT_NO_FATAL_FAILURE(StartFleet({0, 0}, {}, proxy));
+  const std::string proxies = TargetsFlag();
+
+  // Each step: every proxy's row for the backend, as (ADDRESS, STATE, WEIGHT).
+  auto rows = [&](const std::vector<std::string>& args, const std::string& address) {
+    std::vector<std::string> argv = {proxies};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const CtlRun run = Ctl(argv);
+    EXPECT_EQ(run.exit_code, 0) << absl::StrJoin(args, " ") << ": " << run.err;
+    std::vector<std::string> out;
+    for (const std::vector<std::string>& row : Rows(run.out)) {
+      if (row.size() > 3 && row[1] == address) out.push_back(absl::StrCat(row[0], " ", row[2], " ", row[3]));
+    }
+    return out;
+  };
+  auto both = [&](const std::string& state, int weight) {
+    return std::vector<std::string>{absl::StrCat(members_[0].target(), " ", state, " ", weight),
+                                    absl::StrCat(members_[1].target(), " ", state, " ", weight)};
+  };
+  EXPECT_EQ(rows({"backends"}, b1), both("healthy", 1));
+  EXPECT_EQ(rows({"add-backend", b2, "--weight=3"}, b2), both("healthy", 3));
+  EXPECT_EQ(rows({"set-backend-weight", b2, "5"}, b2), both("healthy", 5));
+  EXPECT_EQ(rows({"drain-backend", b2}, b2), both("draining", 5));
+  EXPECT_EQ(rows({"undrain-backend", b2}, b2), both("healthy", 5));
+  EXPECT_EQ(rows({"backends"}, b2), both("healthy", 5));
+  EXPECT_EQ(rows({"remove-backend", b2}, b2).size(), 2u);
+  EXPECT_EQ(rows({"backends"}, b2).size(), 0u);
+
+  // A gateway without --upstream answers FAILED_PRECONDITION; the proxies' rows still print.
+  ASSERT_NO_FATAL_FAILURE(StartFleet({0}));
+  const CtlRun mixed = Ctl({TargetsFlag(), "backends"});
+  EXPECT_EQ(mixed.exit_code, 2);
+  EXPECT_TRUE(
+      absl::StartsWith(mixed.err, absl::StrCat("gatewayctl: ", members_[2].target(), ": FAILED_PRECONDITION: ")))
+      << mixed.err;
+  EXPECT_EQ(Rows(mixed.out).size(), 3u) << mixed.out;  // b1 on each proxy, and the error row
+  for (const std::unique_ptr<Gateway>& backend : backends) backend->Shutdown(absl::Seconds(5));
+}
+
 TEST_F(GatewayctlTest, SpeaksMutualTls) {
   const Pki& pki = Pki::Get();
   ASSERT_TRUE(pki.ok()) << "openssl failed (is it installed?)";
