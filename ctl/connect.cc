@@ -4,18 +4,23 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
 namespace gateway::ctl {
 namespace {
 
-absl::StatusOr<std::string> ReadPem(const std::string& path, const char* flag) {
+// The file's text if it holds a PEM block ending in `kind` ("CERTIFICATE",
+// "PRIVATE KEY"), so a swapped file is named here rather than failing later
+// as an unexplained handshake error.
+absl::StatusOr<std::string> ReadPem(const std::string& path, const char* flag, const char* kind) {
   std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read ", path));
   std::ostringstream text;
-  if (in) text << in.rdbuf();
-  if (!in || text.str().find("-----BEGIN ") == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read a PEM file at ", path));
+  text << in.rdbuf();
+  if (text.str().find(absl::StrCat(kind, "-----")) == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": ", path, " holds no PEM ", absl::AsciiStrToLower(kind)));
   }
   return text.str();
 }
@@ -34,14 +39,14 @@ absl::StatusOr<Dialer> Dialer::Create(const TlsFiles& tls, absl::Duration timeou
   if (tls.cert.empty() != tls.key.empty()) return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
   grpc::SslCredentialsOptions options;
   if (!tls.ca.empty()) {
-    absl::StatusOr<std::string> ca = ReadPem(tls.ca, "--tls_ca");
+    absl::StatusOr<std::string> ca = ReadPem(tls.ca, "--tls_ca", "CERTIFICATE");
     if (!ca.ok()) return ca.status();
     options.pem_root_certs = *std::move(ca);
   }
   if (!tls.cert.empty()) {
-    absl::StatusOr<std::string> cert = ReadPem(tls.cert, "--tls_cert");
+    absl::StatusOr<std::string> cert = ReadPem(tls.cert, "--tls_cert", "CERTIFICATE");
     if (!cert.ok()) return cert.status();
-    absl::StatusOr<std::string> key = ReadPem(tls.key, "--tls_key");
+    absl::StatusOr<std::string> key = ReadPem(tls.key, "--tls_key", "PRIVATE KEY");
     if (!key.ok()) return key.status();
     options.pem_cert_chain = *std::move(cert);
     options.pem_private_key = *std::move(key);

@@ -27,7 +27,8 @@ struct TlsFiles {
 class Dialer {
  public:
   // Reads the PEM files. INVALID_ARGUMENT naming the flag for an unreadable
-  // file, a cert without key (or the reverse), or a server name without TLS.
+  // file or one without the PEM block expected (a certificate, a private
+  // key), a cert without key (or the reverse), or a server name without TLS.
   static absl::StatusOr<Dialer> Create(const TlsFiles& tls, absl::Duration timeout);
 
   // A stub on a new channel to `target` (connecting lazily, on the first call).

@@ -1,5 +1,8 @@
 // gatewayctl: flags -> targets -> dialer -> the subcommand, which fans the
 // call out to every target and prints the merged answer.
+#include <grpc/support/log.h>
+
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -80,6 +83,9 @@ int Main(const std::vector<char*>& positional) {
 }  // namespace gateway::ctl
 
 int main(int argc, char** argv) {
+  // Each failure is reported once, as the target's status; gRPC's own log
+  // lines would repeat it on stderr. GRPC_VERBOSITY=... brings them back.
+  if (std::getenv("GRPC_VERBOSITY") == nullptr) gpr_set_log_function([](gpr_log_func_args*) {});
   gateway::ctl::ConfigureUsage(gateway::ctl::HelpText());
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   return gateway::ctl::Main(positional);

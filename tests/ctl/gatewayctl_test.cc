@@ -298,11 +298,15 @@ TEST_F(GatewayctlTest, SpeaksMutualTls) {
   EXPECT_EQ(named.exit_code, 0) << named.err;
   const CtlRun wrong_name = Ctl({TargetsFlag(), ca, cert, key, "--tls_server_name=elsewhere", "list"});
   EXPECT_EQ(wrong_name.exit_code, 1) << wrong_name.err;
+  EXPECT_EQ(Lines(wrong_name.err).size(), 2u) << wrong_name.err;  // one a target, no gRPC log lines
   const CtlRun no_client_cert = Ctl({TargetsFlag(), ca, "stats"});
   EXPECT_EQ(no_client_cert.exit_code, 1);
   EXPECT_EQ(Lines(no_client_cert.err).size(), 2u) << no_client_cert.err;
   const CtlRun plaintext = Ctl({TargetsFlag(), "stats"});
   EXPECT_EQ(plaintext.exit_code, 1);
+  const CtlRun swapped = Ctl({TargetsFlag(), absl::StrCat("--tls_ca=", pki.path("client.key")), "stats"});
+  EXPECT_EQ(swapped.exit_code, 1);
+  EXPECT_EQ(swapped.err, absl::StrCat("gatewayctl: --tls_ca: ", pki.path("client.key"), " holds no PEM certificate\n"));
   const CtlRun half = Ctl({TargetsFlag(), ca, cert, "stats"});
   EXPECT_EQ(half.exit_code, 1);
   EXPECT_EQ(half.err, "gatewayctl: --tls_cert and --tls_key go together\n");
@@ -318,7 +322,7 @@ TEST_F(GatewayctlTest, UsageErrorsAreOneLineAndExitOne) {
       {{"--targets=a:1,", "stats"}, "gatewayctl: --targets 'a:1,' has an empty entry\n"},
       {{"--timeout=0s", "stats"}, "gatewayctl: --timeout must be > 0\n"},
       {{"--tls_server_name=x", "stats"}, "gatewayctl: --tls_server_name needs TLS (--tls_ca)\n"},
-      {{"--tls_ca=/nonexistent.pem", "stats"}, "gatewayctl: --tls_ca: cannot read a PEM file at /nonexistent.pem\n"},
+      {{"--tls_ca=/nonexistent.pem", "stats"}, "gatewayctl: --tls_ca: cannot read /nonexistent.pem\n"},
       {{"list", "--state=sleeping"},
        "gatewayctl: --state must be one of accept|read|process|write|closing, not 'sleeping'\n"},
       {{"drain", "--fraction=1.5"}, "gatewayctl: --fraction must be in (0, 1]\n"},
