@@ -122,6 +122,27 @@ TEST_F(GatewayctlTest, AStoppedGatewayIsReportedAndTheOthersStillListed) {
   EXPECT_EQ(Lines(none.err).size(), 3u) << none.err;
 }
 
+TEST_F(GatewayctlTest, CallsEveryAddressADnsNameHas) {
+  ASSERT_NO_FATAL_FAILURE(StartFleet({2}));
+  // localhost is 127.0.0.1 and, on some hosts, ::1 too (where nothing
+  // listens here: that target fails and says so).
+  const CtlRun run = Ctl({absl::StrCat("--dns=localhost:", members_[0].control_port), "list", "--output=json"});
+  const Struct doc = ParseJson(run.out);
+  bool v4 = false;
+  for (const Value& result : Results(doc)) {
+    const std::string target = Text(result.struct_value(), "target");
+    if (target == members_[0].target()) {
+      v4 = true;
+      EXPECT_EQ(Field(result, "response").fields().at("connections").list_value().values_size(), 2);
+    } else {
+      EXPECT_EQ(target, absl::StrCat("[::1]:", members_[0].control_port));
+      EXPECT_EQ(Text(Field(result, "error"), "code"), "UNAVAILABLE");
+    }
+  }
+  EXPECT_TRUE(v4) << run.out;
+  EXPECT_EQ(run.exit_code, Results(doc).size() == 1 ? 0 : 2) << run.err;
+}
+
 TEST_F(GatewayctlTest, SwitchesTheTriggerModeOnEveryGateway) {
   ASSERT_NO_FATAL_FAILURE(StartFleet({1, 1, 1}));
   const CtlRun set = Ctl({TargetsFlag(), "set-trigger-mode", "level"});
