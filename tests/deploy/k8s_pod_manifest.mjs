@@ -6,7 +6,7 @@
 //     the metrics port is dropped from the list: it is still served inside);
 //   - the probes dropped: Podman runs only liveness, not as gRPC, and
 //     ignores readiness and startup; the test probes the health port itself;
-//   - the image replaced by the locally built one.
+//   - the image replaced by the locally built one, restartPolicy Never.
 //   node k8s_pod_manifest.mjs NODE_MODULES RENDERED.yaml POD_NAME IMAGE DATA_PORT HEALTH_PORT > pod.yaml
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -36,8 +36,10 @@ for (const c of spec.containers) {
     .filter((p) => p.name in hostPorts)
     .map((p) => ({ ...p, hostIP: "127.0.0.1", hostPort: hostPorts[p.name] }));
 }
-// Scheduling has no meaning for one local pod.
+// Scheduling has no meaning for one local pod; an exit must stay an exit
+// (the test checks the status SIGTERM leaves), not a restart.
 delete spec.topologySpreadConstraints;
+spec.restartPolicy = "Never";
 const pod = {
   apiVersion: "v1",
   kind: "Pod",
