@@ -77,7 +77,8 @@ void QuietableLog(gpr_log_func_args* args) {
                args->message);
 }
 
-// Says why `address` could not be served, by trying to bind it ourselves.
+}  // namespace
+
 std::string DiagnoseListenFailure(const std::string& address, bool tls) {
   absl::StatusOr<HostPort> split = SplitHostPort(address);
   if (!split.ok()) return "cannot resolve the address";
@@ -108,7 +109,22 @@ std::string DiagnoseListenFailure(const std::string& address, bool tls) {
   return reason;
 }
 
-}  // namespace
+std::unique_ptr<grpc::Server> BuildAndStartQuietly(grpc::ServerBuilder& builder) {
+  static std::once_flag log_once;
+  std::call_once(log_once, [] { gpr_set_log_function(QuietableLog); });
+  quiet_starts.fetch_add(1);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  quiet_starts.fetch_sub(1);
+  return server;
+}
+
+void SetReadiness(grpc::Server& server, bool ready) {
+  if (grpc::HealthCheckServiceInterface* health = server.GetHealthCheckService()) {
+    health->SetServingStatus("", ready);
+    health->SetServingStatus(std::string(kReadinessService), ready);
+    health->SetServingStatus(std::string(kLivenessService), true);
+  }
+}
 
 absl::StatusOr<std::unique_ptr<ControlServer>> StartControlServer(Gateway* gateway,
                                                                   const ControlServerOptions& options) {
@@ -147,11 +163,7 @@ absl::StatusOr<std::unique_ptr<ControlServer>> StartControlServer(Gateway* gatew
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(options.listen_address, *credentials, &server->port_);
   builder.RegisterService(server->service_.get());
-  static std::once_flag log_once;
-  std::call_once(log_once, [] { gpr_set_log_function(QuietableLog); });
-  quiet_starts.fetch_add(1);
-  server->server_ = builder.BuildAndStart();
-  quiet_starts.fetch_sub(1);
+  server->server_ = BuildAndStartQuietly(builder);
   if (server->server_ == nullptr || server->port_ == 0) {
     if (server->server_ != nullptr) server->server_->Shutdown();
     server->service_->StopPump();
@@ -159,17 +171,23 @@ absl::StatusOr<std::unique_ptr<ControlServer>> StartControlServer(Gateway* gatew
         absl::StrCat("cannot serve the control plane on ", options.listen_address, ": ",
                      DiagnoseListenFailure(options.listen_address, !options.tls_cert_file.empty())));
   }
+  SetReadiness(*server->server_, true);
   return server;
 }
 
 ControlServer::~ControlServer() { Shutdown(absl::ZeroDuration()); }
+
+void ControlServer::SetReady(bool ready) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!stopped_ && server_ != nullptr) SetReadiness(*server_, ready);
+}
 
 void ControlServer::Shutdown(absl::Duration deadline) {
   std::lock_guard<std::mutex> lock(mu_);
   if (stopped_ || server_ == nullptr) return;
   stopped_ = true;
   if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
-    health->SetServingStatus(false);
+    health->SetServingStatus(false);  // every service, liveness too: we are going
   }
   service_->EndWatches();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + deadline));

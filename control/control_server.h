@@ -9,9 +9,11 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "gateway/gateway.h"
 #include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
 
 namespace gateway::control {
 
@@ -47,6 +49,9 @@ class ControlServer {
   ControlServer& operator=(const ControlServer&) = delete;
 
   int port() const { return port_; }
+  // Readiness ("" and "readiness" in grpc.health.v1) goes NOT_SERVING when a
+  // drain begins; liveness ("liveness") stays SERVING until Shutdown.
+  void SetReady(bool ready);
   // Reports NOT_SERVING to health checks, ends watch streams cleanly (the
   // events already queued, then OK), and stops the server; calls still
   // running at `deadline` are cancelled. Idempotent; blocks until done.
@@ -63,6 +68,20 @@ class ControlServer {
   std::mutex mu_;         // std::mutex: TSan cannot see Debian's absl::Mutex
   bool stopped_ = false;  // guarded by mu_
 };
+
+// The grpc.health.v1 service names Kubernetes probes ask for; "" means
+// readiness too (what a probe without a service name asks).
+inline constexpr absl::string_view kReadinessService = "readiness";
+inline constexpr absl::string_view kLivenessService = "liveness";
+
+// Sets readiness ("" and "readiness") to `ready` and liveness to SERVING on
+// `server`'s default health service.
+void SetReadiness(grpc::Server& server, bool ready);
+// BuildAndStart with gRPC's own multi-line bind errors silenced: the caller
+// reports the failure in one line (DiagnoseListenFailure says why).
+std::unique_ptr<grpc::Server> BuildAndStartQuietly(grpc::ServerBuilder& builder);
+// Why `address` could not be served, found by trying to bind it ourselves.
+std::string DiagnoseListenFailure(const std::string& address, bool tls);
 
 // Starts serving `gateway` (which must have been started). Fails with a
 // one-line status if the address is bad or busy or a TLS file is unusable.

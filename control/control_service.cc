@@ -196,6 +196,32 @@ grpc::ServerUnaryReactor* GatewayControlService::GetStats(grpc::CallbackServerCo
   return FinishWith(context, absl::OkStatus());
 }
 
+grpc::ServerUnaryReactor* GatewayControlService::DrainConnections(grpc::CallbackServerContext* context,
+                                                                  const v1::DrainConnectionsRequest* request,
+                                                                  v1::DrainConnectionsResponse* response) {
+  DrainQuery query;
+  switch (request->amount_case()) {
+    case v1::DrainConnectionsRequest::kFraction: query.fraction = request->fraction(); break;
+    case v1::DrainConnectionsRequest::kCount: query.count = request->count(); break;
+    case v1::DrainConnectionsRequest::AMOUNT_NOT_SET:
+      return FinishWith(context, absl::InvalidArgumentError("set fraction or count"));
+  }
+  auto duration = [](const google::protobuf::Duration& d) {
+    return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+  };
+  query.min_age = duration(request->min_age());
+  query.spread = duration(request->spread());
+  if (query.spread > absl::Hours(24)) return FinishWith(context, absl::InvalidArgumentError("spread must be <= 24h"));
+  std::shared_ptr<PendingCall> call = PendingCall::Create(context);
+  gateway_->DrainConnections(query, [call, response](absl::StatusOr<DrainResult> result) {
+    call->Answer(result.status(), [&] {
+      response->set_selected(static_cast<uint32_t>(result->selected));
+      response->set_matching(static_cast<uint32_t>(result->matching));
+    });
+  });
+  return call.get();
+}
+
 void GatewayControlService::FillStats(v1::Stats* response) {
   const absl::Time now = absl::Now();
   response->set_active_connections(gateway_->active_connections());
@@ -206,6 +232,8 @@ void GatewayControlService::FillStats(v1::Stats* response) {
   response->set_data_port(gateway_->port());
   response->set_io_model(ToProto(gateway_->io_model()));
   response->set_io_model_switches(gateway_->io_model_switches());
+  response->set_draining(gateway_->draining());
+  response->set_instance(gateway_->options().instance);
   v1::Counters* totals = response->mutable_totals();
   for (int i = 0; i < gateway_->num_reactors(); ++i) {
     const ReactorStats& stats = gateway_->reactor_stats(i);

@@ -72,6 +72,9 @@ class GatewayControlService final : public v1::GatewayControl::CallbackService {
                                                                   const v1::WatchConnectionsRequest* request) override;
   grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* context, const v1::GetStatsRequest* request,
                                      v1::Stats* response) override;
+  grpc::ServerUnaryReactor* DrainConnections(grpc::CallbackServerContext* context,
+                                             const v1::DrainConnectionsRequest* request,
+                                             v1::DrainConnectionsResponse* response) override;
 
   grpc::ServerUnaryReactor* ListBackends(grpc::CallbackServerContext* context, const v1::ListBackendsRequest* request,
                                          v1::ListBackendsResponse* response) override;

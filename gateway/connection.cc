@@ -93,9 +93,10 @@ void Connection::Service() {
     if (ReadOnce(/*in_place_only=*/over_budget) == IoResult::kClosed) return;
   }
   if (read_eof_ && open()) StopReading(CloseReason::kPeerClosed);
-  if (phase_ == Phase::kDraining && !readable_) {
-    // Everything the kernel held when the drain began has been answered.
-    StopReading(CloseReason::kShutdown);
+  if (phase_ == Phase::kDraining && !readable_ && in_.empty()) {
+    // A frame boundary: the socket is dry and no frame is half-read, so
+    // every request the client sent is answered before the FIN.
+    StopReading(drain_reason_);
   }
   if (!open() || paused_ || host_links_.waiting_for_budget ||
       (link_ != nullptr && (link_->waiting_for_room || UpstreamCapped()))) {
@@ -530,9 +531,10 @@ void Connection::RequestClose(CloseReason reason, CloseMode mode) {
   UpdateInterest();
 }
 
-void Connection::BeginDrain() {
+void Connection::BeginDrain(CloseReason reason) {
   GATEWAY_ASSERT_IN_LOOP(*ctx_->loop);
   if (phase_ != Phase::kOpen) return;  // already on its way out, with its own reason
+  drain_reason_ = reason;
   // Read on (across wakeups, and after backpressure clears) until the socket
   // runs dry, then close as RequestClose(kShutdown) would. The drain deadline
   // bounds a client that never stops sending.

@@ -76,9 +76,14 @@ class Connection final : public PollHandler {
   // sends EOF and closes. kForce: closes at once.
   void RequestClose(CloseReason reason, CloseMode mode);
 
-  // Shutdown: answers what the kernel has already received (reading until the
-  // socket is dry), then closes as RequestClose(kShutdown, kFlush) does.
-  void BeginDrain();
+  // Shutdown, age or rebalancing: reads on until the socket is dry and no
+  // frame is half-read, answers everything, then closes (FIN) with `reason`
+  // as RequestClose(reason, kFlush) does: a frame boundary, so a client loses
+  // nothing and reconnects.
+  void BeginDrain(CloseReason reason);
+  // Open and not yet on its way out.
+  bool accepting_frames() const { return phase_ == Phase::kOpen; }
+  int64_t opened_ns() const { return opened_ns_; }
 
   // Re-registers after the poller's trigger mode changed. Readiness is
   // assumed, so bytes the kernel buffered under the old mode are still read.
@@ -190,6 +195,7 @@ class Connection final : public PollHandler {
   Phase phase_ = Phase::kOpen;
   ConnectionState state_ = ConnectionState::kAccept;
   CloseReason close_reason_ = CloseReason::kPeerClosed;
+  CloseReason drain_reason_ = CloseReason::kShutdown;  // kDraining's
   // Readiness, as the poller last reported it (not the lifecycle).
   bool readable_ = false;     // no EAGAIN on read since the last readiness
   bool writable_ = true;      // no EAGAIN on write since the last readiness

@@ -162,17 +162,18 @@ void Gateway::Start() {
   if (prober_ != nullptr) prober_->Start();
 }
 
-void Gateway::Shutdown(absl::Duration drain_timeout) {
+void Gateway::Shutdown(absl::Duration drain_timeout, absl::Duration spread) {
   std::lock_guard<std::mutex> lock(lifecycle_mu_);
   if (stopped_) return;
   stopped_ = true;
+  AnnounceDrain();
   stopping_.store(true, std::memory_order_release);
   if (!started_) return;  // reactors never ran; their destructors close the listeners
   if (blocking_ != nullptr) blocking_->Shutdown(drain_timeout);
   const absl::Time deadline = absl::Now() + drain_timeout;
   for (auto& reactor : reactors_) {
     Reactor* r = reactor.get();
-    r->Post([r, deadline] { r->BeginShutdown(deadline); });
+    r->Post([r, deadline, spread] { r->BeginShutdown(deadline, spread); });
   }
   for (auto& reactor : reactors_) reactor->Join();
 }

@@ -37,6 +37,20 @@ class UpstreamRegistry;
 struct ProbeResult;
 struct BackendUpdate;
 
+// Which connections DrainConnections closes: a fraction or a count of the
+// open ones at least `min_age` old, oldest first.
+struct DrainQuery {
+  std::optional<double> fraction;  // (0, 1], rounded up
+  std::optional<uint64_t> count;   // at most this many
+  absl::Duration min_age = absl::ZeroDuration();
+  absl::Duration spread = absl::ZeroDuration();  // the closes spread evenly over it, oldest first
+};
+
+struct DrainResult {
+  uint64_t selected = 0;  // connections that will close
+  uint64_t matching = 0;  // open connections at least min_age old
+};
+
 // A page of a connection listing, sorted by fd.
 struct ConnectionPage {
   std::vector<ConnectionInfo> connections;
@@ -67,10 +81,16 @@ class Gateway {
   Gateway& operator=(const Gateway&) = delete;
 
   void Start();
-  // Stops accepting, answers what has arrived, flushes, closes every
-  // connection, and joins the reactors. Connections still open at
-  // `drain_timeout` are closed. Idempotent; blocks until done.
-  void Shutdown(absl::Duration drain_timeout);
+  // Stops accepting; every connection closes at a frame boundary once what
+  // it sent is answered (each at a random time within `spread`, so clients
+  // do not all reconnect elsewhere at once); joins the reactors. Connections
+  // still open at `drain_timeout` are closed. Idempotent; blocks until done.
+  void Shutdown(absl::Duration drain_timeout, absl::Duration spread = absl::ZeroDuration());
+  // The process has been asked to stop (SIGTERM) and is draining, or soon
+  // will: reported in stats while the data plane still serves.
+  void AnnounceDrain() { draining_.store(true, std::memory_order_release); }
+  bool draining() const { return draining_.load(std::memory_order_acquire); }
+
 
   int port() const { return port_; }
   // The blocking model counts as one reactor: its server's stats are index 0.
@@ -131,6 +151,14 @@ class Gateway {
   absl::StatusOr<ConnectionPage> ListConnections(const ListQuery& query);
   absl::StatusOr<ConnectionInfo> GetConnection(int fd, uint64_t id = 0);
   absl::Status CloseConnection(int fd, uint64_t id, CloseMode mode);
+
+  // Rebalancing on demand: the chosen connections close at a frame boundary
+  // once answered (close reason drained), over `query.spread`. Done once the
+  // closes are scheduled. INVALID_ARGUMENT for no amount, a fraction outside
+  // (0, 1] or a negative duration; FAILED_PRECONDITION in the blocking model
+  // or once shutting down.
+  void DrainConnections(const DrainQuery& query, Done<DrainResult> done);
+  absl::StatusOr<DrainResult> DrainConnections(const DrainQuery& query);  // waits
 
   // Hands an already-connected stream socket (TCP, or one end of a Unix
   // socketpair) to a reactor, which serves it like an accepted client. Takes
@@ -253,6 +281,7 @@ class Gateway {
   std::atomic<int64_t> last_io_switch_ns_{0};
   std::atomic<bool> running_{false};       // Start() has run: reactors answer posts
   std::atomic<bool> stopping_{false};      // Shutdown() has begun
+  std::atomic<bool> draining_{false};      // AnnounceDrain() or Shutdown()
   std::atomic<uint32_t> next_adopter_{0};  // round robin for AdoptConnection
 
   // std::mutex, not absl::Mutex: see EventLoop (TSan visibility).

@@ -57,6 +57,15 @@ absl::StatusOr<SocketAddress> Validate(const GatewayOptions& options) {
   if (r.read_budget < 1) return absl::InvalidArgumentError("--read_budget must be >= 1");
   if (r.accept_budget < 1) return absl::InvalidArgumentError("accept_budget must be >= 1");  // no flag
   if (options.backlog < 1) return absl::InvalidArgumentError("--backlog must be >= 1");
+  if (r.max_connection_age < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--max_connection_age must be >= 0");
+  }
+  if (!(r.max_connection_age_jitter >= 0 && r.max_connection_age_jitter < 1)) {
+    return absl::InvalidArgumentError("--max_connection_age_jitter must be in [0, 1)");
+  }
+  if (r.max_connection_age > absl::ZeroDuration() && r.io_model == IoModel::kBlocking) {
+    return absl::InvalidArgumentError("--max_connection_age needs a reactor model, not --io_model=blocking");
+  }
   if (absl::Status upstream = ValidateUpstream(options); !upstream.ok()) return upstream;
   return ParseListenAddress(options.listen_address);
 }

@@ -39,10 +39,19 @@ struct ReactorOptions {
   int accept_budget = 64;                    // accept() calls per wakeup
   bool measure_latency = true;               // time every request (two clock reads per batch)
   absl::Duration linger = absl::Seconds(5);  // wait for the peer's FIN after ours
+  // A connection older than this, give or take the jitter (a fraction, so
+  // connections opened together do not all leave together), is closed at
+  // its next frame boundary once answered; zero = off. Clients reconnect,
+  // which rebalances them over the replicas a load balancer has now.
+  absl::Duration max_connection_age = absl::ZeroDuration();
+  double max_connection_age_jitter = 0.1;
 };
 
 struct GatewayOptions {
   std::string listen_address = "0.0.0.0:6789";
+  // This replica's name in stats (the binary: --instance, $POD_NAME or the
+  // host name), so merged fleet output says where a figure comes from.
+  std::string instance;
   int reactors = 0;  // 0 = one per core
   int backlog = 4096;
   ReactorOptions reactor;

@@ -46,7 +46,8 @@ Reactor::Reactor(int index, int listen_fd, const ReactorOptions& options, Shared
       context_{&options_, &stats_,  &pool_, &scratch_, &loop_,         handler_.get(),
                &timers_,  &events_, this,   index,     upstream_.get()},
       listener_(std::make_unique<Listener>(&loop_, static_cast<ListenerHost*>(this), &stats_, options.accept_budget,
-                                           listen_fd)) {}
+                                           listen_fd)),
+      jitter_rng_(std::random_device{}() + static_cast<unsigned>(index)) {}
 
 Reactor::~Reactor() {
   Join();
@@ -109,6 +110,7 @@ int Reactor::NextTimeoutMs() const {
   if (accept_resume_ns_ != 0) deadline = std::min(deadline, accept_resume_ns_);
   if (shutting_down_) deadline = std::min(deadline, shutdown_deadline_ns_);
   if (upstream_ != nullptr) deadline = std::min(deadline, upstream_->NextDeadlineNs());
+  deadline = std::min(deadline, drains_.NextDueNs());
   if (deadline == INT64_MAX) return -1;
   const int64_t wait_ns = deadline - MonotonicNowNs();
   if (wait_ns <= 0) return 0;
@@ -134,6 +136,11 @@ void Reactor::ExpireDeadlines() {
   if (upstream_ != nullptr) upstream_->Expire(now);
   if (accept_resume_ns_ != 0 && accept_resume_ns_ <= now) ResumeAccepting();
   if (!budget_waiters_.empty()) ResumeBudgetWaiters();
+  if (drains_.NextDueNs() <= now) {
+    for (const DrainSchedule::Entry& due : drains_.TakeDue(now)) {
+      if (Connection* connection = FindConnection(due.fd, due.id)) connection->BeginDrain(due.reason);
+    }
+  }
   if (shutting_down_ && now >= shutdown_deadline_ns_ && !connections_.empty()) {
     for (Connection* connection : AllConnections()) connection->Close(CloseReason::kShutdown);
   }
@@ -247,6 +254,12 @@ void Reactor::Accepted(int fd, const SocketAddress& peer) {
   connections_.emplace(fd, std::move(owned));
   stats_.active.Add(1);
   timers_.Opened(connection, loop_.now_ns());
+  if (options_.max_connection_age > absl::ZeroDuration()) {
+    const double jitter = options_.max_connection_age_jitter;
+    const double factor = 1 + std::uniform_real_distribution<double>(-jitter, jitter)(jitter_rng_);
+    const auto age_ns = static_cast<int64_t>(absl::ToDoubleNanoseconds(options_.max_connection_age) * factor);
+    drains_.Add({loop_.now_ns() + age_ns, fd, id, CloseReason::kMaxConnectionAge});
+  }
   events_.Opened(*connection);
   if (!connection->Start().ok()) connection->Close(CloseReason::kError);
 }
@@ -413,15 +426,41 @@ void Reactor::RemoveObserver(const ConnectionObserver* observer) {
   events_.RemoveObserver(observer);
 }
 
-void Reactor::BeginShutdown(absl::Time deadline) {
+void Reactor::BeginShutdown(absl::Time deadline, absl::Duration spread) {
   GATEWAY_ASSERT_IN_LOOP(loop_);
   if (shutting_down_) return;
   shutting_down_ = true;
-  shutdown_deadline_ns_ =
-      loop_.now_ns() + absl::ToInt64Nanoseconds(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+  const int64_t now = loop_.now_ns();
+  shutdown_deadline_ns_ = now + absl::ToInt64Nanoseconds(std::max(deadline - absl::Now(), absl::ZeroDuration()));
   listener_.reset();  // closing the fd removes it from epoll
   accept_pending_ = false;
-  for (Connection* connection : AllConnections()) connection->BeginDrain();
+  const int64_t spread_ns = absl::ToInt64Nanoseconds(std::max(spread, absl::ZeroDuration()));
+  if (spread_ns == 0) {
+    for (Connection* connection : AllConnections()) connection->BeginDrain(CloseReason::kShutdown);
+    return;
+  }
+  // Spread evenly at random, as HAProxy's close-spread-time does: the
+  // clients reconnecting elsewhere arrive as a trickle, not a storm.
+  std::uniform_int_distribution<int64_t> offset(0, spread_ns);
+  for (const auto& [fd, connection] : connections_) {
+    drains_.Add({now + offset(jitter_rng_), fd, connection->id(), CloseReason::kShutdown});
+  }
+}
+
+std::vector<Reactor::DrainCandidate> Reactor::DrainCandidates(int64_t opened_before_ns) const {
+  GATEWAY_ASSERT_IN_LOOP(loop_);
+  std::vector<DrainCandidate> candidates;
+  for (const auto& [fd, connection] : connections_) {
+    if (connection->accepting_frames() && connection->opened_ns() <= opened_before_ns) {
+      candidates.push_back({connection->opened_ns(), fd, connection->id()});
+    }
+  }
+  return candidates;
+}
+
+void Reactor::ScheduleDrains(const std::vector<DrainSchedule::Entry>& entries) {
+  GATEWAY_ASSERT_IN_LOOP(loop_);
+  for (const DrainSchedule::Entry& entry : entries) drains_.Add(entry);
 }
 
 }  // namespace gateway

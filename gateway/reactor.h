@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "gateway/connection_host.h"
 #include "gateway/connection_observer.h"
 #include "gateway/connection_timers.h"
+#include "gateway/drain_schedule.h"
 #include "gateway/event_loop.h"
 #include "gateway/frame_handler.h"
 #include "gateway/list_query.h"
@@ -86,9 +88,21 @@ class Reactor final : private ConnectionHost, private ListenerHost {
   void RemoveObserver(const ConnectionObserver* observer);
   // Serves an already-connected, non-blocking socket like an accepted one.
   void Adopt(int fd, const SocketAddress& peer) { Accepted(fd, peer); }
-  // Stops accepting, answers what has arrived, flushes and closes every
-  // connection; force-closes what is left at `deadline`, then the loop exits.
-  void BeginShutdown(absl::Time deadline);
+  // Stops accepting; each connection, at a random time within `spread`,
+  // closes at its next frame boundary once its responses are delivered;
+  // force-closes what is left at `deadline`, then the loop exits.
+  void BeginShutdown(absl::Time deadline, absl::Duration spread = absl::ZeroDuration());
+  // A connection DrainConnections may pick: open (not closing) and opened at
+  // or before the cut-off.
+  struct DrainCandidate {
+    int64_t opened_ns;
+    int fd;
+    uint64_t id;
+  };
+  std::vector<DrainCandidate> DrainCandidates(int64_t opened_before_ns) const;
+  // Drains each picked connection (closed at a frame boundary, answered
+  // first) at its due time (loop clock); connections gone by then are skipped.
+  void ScheduleDrains(const std::vector<DrainSchedule::Entry>& entries);
 
  private:
   struct ListJob;
@@ -148,6 +162,8 @@ class Reactor final : private ConnectionHost, private ListenerHost {
 
   bool shutting_down_ = false;
   int64_t shutdown_deadline_ns_ = 0;
+  DrainSchedule drains_;  // max-age deadlines and spread drains
+  std::minstd_rand jitter_rng_;
   bool running_ = false;
 };
 

@@ -3,6 +3,10 @@
 // not from literals.
 #include "server/flags.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
+
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/usage.h"
@@ -43,7 +47,25 @@ ABSL_FLAG(int64_t, max_queued_bytes, kReactor.max_queued_bytes,
           "Bytes all connections together may hold in buffers (queued output, partial frames); above it no "
           "connection reads until they drain below 7/8 of it");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
-          "On SIGTERM/SIGINT, how long to let connections flush before closing them");
+          "On SIGTERM/SIGINT, after --drain_delay: how long connections get to reach a frame boundary and flush "
+          "before the rest are closed and the process exits");
+ABSL_FLAG(absl::Duration, drain_delay, absl::ZeroDuration(),
+          "On SIGTERM, readiness turns NOT_SERVING at once but the data plane keeps accepting for this long (the "
+          "time a load balancer or Kubernetes' endpoints take to stop sending new clients); a second signal cuts "
+          "it short");
+ABSL_FLAG(absl::Duration, drain_spread, absl::ZeroDuration(),
+          "On SIGTERM, after --drain_delay: connections are closed (each at a frame boundary, answered first) at "
+          "random times over this window, so their clients do not reconnect elsewhere all at once");
+ABSL_FLAG(absl::Duration, max_connection_age, kReactor.max_connection_age,
+          "Close a connection older than this (give or take --max_connection_age_jitter) at its next frame "
+          "boundary, answered first, so clients reconnect and rebalance over replicas; 0 = never");
+ABSL_FLAG(double, max_connection_age_jitter, kReactor.max_connection_age_jitter,
+          "Random spread of --max_connection_age, a fraction (0.1 = ±10%), so connections opened together do not "
+          "all close together");
+ABSL_FLAG(std::string, health_listen, "",
+          "Plaintext listener serving only grpc.health.v1.Health, for Kubernetes' gRPC probes: services \"\" and "
+          "\"readiness\" (NOT_SERVING from SIGTERM on), \"liveness\"; empty = off");
+ABSL_FLAG(std::string, instance, "", "This replica's name in GetStats; empty = $POD_NAME, else the host name");
 ABSL_FLAG(int64_t, high_water_bytes, static_cast<int64_t>(kReactor.high_water),
           "Per-connection queued output at which reading pauses; queued output never exceeds it by more than "
           "one frame (100,004 bytes)");
@@ -157,6 +179,15 @@ absl::Status UpstreamOptionsFromFlags(GatewayOptions& options) {
   return absl::OkStatus();
 }
 
+// --instance, else $POD_NAME (Kubernetes' downward API), else the host name.
+std::string InstanceName(std::string flag) {
+  if (!flag.empty()) return flag;
+  if (const char* pod = std::getenv("POD_NAME"); pod != nullptr && pod[0] != '\0') return pod;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) == 0) return host;
+  return "";
+}
+
 }  // namespace
 
 std::string VersionLine() {
@@ -201,10 +232,19 @@ absl::StatusOr<GatewayOptions> GatewayOptionsFromFlags() {
   r.low_water = static_cast<size_t>(absl::GetFlag(FLAGS_low_water_bytes));
   r.read_budget = absl::GetFlag(FLAGS_read_budget);
   r.measure_latency = absl::GetFlag(FLAGS_metrics_latency);
+  r.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  r.max_connection_age_jitter = absl::GetFlag(FLAGS_max_connection_age_jitter);
+  options.instance = InstanceName(absl::GetFlag(FLAGS_instance));
   if (absl::Status upstream = UpstreamOptionsFromFlags(options); !upstream.ok()) return upstream;
   if (absl::StatusOr<SocketAddress> valid = Validate(options); !valid.ok()) return valid.status();
   if (absl::GetFlag(FLAGS_drain_timeout) < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--drain_timeout must be >= 0");
+  }
+  if (absl::GetFlag(FLAGS_drain_delay) < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--drain_delay must be >= 0");
+  }
+  if (absl::GetFlag(FLAGS_drain_spread) < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--drain_spread must be >= 0");
   }
   return options;
 }

@@ -12,6 +12,9 @@
 #include "gateway/options.h"
 
 ABSL_DECLARE_FLAG(absl::Duration, drain_timeout);
+ABSL_DECLARE_FLAG(absl::Duration, drain_delay);
+ABSL_DECLARE_FLAG(absl::Duration, drain_spread);
+ABSL_DECLARE_FLAG(std::string, health_listen);
 ABSL_DECLARE_FLAG(std::string, metrics_listen);
 
 namespace gateway::server {

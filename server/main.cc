@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "control/control_server.h"
+#include "control/health_server.h"
 #include "gateway/gateway.h"
 #include "metrics/metrics.h"
 #include "server/flags.h"
@@ -58,6 +60,18 @@ int WaitForStopSignal(const sigset_t& stop_signals) {
   while (sigwait(&stop_signals, &signo) != 0) {
   }
   return signo;
+}
+
+// Sleeps `delay`, or less if another stop signal comes (an operator who
+// insists). Returns whether one came.
+bool SleepUnlessSignalled(const sigset_t& stop_signals, absl::Duration delay) {
+  const absl::Time until = absl::Now() + delay;
+  for (absl::Duration left = delay; left > absl::ZeroDuration(); left = until - absl::Now()) {
+    const timespec timeout = absl::ToTimespec(left);
+    if (sigtimedwait(&stop_signals, nullptr, &timeout) > 0) return true;
+    // EAGAIN: the time is up; EINTR: another signal, wait on.
+  }
+  return false;
 }
 
 std::unique_ptr<MetricsServer> StartMetrics(const Gateway* gw) {
@@ -123,11 +137,56 @@ std::unique_ptr<control::ControlServer> StartControl(Gateway* gw, const control:
   return *std::move(control);
 }
 
+// Null when --health_listen is empty. On failure, stops what already runs
+// and exits.
+std::unique_ptr<control::HealthServer> StartHealth(Gateway* gw, std::unique_ptr<control::ControlServer>& control,
+                                                   std::unique_ptr<MetricsServer>& metrics) {
+  const std::string address = absl::GetFlag(FLAGS_health_listen);
+  if (address.empty()) return nullptr;
+  absl::StatusOr<std::unique_ptr<control::HealthServer>> health = control::HealthServer::Start(address);
+  if (!health.ok()) {
+    gw->Shutdown(absl::ZeroDuration());
+    control.reset();
+    metrics.reset();
+    Fail(health.status().message());
+  }
+  std::fprintf(stderr, "gateway: health checks on %s (port %d, grpc.health.v1: readiness, liveness)\n", address.c_str(),
+               (*health)->port());
+  return *std::move(health);
+}
+
+// SIGTERM in Kubernetes' order: not ready at once (endpoints start
+// dropping us), still accepting for --drain_delay (they take that long),
+// then connections close at frame boundaries over --drain_spread, and the
+// process exits when they are gone or at --drain_timeout.
+void Drain(Gateway* gw, control::ControlServer* control, control::HealthServer* health, const sigset_t& stop_signals,
+           int signo) {
+  const absl::Duration delay = absl::GetFlag(FLAGS_drain_delay);
+  const absl::Duration spread = absl::GetFlag(FLAGS_drain_spread);
+  const absl::Duration timeout = absl::GetFlag(FLAGS_drain_timeout);
+  std::fprintf(stderr,
+               "gateway: %s received, draining: not ready; accepting for %s more, then closing connections at frame "
+               "boundaries over %s, for at most %s\n",
+               signo == SIGTERM ? "SIGTERM" : "SIGINT", absl::FormatDuration(delay).c_str(),
+               absl::FormatDuration(spread).c_str(), absl::FormatDuration(timeout).c_str());
+  gw->AnnounceDrain();
+  if (health) health->SetReady(false);
+  if (control) control->SetReady(false);
+  if (delay > absl::ZeroDuration() && SleepUnlessSignalled(stop_signals, delay)) {
+    std::fprintf(stderr, "gateway: second stop signal: drain delay cut short\n");
+  }
+  std::fprintf(stderr, "gateway: no longer accepting; %lld connection(s) to close\n",
+               static_cast<long long>(gw->active_connections()));
+  gw->Shutdown(timeout, std::min(spread, timeout));
+}
+
 // The machine-readable line scripts and tests read the ports from; a port is
 // 0 when its server is off.
-void ReportReady(const Gateway& gw, const MetricsServer* metrics, const control::ControlServer* control) {
-  std::fprintf(stderr, "gateway: ready {\"data_port\":%d,\"control_port\":%d,\"metrics_port\":%d}\n", gw.port(),
-               control != nullptr ? control->port() : 0, metrics != nullptr ? metrics->port() : 0);
+void ReportReady(const Gateway& gw, const MetricsServer* metrics, const control::ControlServer* control,
+                 const control::HealthServer* health) {
+  std::fprintf(stderr, "gateway: ready {\"data_port\":%d,\"control_port\":%d,\"metrics_port\":%d,\"health_port\":%d}\n",
+               gw.port(), control != nullptr ? control->port() : 0, metrics != nullptr ? metrics->port() : 0,
+               health != nullptr ? health->port() : 0);
 }
 
 int Run(int argc, char** argv) {
@@ -146,13 +205,14 @@ int Run(int argc, char** argv) {
   std::unique_ptr<MetricsServer> metrics = StartMetrics(gw.get());
   StartDataPlane(gw.get());
   std::unique_ptr<control::ControlServer> control = StartControl(gw.get(), control_options, metrics);
-  ReportReady(*gw, metrics.get(), control.get());
+  std::unique_ptr<control::HealthServer> health = StartHealth(gw.get(), control, metrics);
+  ReportReady(*gw, metrics.get(), control.get(), health.get());
 
   const int signo = WaitForStopSignal(stop_signals);
-  std::fprintf(stderr, "gateway: %s received, draining\n", signo == SIGTERM ? "SIGTERM" : "SIGINT");
-  gw->Shutdown(absl::GetFlag(FLAGS_drain_timeout));
+  Drain(gw.get(), control.get(), health.get(), stop_signals, signo);
   if (control) control->Shutdown(absl::Seconds(1));  // watchers get the drain's close events, then OK
-  metrics.reset();                                   // before the gateway it reads
+  if (health) health->Shutdown();
+  metrics.reset();  // before the gateway it reads
   std::fprintf(stderr, "gateway: stopped\n");
   return 0;
 }
