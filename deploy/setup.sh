@@ -85,6 +85,7 @@ if ((TEST)); then
   # keep to the syntax it knows. Kept only if it renders them.
   if ! command -v kubectl >/dev/null; then
     echo "setup: installing kubernetes-client (kubectl) for kubectl kustomize"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null
     for overlay in deploy/k8s/overlays/*/; do
       if ! KUBECONFIG=/nonexistent kubectl kustomize "$overlay" >/dev/null; then
