@@ -25,6 +25,7 @@ absl::StatusOr<std::unique_ptr<HealthServer>> HealthServer::Start(const std::str
   health->server_ = BuildAndStartQuietly(builder);
   if (health->server_ == nullptr || health->port_ == 0) {
     if (health->server_ != nullptr) health->server_->Shutdown();
+    health->server_.reset();
     return absl::UnavailableError(
         absl::StrCat("cannot serve health checks on ", address, ": ", DiagnoseListenFailure(address, /*tls=*/false)));
   }
@@ -36,12 +37,12 @@ HealthServer::~HealthServer() { Shutdown(); }
 
 void HealthServer::SetReady(bool ready) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!stopped_) SetReadiness(*server_, ready);
+  if (!stopped_ && server_ != nullptr) SetReadiness(*server_, ready);
 }
 
 void HealthServer::Shutdown() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (stopped_) return;
+  if (stopped_ || server_ == nullptr) return;
   stopped_ = true;
   if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) health->SetServingStatus(false);
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));

@@ -429,6 +429,14 @@ void Reactor::RemoveObserver(const ConnectionObserver* observer) {
 void Reactor::BeginShutdown(absl::Time deadline, absl::Duration spread) {
   GATEWAY_ASSERT_IN_LOOP(loop_);
   if (shutting_down_) return;
+  // Connections the kernel has completed but we have not accepted would get
+  // a reset when the listening socket closes: take them (bounded), and drain
+  // them with the rest.
+  for (int round = 0; round < 64 && listener_; ++round) {
+    const uint64_t before = stats_.accepted.Get();
+    listener_->AcceptSome();
+    if (stats_.accepted.Get() == before) break;
+  }
   shutting_down_ = true;
   const int64_t now = loop_.now_ns();
   shutdown_deadline_ns_ = now + absl::ToInt64Nanoseconds(std::max(deadline - absl::Now(), absl::ZeroDuration()));

@@ -157,6 +157,11 @@ void GatewayCollector::CollectConnections(std::vector<MetricFamily>* out) const 
   MetricFamily active = Family("gateway_connections_active", "Open data-plane connections.", MetricType::Gauge);
   AddGauge(&active, {}, static_cast<double>(gw.active_connections()));
   out->push_back(std::move(active));
+  MetricFamily draining =
+      Family("gateway_draining", "1 from SIGTERM on (readiness NOT_SERVING, connections being closed), else 0.",
+             MetricType::Gauge);
+  AddGauge(&draining, {}, gw.draining() ? 1 : 0);
+  out->push_back(std::move(draining));
 
   MetricFamily by_state = Family("gateway_connections",
                                  "Open data-plane connections by reactor and state (accept, read, process, write "

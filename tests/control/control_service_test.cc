@@ -673,3 +673,69 @@ TEST_F(ControlServiceTest, GetStatsFiguresAreExact) {
 
 }  // namespace
 }  // namespace gateway::control::testing
+
+namespace gateway::control::testing {
+namespace {
+
+class DrainConnectionsRpcTest : public ControlFixture {};
+
+TEST_F(DrainConnectionsRpcTest, ClosesTheOldestAndCountsThemDrained) {
+  GatewayOptions options = TwoReactors();
+  options.instance = "pod-7";
+  Start(options);
+  std::vector<TestClient> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(Connect());
+    ASSERT_TRUE(clients.back().RoundTrip("abc").ok());
+  }
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  v1::DrainConnectionsRequest request;
+  request.set_count(2);
+  request.mutable_spread()->set_nanos(100'000'000);
+  v1::DrainConnectionsResponse response;
+  const grpc::Status status = stub_->DrainConnections(&context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.selected(), 2u);
+  EXPECT_EQ(response.matching(), 3u);
+  EXPECT_TRUE(clients[0].ExpectEof().ok());
+  EXPECT_TRUE(clients[1].ExpectEof().ok());
+  absl::StatusOr<std::string> reply = clients[2].RoundTrip("kept");
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(*reply, "tpek");
+  clients[0].Close();
+  clients[1].Close();
+  v1::Stats stats;
+  ASSERT_TRUE(WaitUntil([&] { return Stats(&stats).ok() && stats.totals().closed().drained() == 2; }))
+      << stats.DebugString();
+  EXPECT_EQ(stats.instance(), "pod-7");
+  EXPECT_FALSE(stats.draining());
+  gw_->AnnounceDrain();
+  ASSERT_TRUE(Stats(&stats).ok());
+  EXPECT_TRUE(stats.draining());
+}
+
+TEST_F(DrainConnectionsRpcTest, BadRequestsAreInvalidArgument) {
+  Start(TwoReactors());
+  auto call = [&](const v1::DrainConnectionsRequest& request) {
+    grpc::ClientContext context;
+    SetDeadline(&context);
+    v1::DrainConnectionsResponse response;
+    return stub_->DrainConnections(&context, request, &response).error_code();
+  };
+  v1::DrainConnectionsRequest none;
+  EXPECT_EQ(call(none), grpc::StatusCode::INVALID_ARGUMENT);
+  v1::DrainConnectionsRequest too_much;
+  too_much.set_fraction(1.5);
+  EXPECT_EQ(call(too_much), grpc::StatusCode::INVALID_ARGUMENT);
+  v1::DrainConnectionsRequest negative;
+  negative.set_fraction(0.5);
+  negative.mutable_min_age()->set_seconds(-1);
+  EXPECT_EQ(call(negative), grpc::StatusCode::INVALID_ARGUMENT);
+  v1::DrainConnectionsRequest all;
+  all.set_fraction(1);
+  EXPECT_EQ(call(all), grpc::StatusCode::OK);
+}
+
+}  // namespace
+}  // namespace gateway::control::testing

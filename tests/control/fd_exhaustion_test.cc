@@ -21,6 +21,7 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
+#include "tests/support/health_check.h"
 #include "tests/support/http_client.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/test_client.h"
@@ -57,29 +58,6 @@ absl::StatusOr<v1::Stats> GetStats(const std::shared_ptr<grpc::Channel>& channel
   grpc::Status status = v1::GatewayControl::NewStub(channel)->GetStats(&context, v1::GetStatsRequest(), &stats);
   if (!status.ok()) return absl::UnavailableError(status.error_message());
   return stats;
-}
-
-// grpc.health.v1.Health/Check through a generic stub (no generated service
-// stub for health in this build).
-absl::StatusOr<int> HealthCheck(const std::shared_ptr<grpc::Channel>& channel) {
-  grpc::TemplatedGenericStub<grpc::health::v1::HealthCheckRequest, grpc::health::v1::HealthCheckResponse> stub(channel);
-  grpc::CompletionQueue cq;
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  grpc::health::v1::HealthCheckRequest request;
-  grpc::health::v1::HealthCheckResponse response;
-  grpc::Status status;
-  auto call = stub.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check", request, &cq);
-  call->StartCall();
-  call->Finish(&response, &status, reinterpret_cast<void*>(1));
-  void* tag = nullptr;
-  bool ok = false;
-  if (!cq.Next(&tag, &ok) || !ok) return absl::InternalError("completion queue failed");
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
-  if (!status.ok()) return absl::UnavailableError(status.error_message());
-  return static_cast<int>(response.status());
 }
 
 class FdExhaustionTest : public ::testing::Test {

@@ -104,6 +104,7 @@ TEST_F(MetricsTest, ExposesEveryFamilyWithTypeAndHelp) {
   const std::vector<std::pair<std::string, std::string>> families = {
       {"gateway_build_info", "gauge"},
       {"gateway_connections_active", "gauge"},
+      {"gateway_draining", "gauge"},
       {"gateway_connections", "gauge"},
       {"gateway_connections_accepted_total", "counter"},
       {"gateway_connections_rejected_total", "counter"},
@@ -147,6 +148,7 @@ TEST_F(MetricsTest, ExposesEveryFamilyWithTypeAndHelp) {
   EXPECT_EQ(e.Count("gateway_connections"), kReactors * kNumConnectionStates);
   EXPECT_EQ(e.Count("gateway_frames_received_total"), kReactors);
   EXPECT_EQ(e.Value("gateway_connections_active"), 0);
+  EXPECT_EQ(e.Value("gateway_draining"), 0);
   EXPECT_EQ(e.Value("gateway_trigger_mode{mode=\"edge\"}"), 1);
   EXPECT_EQ(e.Value("gateway_trigger_mode{mode=\"level\"}"), 0);
   EXPECT_EQ(e.Value("gateway_trigger_mode_switches_total"), 0);

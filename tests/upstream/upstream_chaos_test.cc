@@ -168,6 +168,16 @@ TEST_P(UpstreamChaosTest, CloseModeGivesEarlierResponsesThenEof) {
   StartFront(GetParam(), upstream);
   StartLoad(UpstreamErrorMode::kClose);
   ASSERT_TRUE(Flow(2000)) << Describe(load_->Finish(Deadline()));
+  // Stopped first, so requests are surely written to it and unanswered when
+  // it dies (a kill between two bursts could find none: nothing to fail).
+  backends_[0]->Pause();
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        absl::StatusOr<BackendInfo> b = gw_->GetBackend(backends_[0]->address());
+        return b.ok() && b->inflight > 0;
+      },
+      Deadline(kPhase)))
+      << DescribeBackends(*gw_);
   backends_[0]->Kill();
   EXPECT_TRUE(WaitUntil([&] { return ClosedCount(*gw_, CloseReason::kUpstreamError) > 0; }, Deadline(kPhase)));
   const LoadReport report = load_->Finish(Deadline(kPhase));
