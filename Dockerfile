@@ -17,13 +17,14 @@ RUN deploy/setup.sh && rm -rf /var/lib/apt/lists/*
 # Marks the layers below (they change with every source change) so stale
 # copies can be pruned: podman image prune --filter label=io.connection-gateway.stage
 LABEL io.connection-gateway.stage=build
-# .dockerignore lets in only what the gateway binary is built from.
+# .dockerignore lets in only what the gateway and gatewayctl binaries are built from.
 COPY . .
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DGATEWAY_BUILD_TESTS=OFF -DGATEWAY_BUILD_BENCH=OFF >/dev/null \
- && cmake --build /build -j"$(nproc)" --target gateway \
- && install -D -m 0755 -s /build/gateway/gateway /out/gateway
-# The Debian packages holding the libraries the binary loads.
-RUN ldd /out/gateway | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' \
+ && cmake --build /build -j"$(nproc)" --target gateway gatewayctl \
+ && install -D -m 0755 -s /build/gateway/gateway /out/gateway \
+ && install -D -m 0755 -s /build/gateway/gatewayctl /out/gatewayctl
+# The Debian packages holding the libraries the binaries load.
+RUN ldd /out/gateway /out/gatewayctl | awk '$2 == "=>" && $3 ~ /^\// { print $3 }' \
     | while read -r lib; do dpkg -S "$lib" 2>/dev/null || dpkg -S "$(realpath "$lib")"; done \
     | cut -d: -f1 | sort -u >/out/runtime-packages \
  && cat /out/runtime-packages
@@ -38,8 +39,12 @@ RUN apt-get update \
  && useradd --uid 10001 --gid gateway --home-dir /nonexistent --no-create-home \
       --shell /usr/sbin/nologin gateway
 COPY --from=build /out/gateway /usr/local/bin/gateway
+# The fleet client: `kubectl exec POD -- gatewayctl stats` reaches the
+# control plane on the pod's loopback.
+COPY --from=build /out/gatewayctl /usr/local/bin/gatewayctl
 # Fails the build if a shared library is missing.
-RUN ! ldd /usr/local/bin/gateway | grep 'not found' && gateway --version >/dev/null
+RUN ! ldd /usr/local/bin/gateway /usr/local/bin/gatewayctl | grep 'not found' && gateway --version >/dev/null \
+ && gatewayctl --version >/dev/null
 
 LABEL org.opencontainers.image.title="connection-gateway" \
       org.opencontainers.image.description="epoll connection gateway with a gRPC control plane and Prometheus metrics" \

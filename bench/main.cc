@@ -5,6 +5,10 @@
 // Every response is validated byte for byte; any mismatch, reset, early EOF or
 // failed connection makes the exit status 1. Prints a human summary and one
 // JSON line starting with {"bench": for scripts.
+// --reconnect follows the client contract instead: an EOF or reset reopens the
+// connection (round robin over --targets) and resends the unanswered
+// requests; the exit status is 1 only if a request failed, was lost, or got a
+// wrong or duplicated response.
 #include <netdb.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -25,6 +29,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -32,6 +37,7 @@
 #include "bench/payload.h"
 #include "bench/proc_stat.h"
 #include "bench/result.h"
+#include "bench/targets.h"
 #include "bench/worker.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1", "Server host (name, IPv4 or IPv6 address)");
@@ -58,6 +64,15 @@ ABSL_FLAG(bool, accept_error_frames, false,
 ABSL_FLAG(int, connect_batch, 256, "Connections being opened and proven at once, over all threads");
 ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(60), "Time allowed to open and prove all connections");
 ABSL_FLAG(std::string, label, "", "Free text copied into the JSON line (e.g. the server's name)");
+ABSL_FLAG(bool, reconnect, false,
+          "Client contract: on EOF or reset reconnect and resend every unanswered request; refused connects "
+          "retry with a short backoff; after the window wait up to --settle for outstanding responses");
+ABSL_FLAG(std::string, targets, "",
+          "With --reconnect: host:port,... picked round robin at each connect (as kube-proxy does); "
+          "default --host:--port");
+ABSL_FLAG(int, reconnect_attempts, 40, "With --reconnect: failed connects in a row before a connection gives up");
+ABSL_FLAG(absl::Duration, settle, absl::Seconds(5),
+          "With --reconnect: time after the window for outstanding responses; still missing then = lost");
 
 namespace {
 
@@ -186,6 +201,10 @@ int main(int argc, char** argv) {
   const absl::Duration warmup = r.mode == Mode::kIdle ? absl::ZeroDuration() : absl::GetFlag(FLAGS_warmup);
   r.warmup_s = absl::ToDoubleSeconds(warmup);
   const int connect_batch = absl::GetFlag(FLAGS_connect_batch);
+  r.reconnect = absl::GetFlag(FLAGS_reconnect);
+  r.targets = absl::GetFlag(FLAGS_targets);
+  const int reconnect_attempts = absl::GetFlag(FLAGS_reconnect_attempts);
+  const absl::Duration settle = absl::GetFlag(FLAGS_settle);
 
   if (r.port < 1 || r.port > 65535) Usage("--port must be 1..65535");
   if (r.conns < 1) Usage("--conns (or --idle) must be >= 1");
@@ -198,6 +217,9 @@ int main(int argc, char** argv) {
   if (idle < 0) Usage("--idle must be >= 0");
   if (connect_batch < 1) Usage("--connect_batch must be >= 1");
   if (r.server_pid < 0) Usage("--server_pid must be a process id");
+  if (!r.targets.empty() && !r.reconnect) Usage("--targets needs --reconnect");
+  if (reconnect_attempts < 1) Usage("--reconnect_attempts must be >= 1");
+  if (settle < absl::ZeroDuration()) Usage("--settle must be >= 0");
   if (r.backend_pid < 0) Usage("--backend_pid must be a process id");
   if (r.conns + 64 > FdLimit()) {
     Usage(absl::StrCat("--conns ", r.conns, " exceeds the file descriptor limit (", FdLimit(), ")"));
@@ -211,6 +233,16 @@ int main(int argc, char** argv) {
   base.accept_error_frames = r.accept_error_frames;
   base.connect_in_flight = std::max(1, connect_batch / r.threads);
   base.stop = &g_stop;
+  bench::Targets targets;
+  for (absl::string_view name : absl::StrSplit(r.targets, ',', absl::SkipEmpty())) {
+    absl::StatusOr<bench::Endpoint> endpoint = bench::ResolveEndpoint(std::string(name));
+    if (!endpoint.ok()) Usage(endpoint.status().message());
+    targets.Add(*endpoint);
+  }
+  base.reconnect = r.reconnect;
+  base.targets = r.targets.empty() ? nullptr : &targets;
+  base.reconnect_attempts = reconnect_attempts;
+  base.settle_ns = absl::ToInt64Nanoseconds(settle);
   std::vector<std::unique_ptr<bench::Worker>> workers;
   uint32_t first = 0;
   for (int t = 0; t < r.threads; ++t) {
@@ -303,6 +335,13 @@ int main(int argc, char** argv) {
     r.latency.Merge(w->histogram());
     for (int k = 0; k < bench::kNumErrorKinds; ++k) r.errors[k] += c.errors[k].load(std::memory_order_relaxed);
     r.error_frames += c.error_frames.load(std::memory_order_relaxed);
+    r.reconnects += c.reconnects.load(std::memory_order_relaxed);
+    r.refused += c.refused.load(std::memory_order_relaxed);
+    r.resets += c.resets.load(std::memory_order_relaxed);
+    r.eofs += c.eofs.load(std::memory_order_relaxed);
+    r.resent += c.resent.load(std::memory_order_relaxed);
+    r.failed += c.failed.load(std::memory_order_relaxed);
+    r.lost += c.lost_requests.load(std::memory_order_relaxed);
   }
   if (r.server_pid > 0 && r.server_cpu_s < 0 && r.mode != Mode::kIdle) {
     std::fprintf(stderr, "gateway-bench: could not read /proc/%d/stat\n", r.server_pid);

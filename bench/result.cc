@@ -48,6 +48,7 @@ uint64_t RunResult::total_errors() const {
 }
 
 bool RunResult::ok() const {
+  if (reconnect && (failed != 0 || lost != 0)) return false;
   if (total_errors() != 0 || established != conns) return false;
   return mode == Mode::kIdle || requests > 0;
 }
@@ -75,6 +76,12 @@ std::string FormatSummary(const RunResult& r) {
   }
   s += "\n";
   if (r.accept_error_frames) absl::StrAppendFormat(&s, "  error frames %d (00000, accepted)\n", r.error_frames);
+  if (r.reconnect) {
+    absl::StrAppendFormat(&s,
+                          "  reconnect  %d reconnects (%d EOF, %d resets), %d refused connects, %d requests resent\n"
+                          "  requests   %d failed, %d lost (unanswered at the end)\n",
+                          r.reconnects, r.eofs, r.resets, r.refused, r.resent, r.failed, r.lost);
+  }
   const double window = r.mode == Mode::kIdle ? 0 : r.window_s;
   if (window > 0) {
     absl::StrAppendFormat(&s, "  client     %.2f s CPU (%.0f%% of a core)\n", r.client_cpu_s,
@@ -119,6 +126,12 @@ std::string FormatJson(const RunResult& r) {
   j += "},";
   absl::StrAppendFormat(&j, "\"accept_error_frames\":%s,\"error_frames\":%d,", r.accept_error_frames ? "true" : "false",
                         r.error_frames);
+  if (r.reconnect) {
+    absl::StrAppendFormat(&j,
+                          "\"reconnect\":{\"targets\":%s,\"reconnects\":%d,\"eofs\":%d,\"resets\":%d,\"refused\":%d,"
+                          "\"resent\":%d,\"failed\":%d,\"lost\":%d},",
+                          JsonString(r.targets), r.reconnects, r.eofs, r.resets, r.refused, r.resent, r.failed, r.lost);
+  }
   const bool timed = r.mode != Mode::kIdle && r.window_s > 0;
   absl::StrAppendFormat(&j, "\"client_cpu_s\":%.3f,\"client_cpu_util\":%.3f,", r.client_cpu_s,
                         timed ? r.client_cpu_s / r.window_s : 0.0);

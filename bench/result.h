@@ -43,6 +43,11 @@ struct RunResult {
   // (not errors; reported beside them).
   bool accept_error_frames = false;
   uint64_t error_frames = 0;
+  // --reconnect: the client contract's figures (see WorkerCounters).
+  bool reconnect = false;
+  std::string targets;  // --targets as given
+  uint64_t reconnects = 0, refused = 0, resets = 0, eofs = 0, resent = 0;
+  uint64_t failed = 0, lost = 0;  // requests
 
   uint64_t total_errors() const;
   double rps() const { return window_s > 0 ? static_cast<double>(requests) / window_s : 0; }

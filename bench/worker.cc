@@ -6,6 +6,7 @@
 // The payload of request seq starts at PayloadPattern::Offset(id, seq), so the
 // writer and the validator agree without storing anything per request.
 #include "bench/worker.h"
+#include "bench/worker_conn.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -18,6 +19,8 @@
 
 #include <algorithm>
 #include <cstring>
+
+#include "bench/targets.h"
 
 namespace bench {
 namespace {
@@ -40,24 +43,8 @@ timespec ToTimespec(int64_t ns) {
 
 }  // namespace
 
-struct Worker::Conn {
-  int fd = -1;
-  uint32_t id = 0;     // global, for payload offsets
-  uint32_t index = 0;  // in this worker
-  State state = State::kNew;
-  bool want_write = false;   // a write fell short: wait for EPOLLOUT
-  uint32_t out_pos = 0;      // bytes of request out_seq already written
-  uint32_t recv_pos = 0;     // bytes of response recv_seq already validated
-  uint32_t recv_offset = 0;  // payload offset of response recv_seq
-  uint8_t header_match = 0;  // kMatch* bits, while recv_pos < kHeaderSize
-  uint64_t out_seq = 0;
-  uint64_t queued = 0;
-  uint64_t recv_seq = 0;
-  uint64_t scheduled = 1;  // open loop: requests below this are due
-};
-
 const char* ErrorKindName(int kind) {
-  static const char* const kNames[kNumErrorKinds] = {"mismatch", "reset", "eof", "connect", "timeout"};
+  static const char* const kNames[kNumErrorKinds] = {"mismatch", "reset", "eof", "connect", "timeout", "duplicate"};
   return kind >= 0 && kind < kNumErrorKinds ? kNames[kind] : "?";
 }
 
@@ -99,7 +86,8 @@ void Worker::CloseAll() {
 void Worker::Fail(Conn& c, ErrorKind kind) {
   if (c.state == State::kDead) return;
   Bump(counters_.errors[kind]);
-  if (c.state == State::kConnecting || c.state == State::kProving) --connecting_;
+  if (c.recv_seq == 0) --connecting_;  // never proven: still counted as connecting
+  if (options_.reconnect) Bump(counters_.failed, c.queued - c.recv_seq);
   counters_.lost.store(counters_.lost.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   if (c.fd >= 0) close(c.fd);  // also leaves the epoll set
   c.fd = -1;
@@ -107,9 +95,16 @@ void Worker::Fail(Conn& c, ErrorKind kind) {
 }
 
 void Worker::Open(Conn& c) {
-  ++connecting_;
+  if (c.state == State::kNew) ++connecting_;
   c.state = State::kConnecting;
-  c.fd = socket(options_.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  Endpoint target;
+  if (options_.targets != nullptr) {
+    if (!options_.targets->Pick(&target, c.failures > 0)) return ConnectFailed(c, ECONNREFUSED);  // none
+  } else {
+    target.address = options_.address;
+    target.address_len = options_.address_len;
+  }
+  c.fd = socket(target.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (c.fd < 0) return Fail(c, kConnect);
   int one = 1;
   setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -117,22 +112,28 @@ void Worker::Open(Conn& c) {
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.ptr = &c;
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c.fd, &ev) < 0) return Fail(c, kConnect);
-  if (connect(c.fd, reinterpret_cast<const sockaddr*>(&options_.address), options_.address_len) == 0) {
+  if (connect(c.fd, reinterpret_cast<const sockaddr*>(&target.address), target.address_len) == 0) {
     return OnConnected(c);
   }
-  if (errno != EINPROGRESS) return Fail(c, kConnect);
+  if (errno != EINPROGRESS) return ConnectFailed(c, errno);
 }
 
 void Worker::OnConnected(Conn& c) {
-  c.state = State::kProving;
-  c.queued = 1;  // the proof request
+  c.progressed = false;
+  if (c.recv_seq == 0) {
+    c.state = State::kProving;
+    c.queued = std::max<uint64_t>(c.queued, 1);  // the proof request
+    return Flush(c);
+  }
+  // A reconnect: resend what got no response, then go on with traffic.
+  c.state = State::kReady;
   Flush(c);
+  if (traffic_ && c.state == State::kReady) Refill(c, NowNs());
 }
 
 void Worker::Connect(int64_t deadline_ns) {
   const int limit = std::max(1, options_.connect_in_flight);
   size_t next = 0;
-  epoll_event events[kMaxEvents];
   for (;;) {
     while (connecting_ < limit && next < conns_.size()) Open(conns_[next++]);
     if (connecting_ == 0 && next == conns_.size()) break;
@@ -143,14 +144,20 @@ void Worker::Connect(int64_t deadline_ns) {
           c.state = State::kConnecting;
           ++connecting_;
         }
-        if (c.state == State::kConnecting || c.state == State::kProving) Fail(c, kTimeout);
+        if (c.state != State::kDead && c.recv_seq == 0) Fail(c, kTimeout);
       }
       break;
     }
-    const timespec wait = ToTimespec(std::min(deadline_ns - now, kMaxWaitNs));
-    const int n = epoll_pwait2(epoll_fd_, events, kMaxEvents, &wait, nullptr);
-    for (int i = 0; i < n; ++i) Dispatch(*static_cast<Conn*>(events[i].data.ptr), events[i].events);
+    const int64_t retry = RetryDue(now);
+    Poll(std::min({deadline_ns - now, kMaxWaitNs, std::max<int64_t>(retry - now, 0)}));
   }
+}
+
+void Worker::Poll(int64_t wait_ns) {
+  epoll_event events[kMaxEvents];
+  const timespec wait = ToTimespec(wait_ns);
+  const int n = epoll_pwait2(epoll_fd_, events, kMaxEvents, &wait, nullptr);
+  for (int i = 0; i < n; ++i) Dispatch(*static_cast<Conn*>(events[i].data.ptr), events[i].events);
 }
 
 void Worker::Dispatch(Conn& c, uint32_t events) {
@@ -159,12 +166,13 @@ void Worker::Dispatch(Conn& c, uint32_t events) {
     if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
     int err = 0;
     socklen_t len = sizeof err;
-    if (getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) return Fail(c, kConnect);
+    if (getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (err != 0) return ConnectFailed(c, err);
     OnConnected(c);
     if (c.state == State::kDead) return;
   }
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-    HandleReadable(c);
+    HandleReadable(c, (events & (EPOLLRDHUP | EPOLLHUP)) != 0);
     if (c.state == State::kDead) return;
   }
   if ((events & EPOLLOUT) && c.want_write) {
@@ -173,20 +181,27 @@ void Worker::Dispatch(Conn& c, uint32_t events) {
   }
 }
 
-void Worker::HandleReadable(Conn& c) {
+void Worker::HandleReadable(Conn& c, bool hangup) {
   for (;;) {
     const ssize_t n = recv(c.fd, read_buf_.get(), kReadBufSize, 0);
     if (n > 0) {
-      if (!Consume(c, read_buf_.get(), static_cast<size_t>(n))) return Fail(c, kMismatch);
+      if (!Consume(c, read_buf_.get(), static_cast<size_t>(n))) {
+        // Bytes with no request awaiting them: in reconnecting mode a
+        // duplicate (say, a response delivered twice), else a mismatch.
+        const bool unexpected = c.recv_pos == 0 && c.recv_seq >= c.out_seq;
+        return Fail(c, options_.reconnect && unexpected ? kDuplicate : kMismatch);
+      }
       // A short read means the socket was drained; edge-triggered epoll
-      // reports the next arrival, so the EAGAIN recv can be skipped.
-      if (static_cast<size_t>(n) < kReadBufSize) break;
+      // reports the next arrival, so the EAGAIN recv can be skipped. Not
+      // when the peer's FIN came with this edge: no later edge would report
+      // the EOF behind the data.
+      if (static_cast<size_t>(n) < kReadBufSize && !hangup) break;
       continue;
     }
-    if (n == 0) return Fail(c, kEof);
+    if (n == 0) return Lost(c, kEof);
     if (errno == EAGAIN || errno == EWOULDBLOCK) break;
     if (errno == EINTR) continue;
-    return Fail(c, kReset);
+    return Lost(c, kReset);
   }
   if (traffic_) Refill(c, NowNs());
 }
@@ -221,6 +236,7 @@ bool Worker::Consume(Conn& c, const char* data, size_t n) {
       const uint64_t seq = c.recv_seq++;
       c.recv_pos = 0;
       c.recv_offset = PayloadPattern::Offset(c.id, c.recv_seq);
+      c.progressed = true;
       OnResponse(c, seq, NowNs());
     }
   }
@@ -311,7 +327,7 @@ void Worker::Flush(Conn& c) {
         return;
       }
       if (errno == EINTR) continue;
-      return Fail(c, kReset);
+      return Lost(c, kReset);
     }
     // Advance (out_seq, out_pos) past the n bytes written.
     uint64_t left = static_cast<uint64_t>(n);
@@ -356,7 +372,6 @@ void Worker::Run(const RunClock& clock) {
     const int64_t now = NowNs();
     for (Conn& c : conns_) Refill(c, now);
   }
-  epoll_event events[kMaxEvents];
   for (;;) {
     int64_t now = NowNs();
     counters_.completed.store(completed_, std::memory_order_relaxed);
@@ -368,10 +383,11 @@ void Worker::Run(const RunClock& clock) {
       const double next = static_cast<double>(issued_) * 1e9 / options_.rate;
       wait_ns = std::min(wait_ns, clock_.start_ns + static_cast<int64_t>(next) - now);
     }
-    const timespec wait = ToTimespec(wait_ns);
-    const int n = epoll_pwait2(epoll_fd_, events, kMaxEvents, &wait, nullptr);
-    for (int i = 0; i < n; ++i) Dispatch(*static_cast<Conn*>(events[i].data.ptr), events[i].events);
+    Poll(std::min(wait_ns, std::max<int64_t>(RetryDue(now) - now, 0)));
   }
+  if (options_.reconnect) Settle();
+  counters_.completed.store(completed_, std::memory_order_relaxed);
+  counters_.measured.store(measured_, std::memory_order_relaxed);
   if (options_.mode == Mode::kOpenLoop) CountUnfinished();
   traffic_ = false;
 }

@@ -8,6 +8,12 @@
 // Per request the hot path does no allocation: requests are written with one
 // writev per connection straight from the pattern, responses are checked in
 // the receive buffer, and per-request state is two counters and a timestamp.
+//
+// Reconnecting mode (the documented client contract): an EOF or a reset
+// reopens the connection (to the next of `targets`, if given) and resends
+// every request that got no response, in order; refused connects retry with a
+// short bounded backoff. After end_ns it waits up to settle_ns for the
+// outstanding responses, so every request is answered exactly once or counted.
 #pragma once
 
 #include <sys/socket.h>
@@ -21,6 +27,8 @@
 #include "bench/payload.h"
 
 namespace bench {
+
+class Targets;
 
 enum class Mode { kClosedLoop, kOpenLoop, kIdle };
 
@@ -38,6 +46,11 @@ struct WorkerOptions {
   bool accept_error_frames = false;
   // Set (by a signal handler, say) to end Connect() and Run() early; may be null.
   const std::atomic<bool>* stop = nullptr;
+  // Reconnecting mode (see the top of this file).
+  bool reconnect = false;
+  Targets* targets = nullptr;         // picked per connect; null: `address`
+  int reconnect_attempts = 40;        // consecutive failed connects before giving up
+  int64_t settle_ns = 5'000'000'000;  // after end_ns: time for outstanding responses
 };
 
 // The phase boundaries of a run, CLOCK_MONOTONIC nanoseconds. Set once by the
@@ -49,7 +62,8 @@ struct RunClock {
 };
 
 // Why connections were lost or responses rejected.
-enum ErrorKind { kMismatch, kReset, kEof, kConnect, kTimeout, kNumErrorKinds };
+// kDuplicate (reconnecting mode only): a response with no request awaiting one.
+enum ErrorKind { kMismatch, kReset, kEof, kConnect, kTimeout, kDuplicate, kNumErrorKinds };
 const char* ErrorKindName(int kind);  // "mismatch", ...
 
 // Written by the worker thread, read live by any thread (relaxed).
@@ -60,6 +74,16 @@ struct alignas(64) WorkerCounters {
   std::atomic<int> lost{0};            // connections closed by an error
   std::atomic<uint64_t> errors[kNumErrorKinds] = {};
   std::atomic<uint64_t> error_frames{0};  // accepted "00000" responses, whole run
+  // Reconnecting mode: events that the contract survives, and the requests
+  // it could not save (failed: the connection gave up; lost: still
+  // unanswered when the settle time ran out).
+  std::atomic<uint64_t> reconnects{0};  // connections reopened after an EOF or reset
+  std::atomic<uint64_t> refused{0};     // connects refused (or no endpoint to pick)
+  std::atomic<uint64_t> resets{0};      // ECONNRESET/EPIPE on an open connection
+  std::atomic<uint64_t> eofs{0};        // EOF from the server
+  std::atomic<uint64_t> resent{0};      // requests written again after a reconnect
+  std::atomic<uint64_t> failed{0};
+  std::atomic<uint64_t> lost_requests{0};
 };
 
 int64_t NowNs();  // CLOCK_MONOTONIC
@@ -91,12 +115,13 @@ class Worker {
 
  private:
   struct Conn;
-  enum class State : uint8_t { kNew, kConnecting, kProving, kReady, kDead };
+  enum class State : uint8_t { kNew, kConnecting, kProving, kReady, kBackoff, kDead };
 
   void Open(Conn& c);
   void OnConnected(Conn& c);
   void Dispatch(Conn& c, uint32_t events);
-  void HandleReadable(Conn& c);
+  // `hangup`: the event reported the peer's FIN (read on to the EOF).
+  void HandleReadable(Conn& c, bool hangup);
   // Validates `n` received bytes; false on any byte that is not the expected one.
   bool Consume(Conn& c, const char* data, size_t n);
   void OnResponse(Conn& c, uint64_t seq, int64_t now);
@@ -107,6 +132,19 @@ class Worker {
   void Refill(Conn& c, int64_t now);
   void Flush(Conn& c);
   void Fail(Conn& c, ErrorKind kind);
+  // Reconnecting mode (reconnect.cc): an open connection ended (EOF or
+  // reset): reopen it and resend. Otherwise the same as Fail().
+  void Lost(Conn& c, ErrorKind kind);
+  // A connect failed with `err`: retry after a backoff, or give up.
+  void ConnectFailed(Conn& c, int err);
+  // Opens the connections whose backoff is over; returns the next retry time.
+  int64_t RetryDue(int64_t now);
+  // Requests written or queued on live connections but not yet answered.
+  uint64_t Outstanding() const;
+  // Reconnecting mode: keeps the loop going past end_ns until nothing is
+  // outstanding or settle_ns runs out, then counts what is left as lost.
+  void Settle();
+  void Poll(int64_t wait_ns);
   int64_t IntendedNs(const Conn& c, uint64_t seq) const;
   void ScheduleDue(int64_t now);
   void CountUnfinished();
@@ -122,7 +160,8 @@ class Worker {
   std::vector<Conn> conns_;
   std::vector<int64_t> send_ns_;  // per connection, a ring of `pipeline` send times
   std::unique_ptr<char[]> read_buf_;
-  int connecting_ = 0;  // connections opened but not yet proven or failed
+  int connecting_ = 0;             // connections opened but not yet proven or failed
+  std::vector<uint32_t> backoff_;  // indices of connections waiting to retry
   bool traffic_ = false;
   RunClock clock_;
   uint64_t issued_ = 0;  // open loop: requests scheduled so far over all connections

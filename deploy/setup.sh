@@ -3,7 +3,7 @@
 # benchmarking) the gateway needs on Debian 12. Idempotent: installs only
 # what is missing.
 #   deploy/setup.sh           build dependencies
-#   deploy/setup.sh --test    plus the test tools (Prometheus, Podman, buf, ...)
+#   deploy/setup.sh --test    plus the test tools (Prometheus, Podman, buf, kubectl, ...)
 #   deploy/setup.sh --bench   plus what bench/run.sh needs (gnuplot, libevent, ...)
 #   (--test and --bench combine)
 set -euo pipefail
@@ -69,5 +69,30 @@ if ((TEST)); then
     echo "setup: installing @bufbuild/buf into .deps/node"
     mkdir -p .deps/node
     npm install --silent --no-audit --no-fund --prefix .deps/node @bufbuild/buf@1 >/dev/null
+  fi
+  # The Kubernetes and Prometheus Operator schemas (and a YAML parser) that
+  # tests/deploy/k8s_validate.mjs checks the rendered deploy/k8s overlays with.
+  if [[ ! -f .deps/node/node_modules/kubernetes-models/package.json ||
+        ! -f .deps/node/node_modules/@kubernetes-models/prometheus-operator/package.json ||
+        ! -f .deps/node/node_modules/yaml/package.json ]]; then
+    echo "setup: installing kubernetes-models, @kubernetes-models/prometheus-operator, yaml into .deps/node"
+    mkdir -p .deps/node
+    npm install --silent --no-audit --no-fund --prefix .deps/node \
+      kubernetes-models@5 @kubernetes-models/prometheus-operator@6 yaml@2 >/dev/null
+  fi
+  # `kubectl kustomize` renders deploy/k8s. Where no kubectl is installed,
+  # Debian's kubernetes-client (kubectl 1.20, kustomize v2) does: the overlays
+  # keep to the syntax it knows. Kept only if it renders them.
+  if ! command -v kubectl >/dev/null; then
+    echo "setup: installing kubernetes-client (kubectl) for kubectl kustomize"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null
+    for overlay in deploy/k8s/overlays/*/; do
+      if ! KUBECONFIG=/nonexistent kubectl kustomize "$overlay" >/dev/null; then
+        echo "setup: Debian's kubectl cannot render $overlay; removing it (install a kubectl with kustomize v5)" >&2
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq kubernetes-client >/dev/null
+        break
+      fi
+    done
   fi
 fi

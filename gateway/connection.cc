@@ -93,9 +93,11 @@ void Connection::Service() {
     if (ReadOnce(/*in_place_only=*/over_budget) == IoResult::kClosed) return;
   }
   if (read_eof_ && open()) StopReading(CloseReason::kPeerClosed);
-  if (phase_ == Phase::kDraining && !readable_ && in_.empty()) {
-    // A frame boundary: the socket is dry and no frame is half-read, so
-    // every request the client sent is answered before the FIN.
+  if (phase_ == Phase::kDraining && !readable_ && (in_.empty() || drain_reason_ == CloseReason::kShutdown)) {
+    // The socket is dry and every whole frame read is answered before the
+    // FIN. Age and rebalancing drains also wait for a frame half-read (its
+    // --frame_timeout bounds that); a shutdown, bounded in time, drops it,
+    // and the client resends it elsewhere.
     StopReading(drain_reason_);
   }
   if (!open() || paused_ || host_links_.waiting_for_budget ||

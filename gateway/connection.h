@@ -76,10 +76,10 @@ class Connection final : public PollHandler {
   // sends EOF and closes. kForce: closes at once.
   void RequestClose(CloseReason reason, CloseMode mode);
 
-  // Shutdown, age or rebalancing: reads on until the socket is dry and no
-  // frame is half-read, answers everything, then closes (FIN) with `reason`
-  // as RequestClose(reason, kFlush) does: a frame boundary, so a client loses
-  // nothing and reconnects.
+  // Shutdown, age or rebalancing: reads on until the socket is dry (and, but
+  // for a shutdown, no frame is half-read), answers everything, then closes
+  // (FIN) with `reason` as RequestClose(reason, kFlush) does: a frame
+  // boundary, so a client that resends what got no answer loses nothing.
   void BeginDrain(CloseReason reason);
   // Open and not yet on its way out.
   bool accepting_frames() const { return phase_ == Phase::kOpen; }

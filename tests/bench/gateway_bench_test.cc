@@ -187,7 +187,9 @@ class WrongServer {
  public:
   // kErrorFrame answers with the empty frame 00000, as an upstream-mode
   // gateway does for a request its backend failed.
-  enum class Fault { kCorruptByte, kEarlyEof, kErrorFrame };
+  // kDuplicate sends the response twice; kHalfResponse sends half of it,
+  // then closes.
+  enum class Fault { kCorruptByte, kEarlyEof, kErrorFrame, kDuplicate, kHalfResponse };
 
   // Misbehaves on its `nth` response (1 = the first).
   WrongServer(Fault fault, int nth) : fault_(fault), nth_(nth) {
@@ -237,12 +239,19 @@ class WrongServer {
         frame.resize(5 + static_cast<size_t>(n));
         if (!ReadExactly(fd, frame.data() + 5, static_cast<size_t>(n))) break;
         std::reverse(frame.begin() + 5, frame.end());
+        // Every connection faults on its nth response (a reconnecting client
+        // comes back for more).
         if (++served == nth_) {
           ++faults_;
           if (fault_ == Fault::kEarlyEof) break;
+          if (fault_ == Fault::kHalfResponse) {
+            send(fd, frame.data(), frame.size() / 2, MSG_NOSIGNAL);
+            break;
+          }
+          if (fault_ == Fault::kDuplicate) frame += frame;
           if (fault_ == Fault::kErrorFrame) {
             frame = "00000";
-          } else {
+          } else if (fault_ == Fault::kCorruptByte) {
             frame[5 + static_cast<size_t>(n) / 2] ^= 0x20;  // flip one bit of one byte
           }
         }
@@ -323,6 +332,122 @@ TEST(GatewayBenchErrorsTest, ErrorFrameAnsweringTheProofFailsTheConnection) {
   EXPECT_EQ(JsonNumber(run.json, "mismatch"), 1);
   EXPECT_EQ(JsonNumber(run.json, "error_frames"), 0);
   EXPECT_EQ(JsonNumber(run.json, "established"), 0);
+}
+
+// The reconnecting mode (--reconnect), the client contract: an EOF or reset
+// reopens the connection and resends every unanswered request.
+
+// The "reconnect" object's `key` in the JSON line.
+double ReconnectNumber(const std::string& json, const std::string& key) {
+  const size_t at = json.find("\"reconnect\":{");
+  EXPECT_NE(at, std::string::npos) << json;
+  return at == std::string::npos ? -1 : JsonNumber(json.substr(at), key);
+}
+
+TEST(GatewayBenchReconnectTest, EofWithARequestUnansweredReconnectsAndResendsIt) {
+  // Every connection ends (FIN) in place of its 5th response.
+  WrongServer server(WrongServer::Fault::kEarlyEof, 5);
+  const BenchRun run = RunBench({absl::StrCat("--port=", server.port()), "--reconnect", "--conns=1", "--size=32",
+                                 "--duration=300ms", "--warmup=0s"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const int faults = server.faults();
+  ASSERT_GT(faults, 0);
+  // Each EOF left exactly one request (pipeline 1) unanswered: resent once.
+  EXPECT_EQ(ReconnectNumber(run.json, "reconnects"), faults);
+  EXPECT_EQ(ReconnectNumber(run.json, "eofs"), faults);
+  EXPECT_EQ(ReconnectNumber(run.json, "resent"), faults);
+  EXPECT_EQ(ReconnectNumber(run.json, "resets"), 0);
+  EXPECT_EQ(ReconnectNumber(run.json, "failed"), 0);
+  EXPECT_EQ(ReconnectNumber(run.json, "lost"), 0);
+  EXPECT_EQ(JsonNumber(run.json, "total"), 0);  // errors
+  EXPECT_EQ(JsonNumber(run.json, "established"), 1);
+  EXPECT_EQ(JsonField(run.json, "ok"), "true");
+  EXPECT_NE(run.output.find(absl::StrCat("reconnect  ", faults, " reconnects")), std::string::npos) << run.output;
+}
+
+TEST(GatewayBenchReconnectTest, EofInTheMiddleOfAResponseDiscardsItAndResendsTheRequest) {
+  WrongServer server(WrongServer::Fault::kHalfResponse, 4);
+  const BenchRun run = RunBench({absl::StrCat("--port=", server.port()), "--reconnect", "--conns=1", "--size=100",
+                                 "--duration=300ms", "--warmup=0s"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const int faults = server.faults();
+  ASSERT_GT(faults, 0);
+  EXPECT_EQ(ReconnectNumber(run.json, "reconnects"), faults);
+  EXPECT_EQ(ReconnectNumber(run.json, "resent"), faults);
+  EXPECT_EQ(ReconnectNumber(run.json, "lost"), 0);
+  EXPECT_EQ(JsonNumber(run.json, "total"), 0);  // errors: the half response was no mismatch
+}
+
+TEST(GatewayBenchReconnectTest, ReconnectsGoRoundRobinOverTheTargets) {
+  WrongServer a(WrongServer::Fault::kEarlyEof, 3);
+  WrongServer b(WrongServer::Fault::kEarlyEof, 3);
+  const BenchRun run = RunBench({"--reconnect", absl::StrCat("--targets=127.0.0.1:", a.port(), ",127.0.0.1:", b.port()),
+                                 "--conns=1", "--duration=300ms", "--warmup=0s"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_GT(a.faults(), 0);
+  EXPECT_GT(b.faults(), 0);
+  EXPECT_EQ(ReconnectNumber(run.json, "reconnects"), a.faults() + b.faults());
+  EXPECT_EQ(ReconnectNumber(run.json, "lost"), 0);
+}
+
+TEST_F(GatewayBenchTest, ReconnectRetriesRefusedConnectsOnAnotherTarget) {
+  ASSERT_OK_AND_ASSIGN(const LoopbackSocket held, BindLoopback());  // refuses
+  const BenchRun run =
+      RunBench({"--reconnect", absl::StrCat("--targets=127.0.0.1:", held.port(), ",127.0.0.1:", gw_->port()),
+                "--conns=6", "--duration=200ms", "--warmup=0s"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(JsonNumber(run.json, "established"), 6);
+  EXPECT_GE(ReconnectNumber(run.json, "refused"), 3);  // round robin sent every other first connect there
+  EXPECT_EQ(ReconnectNumber(run.json, "failed"), 0);
+  EXPECT_EQ(JsonNumber(run.json, "connect"), 0);  // errors
+}
+
+TEST(GatewayBenchReconnectTest, GivesUpAfterTheAttemptsAndCountsTheRequestsFailed) {
+  ASSERT_OK_AND_ASSIGN(const LoopbackSocket held, BindLoopback());
+  const BenchRun run = RunBench(
+      {absl::StrCat("--port=", held.port()), "--reconnect", "--reconnect_attempts=3", "--conns=2", "--duration=100ms"});
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_EQ(ReconnectNumber(run.json, "refused"), 6);
+  EXPECT_EQ(JsonNumber(run.json, "connect"), 2);  // errors: both gave up
+  EXPECT_EQ(JsonField(run.json, "ok"), "false");
+}
+
+TEST(GatewayBenchReconnectTest, ADuplicatedResponseIsCounted) {
+  WrongServer server(WrongServer::Fault::kDuplicate, 3);
+  // Paced, so the extra copy arrives while no request awaits a response.
+  const BenchRun run = RunBench({absl::StrCat("--port=", server.port()), "--reconnect", "--conns=1", "--rate=10",
+                                 "--duration=500ms", "--warmup=0s", "--settle=1s"});
+  EXPECT_EQ(server.faults(), 1);
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_EQ(JsonNumber(run.json, "duplicate"), 1);
+  EXPECT_EQ(JsonNumber(run.json, "mismatch"), 0);
+}
+
+TEST_F(GatewayBenchTest, ReconnectSurvivesTheGatewayClosingConnectionsAtFrameBoundaries) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Subprocess> bench,
+                       Subprocess::Start(BenchArgv({Port(), "--reconnect", "--conns=8", "--rate=800", "--pipeline=4",
+                                                    "--duration=2s", "--warmup=0s", "--size=200"})));
+  // Close every connection (responses first, then FIN) a few times over.
+  int closed = 0;
+  for (int round = 0; round < 4 && bench->Running(); ++round) {
+    absl::SleepFor(absl::Milliseconds(300));
+    ASSERT_OK_AND_ASSIGN(const ConnectionPage page, gw_->ListConnections(ListQuery{}));
+    for (const ConnectionInfo& info : page.connections) {
+      if (gw_->CloseConnection(info.fd, info.id, CloseMode::kFlush).ok()) ++closed;
+    }
+  }
+  const std::optional<int> exit_code = bench->Wait(Deadline(absl::Seconds(60)));
+  const std::string output = bench->Log();
+  ASSERT_TRUE(exit_code.has_value()) << output;
+  EXPECT_EQ(*exit_code, 0) << output;
+  const std::string json = JsonLine(output);
+  ASSERT_GT(closed, 0);
+  // Every close the client saw ends in a reconnect; nothing failed or got lost.
+  EXPECT_EQ(ReconnectNumber(json, "reconnects"), closed) << json;
+  EXPECT_EQ(ReconnectNumber(json, "eofs") + ReconnectNumber(json, "resets"), closed) << json;
+  EXPECT_EQ(ReconnectNumber(json, "failed"), 0);
+  EXPECT_EQ(ReconnectNumber(json, "lost"), 0);
+  EXPECT_EQ(JsonNumber(json, "total"), 0);  // errors: no mismatch, no duplicate
 }
 
 }  // namespace

@@ -1,63 +1,17 @@
 // The control server's set-up: TLS (with and without client-certificate
-// verification, against a throwaway CA made with openssl at test time) and
-// the failures an operator must see clearly: unreadable or mismatched TLS
-// files, a busy port.
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
+// verification, against a throwaway CA made with openssl at test time:
+// tests/support/test_pki.h) and the failures an operator must see clearly:
+// unreadable or mismatched TLS files, a busy port.
 #include <string>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/control/control_fixture.h"
+#include "tests/support/test_pki.h"
 
 namespace gateway::control::testing {
 namespace {
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// A CA, a server certificate for 127.0.0.1 and a client certificate, made
-// once for the whole suite in a temporary directory removed at exit.
-class Pki {
- public:
-  static const Pki& Get() {
-    static const Pki* pki = new Pki();
-    return *pki;
-  }
-  bool ok() const { return ok_; }
-  std::string path(const std::string& name) const { return dir_ + "/" + name; }
-  std::string pem(const std::string& name) const { return ReadFile(path(name)); }
-
- private:
-  Pki() {
-    char templ[] = "/tmp/control_tls_XXXXXX";
-    if (mkdtemp(templ) == nullptr) return;
-    dir_ = templ;
-    static std::string to_remove;
-    to_remove = dir_;
-    std::atexit([] { (void)std::system(absl::StrCat("rm -rf ", to_remove).c_str()); });
-    const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    const std::string script = absl::StrCat(
-        "set -e; cd ", dir_, "; exec 2>openssl.log;", "openssl req -x509 ", ec,
-        " -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca;", "openssl req ", ec,
-        " -keyout server.key -out server.csr -subj /CN=localhost;",
-        "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > server.ext;",
-        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
-        "-extfile server.ext;",
-        "openssl req ", ec, " -keyout client.key -out client.csr -subj /CN=client;",
-        "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2;",
-        "openssl req -x509 ", ec, " -keyout other.key -out other.pem -days 2 -subj /CN=other;");
-    ok_ = std::system(absl::StrCat("sh -c \"", script, "\"").c_str()) == 0;
-  }
-  std::string dir_;
-  bool ok_ = false;
-};
 
 class ControlServerTest : public ControlFixture {
  protected:
