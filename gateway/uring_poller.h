@@ -155,6 +155,9 @@ class UringPoller final : public Poller {
   void Forget(int fd);  // resets the fd's state (new generation); closes nothing
   void CloseNow(int fd);
   void CancelAllAndReap();
+  // Prepares a cancel of the operation(s) matching `target` (see
+  // io_uring_prep_cancel64); its completion only counts down in_flight_.
+  void PrepareCancel(uint64_t target, uint32_t flags = 0);
   // Sends what deferred closes and shutdowns (and, if asked, any stream)
   // still queue with plain non-blocking sends, bounded in time, then closes
   // or shuts down.

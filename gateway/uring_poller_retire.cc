@@ -28,6 +28,8 @@ namespace {
 // deferred sends to leave, before giving up.
 constexpr int64_t kQuiesceLimitNs = 2'000'000'000;
 constexpr int kDeferredSendLimitMs = 100;
+// Cancels prepared between two submit-and-reap rounds while retiring.
+constexpr int kCancelBatch = 256;
 
 int64_t NowNs() {
   timespec ts;
@@ -164,11 +166,31 @@ void UringPoller::Forget(int fd) {
 
 void UringPoller::CancelAllAndReap() {
   quiescing_ = true;
-  io_uring_sqe* sqe = GetSqe();
-  io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
-  io_uring_sqe_set_data64(sqe, UserData(Op::kCancel, 0, 0));
-  ++in_flight_;
+  // One cancel per operation, by its user_data: the kernel finds each in its
+  // hash table. A single CANCEL_ANY|CANCEL_ALL rescans every armed request
+  // per request it cancels, which took a second at 10,000 connections.
+  // Submitted and reaped in batches, so the completion queue never fills.
+  int prepared = 0;
+  for (size_t i = 0; i < fds_.size(); ++i) {
+    const int fd = static_cast<int>(i);
+    FdState& s = fds_[i];
+    if (!s.active) continue;
+    if (s.armed && !s.cancelling) {
+      Cancel(fd, s);
+      ++prepared;
+    }
+    if (s.sends != nullptr && s.sends->in_flight) {
+      PrepareCancel(UserData(Op::kSend, s.gen, fd));
+      ++prepared;
+    }
+    if (prepared >= kCancelBatch) {
+      SubmitNow();
+      Reap();
+      prepared = 0;
+    }
+  }
   const int64_t deadline = NowNs() + kQuiesceLimitNs;
+  bool swept = false;
   while (in_flight_ > 0) {
     if (NowNs() > deadline) {
       LogError(absl::StrCat("io_uring: ", in_flight_, " operation(s) still in flight after cancelling them for 2 s"));
@@ -182,10 +204,23 @@ void UringPoller::CancelAllAndReap() {
       errno = -result;
       DieErrno("io_uring_enter");
     }
+    // Nothing came for 50 ms: an operation this poller no longer tracks
+    // by key (its fd forgotten). One sweep cancels whatever is left.
+    if (result == -ETIME && !swept) {
+      PrepareCancel(0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+      swept = true;
+    }
     Reap();
   }
   for (int fd : ready_fds_) fds_[fd].ready = 0;
   ready_fds_.clear();
+}
+
+void UringPoller::PrepareCancel(uint64_t target, uint32_t flags) {
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_cancel64(sqe, target, static_cast<int>(flags));
+  io_uring_sqe_set_data64(sqe, UserData(Op::kCancel, 0, 0));
+  ++in_flight_;
 }
 
 void UringPoller::FinishDeferred(bool flush_open_streams) {
