@@ -315,7 +315,7 @@ def sh(cmd):
     return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
 json.dump({
     "date": sh("date -u +%Y-%m-%dT%H:%M:%SZ"), "commit": sh("git rev-parse --short HEAD"),
-    "dirty": sh("git status --porcelain -- gateway server bench") != "",
+    "dirty": sh("git status --porcelain -- gateway server bench :!bench/results") != "",
     "kernel": os.uname().release, "cpu": sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-").strip(),
     "cpus": os.cpu_count(), "load_start": "$LOAD_START", "load_end": sh("cut -d' ' -f1-3 /proc/loadavg"),
     "pinned": ${#SRV_PIN[@]} > 0, "size": $SIZE, "duration_s": $DURATION, "warmup_s": $WARMUP,
