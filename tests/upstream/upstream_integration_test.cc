@@ -114,6 +114,31 @@ TEST_P(UpstreamProtocolTest, LargestFrameBothWays) {
 // queued output passed the high-water mark is not read.
 constexpr uint64_t kClientOutstandingCap = 1024;
 
+// For AwaitConnection: the gateway has stopped reading a client that does
+// not read, because of the output queued for it. Reading pauses when that
+// output reaches the high-water mark and resumes only once it is below the
+// low-water mark, while the kernel may take part of it meanwhile: so the
+// output is at the high-water mark, or above the low-water mark with nothing
+// more read over several looks in a row.
+class StoppedForOutput {
+ public:
+  explicit StoppedForOutput(const ReactorOptions& options)
+      : high_water_(options.high_water), low_water_(options.low_water) {}
+
+  bool operator()(const ConnectionInfo& now) {
+    unchanged_looks_ = now.bytes_in == last_bytes_in_ ? unchanged_looks_ + 1 : 0;
+    last_bytes_in_ = now.bytes_in;
+    return now.need_write >= high_water_ || (now.need_write > low_water_ && unchanged_looks_ >= kLooks);
+  }
+
+ private:
+  static constexpr int kLooks = 10;
+  uint64_t high_water_;
+  uint64_t low_water_;
+  uint64_t last_bytes_in_ = 0;
+  int unchanged_looks_ = 0;
+};
+
 // A client that sends 60 MB of 10 kB frames without reading: the gateway
 // stops reading it well before the end, its output for that client stays
 // within high_water plus the capped requests' responses, the memory it holds
@@ -161,18 +186,19 @@ TEST_P(UpstreamProtocolTest, ClientThatDoesNotReadIsBackpressured) {
   std::thread writer([&] { write_status = client.WriteAll(requests, Deadline(kBigStep)); });
 
   // Paused: every request read has been answered into the client's output,
-  // which is above the high-water mark, so nothing more is read.
+  // which holds reading back, so nothing more is read.
   const size_t high_water = gw_->options().reactor.high_water;
   ConnectionInfo paused;
   // io_uring keeps up to 256 kB of sends in its own queue, which need_write
   // does not show: there, paused is everything answered and reading stopped.
   const bool uring = GetParam().model == IoModel::kIoUring;
+  StoppedForOutput stopped(gw_->options().reactor);
   EXPECT_TRUE(AwaitConnection(
       info.fd,
       [&](const ConnectionInfo& now) {
         if (now.upstream_inflight != 0) return false;
         if (uring) return now.bytes_in >= high_water && now.state != ConnectionState::kProcess;
-        return now.need_write >= high_water;
+        return stopped(now);
       },
       Deadline(kBigStep), &paused))
       << "need_write " << paused.need_write << ", upstream_inflight " << paused.upstream_inflight;
@@ -228,14 +254,17 @@ TEST_P(UpstreamProtocolTest, ClientThatDoesNotReadHoldsLittleEvenWithLargestFram
   // io_uring keeps up to 256 kB of sends in its own queue, which need_write
   // does not show: there, paused is everything answered and reading stopped.
   const bool uring = GetParam().model == IoModel::kIoUring;
+  StoppedForOutput stopped(gw_->options().reactor);
   EXPECT_TRUE(AwaitConnection(
       info.fd,
       [&](const ConnectionInfo& now) {
         if (now.upstream_inflight != 0) return false;
         if (uring) return now.bytes_in >= 2 * kMaxPayload && now.state != ConnectionState::kProcess;
-        return now.need_write >= gw_->options().reactor.high_water;
+        return stopped(now);
       },
-      Deadline(kBigStep), &paused));
+      Deadline(kBigStep), &paused))
+      << "the gateway's side: " << Describe(*gw_, info.fd) << "\n"
+      << DescribeBackends(*gw_);
   EXPECT_LT(paused.bytes_in, requests.size() / 4);
   absl::StatusOr<std::string> got = client.ReadExactly(expected.size(), Deadline(kBigStep));
   client.Close();
