@@ -174,11 +174,15 @@ void UringPoller::Cancel(int fd, FdState& s) {
   Op op = Op::kPoll;
   if (s.role == FdRole::kStream) op = Op::kRecv;
   if (s.role == FdRole::kListener && !listeners_[fd].readiness) op = Op::kAccept;
-  io_uring_sqe* sqe = GetSqe();
   // By user_data, not by fd: the fd may be closed before this is submitted.
-  io_uring_prep_cancel64(sqe, UserData(op, s.gen, fd), 0);
-  io_uring_sqe_set_data64(sqe, UserData(Op::kCancel, s.gen, fd));
+  PrepareCancel(UserData(op, s.gen, fd));
   s.cancelling = true;
+}
+
+void UringPoller::PrepareCancel(uint64_t target, uint32_t flags) {
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_cancel64(sqe, target, static_cast<int>(flags));
+  io_uring_sqe_set_data64(sqe, UserData(Op::kCancel, 0, 0));
   ++in_flight_;
 }
 

@@ -216,13 +216,6 @@ void UringPoller::CancelAllAndReap() {
   ready_fds_.clear();
 }
 
-void UringPoller::PrepareCancel(uint64_t target, uint32_t flags) {
-  io_uring_sqe* sqe = GetSqe();
-  io_uring_prep_cancel64(sqe, target, static_cast<int>(flags));
-  io_uring_sqe_set_data64(sqe, UserData(Op::kCancel, 0, 0));
-  ++in_flight_;
-}
-
 void UringPoller::FinishDeferred(bool flush_open_streams) {
   // Closes and shutdowns that waited for sends: finish them with plain
   // non-blocking sends, waiting a little for room, and count what is lost.
