@@ -145,18 +145,6 @@ class StoppedForOutput {
 // stays far below what was sent, and once the client reads, every response
 // arrives exact and in order.
 TEST_P(UpstreamProtocolTest, ClientThatDoesNotReadIsBackpressured) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  // Under a sanitizer the gateway's reads near the high-water mark come
-  // slowly and small: a read of less than loopback's 64 kB MSS opens no
-  // window the client's TCP will send into, and its zero-window probes back
-  // off past this test's deadlines (seen once in CI: the client's writer
-  // stuck, the gateway having read every byte sent). Release runs it.
-  GTEST_SKIP() << "TCP persist-timer back-off under sanitizer timing";
-#endif
-  // Signal-driven IO hit the same stall once in a Release CI run (the
-  // client's writer stuck for a minute, the gateway waiting for the rest of
-  // a frame): its reads come late too, one signal per readiness change.
-  if (GetParam().model == IoModel::kSignal) GTEST_SKIP() << "TCP persist-timer back-off with signal-driven reads";
   StartBackends(1);
   StartFront(AllBackends());
   TestClient client = Connect();
