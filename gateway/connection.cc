@@ -92,6 +92,7 @@ void Connection::Service() {
     }
     if (ReadOnce(/*in_place_only=*/over_budget) == IoResult::kClosed) return;
   }
+  if (link_ != nullptr) link_->room_granted = false;  // its turn is over
   if (read_eof_ && open()) StopReading(CloseReason::kPeerClosed);
   if (phase_ == Phase::kDraining && !readable_ && (in_.empty() || drain_reason_ == CloseReason::kShutdown)) {
     // The socket is dry and every whole frame read is answered before the
@@ -123,7 +124,7 @@ bool Connection::UpstreamCapped() const {
 
 bool Connection::UpstreamBlocked() {
   if (UpstreamCapped()) return true;  // OnUpstreamReply resumes us
-  if (ctx_->upstream->FullFor(link_)) {
+  if (ctx_->upstream->MustWaitForRoom(link_)) {
     ctx_->upstream->WaitForRoom(link_);
     return true;
   }

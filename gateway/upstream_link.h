@@ -32,6 +32,7 @@ struct ClientLink {
   std::deque<Slot> slots;
   uint64_t slot_bytes = 0;        // the slots' requests and the answers they hold
   bool waiting_for_room = false;  // on the pool's list: reading paused, every backend full
+  bool room_granted = false;      // taken off that list: reads before newcomers, until its read pass ends
 
   uint64_t outstanding() const {
     return close_at_seq == UINT64_MAX ? slots.size() : (close_at_seq > head_seq ? close_at_seq - head_seq : 0);

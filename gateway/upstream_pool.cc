@@ -278,9 +278,24 @@ bool UpstreamPool::FullFor(const std::shared_ptr<ClientLink>& link) {
   return any;  // none eligible: not full, new frames get the error at once
 }
 
+bool UpstreamPool::MustWaitForRoom(const std::shared_ptr<ClientLink>& link) {
+  if (FullFor(link)) return true;
+  // With hash, full is per backend: a client of another backend waits for nobody.
+  if (options_.lb == LoadBalancing::kHash || link->room_granted) return false;
+  return grants_pending_ || !room_waiters_.empty();
+}
+
 void UpstreamPool::WaitForRoom(const std::shared_ptr<ClientLink>& link) {
   if (link->waiting_for_room) return;
   link->waiting_for_room = true;
+  if (link->room_granted) {
+    // Its turn came and the room ran out under it: it keeps its place, ahead
+    // of the newcomers.
+    room_waiters_.insert(room_waiters_.begin() + static_cast<ptrdiff_t>(std::min(requeued_, room_waiters_.size())),
+                         link);
+    ++requeued_;
+    return;
+  }
   room_waiters_.push_back(link);
 }
 
@@ -290,6 +305,7 @@ void UpstreamPool::ResumeWaiters() {
   // and the loop would spin.
   std::vector<std::shared_ptr<ClientLink>> waiters;
   waiters.swap(room_waiters_);
+  requeued_ = 0;
   for (auto& link : waiters) {
     if (link->connection == nullptr) {
       link->waiting_for_room = false;
@@ -300,6 +316,8 @@ void UpstreamPool::ResumeWaiters() {
       continue;
     }
     link->waiting_for_room = false;
+    link->room_granted = true;
+    grants_pending_ = true;
     host_->ServiceLater(link->connection);
   }
 }
@@ -331,6 +349,8 @@ void UpstreamPool::MarkDirty(UpstreamConnection* connection) {
 }
 
 void UpstreamPool::FlushAll() {
+  // Every client granted room before now has been serviced (RunDeferred).
+  grants_pending_ = false;
   if (connect_wanted_) {
     connect_wanted_ = false;
     const int64_t now = loop_->now_ns();

@@ -109,7 +109,12 @@ class UpstreamPool : private PollHandler {
   // True while every backend that could take the client's requests is full:
   // the client stops reading and is serviced again when room frees.
   bool FullFor(const std::shared_ptr<ClientLink>& link);
-  // The client stopped reading because FullFor() said so.
+  // FullFor(), or clients that waited for room have not had their turn yet:
+  // a client that has not waited queues behind them (first come, first
+  // served; without it, clients answered this turn read again at once and
+  // those that waited starve: a 4x p99 at 1,000 clients x 16 in flight).
+  bool MustWaitForRoom(const std::shared_ptr<ClientLink>& link);
+  // The client stopped reading because MustWaitForRoom() said so.
   void WaitForRoom(const std::shared_ptr<ClientLink>& link);
 
   // --- From the reactor's loop. ---
@@ -164,7 +169,9 @@ class UpstreamPool : private PollHandler {
   std::vector<std::unique_ptr<PoolBackend>> backends_;
   std::vector<UpstreamConnection*> dirty_;
   bool connect_wanted_ = false;  // requests wait for idle connections: connect them at FlushAll
-  std::vector<std::shared_ptr<ClientLink>> room_waiters_;
+  std::vector<std::shared_ptr<ClientLink>> room_waiters_;  // in arrival order
+  size_t requeued_ = 0;         // granted clients put back at the front since the last ResumeWaiters
+  bool grants_pending_ = false;  // ResumeWaiters granted room to clients not serviced yet
   std::minstd_rand rng_;
 };
 

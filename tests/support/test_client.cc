@@ -69,6 +69,20 @@ absl::StatusOr<TestClient> TestClient::Connect(int port, absl::Time deadline, ab
   return client;
 }
 
+absl::StatusOr<TestClient> TestClient::Accept(int listen_fd, absl::Time deadline) {
+  for (;;) {
+    // Poll first: the listener may be blocking.
+    pollfd p{listen_fd, POLLIN, 0};
+    const int rc = poll(&p, 1, RemainingMs(deadline));
+    if (rc < 0 && errno != EINTR) return ErrnoStatus("poll", errno);
+    if (rc == 0 && absl::Now() >= deadline) return absl::DeadlineExceededError("no connection to accept");
+    if (rc <= 0) continue;
+    const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) return TestClient(fd);
+    if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN) return ErrnoStatus("accept4", errno);
+  }
+}
+
 TestClient::~TestClient() { Close(); }
 
 TestClient::TestClient(TestClient&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}

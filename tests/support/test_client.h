@@ -41,6 +41,10 @@ class TestClient {
   static absl::StatusOr<TestClient> Connect(int port, absl::Time deadline = Deadline(),
                                             absl::string_view host = "127.0.0.1");
 
+  // The server side of a connection to `listen_fd` (a fake backend's), once
+  // one arrives before `deadline`.
+  static absl::StatusOr<TestClient> Accept(int listen_fd, absl::Time deadline = Deadline());
+
   TestClient() = default;
   ~TestClient();
   TestClient(TestClient&& other) noexcept;
