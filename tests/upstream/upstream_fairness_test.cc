@@ -15,6 +15,15 @@
 namespace gateway::testing {
 namespace {
 
+// Until the peer's TCP has taken everything `sender` wrote (acked), so its
+// socket was made readable, and readiness comes in the order of the writes.
+bool AwaitDelivered(const TestClient& sender) {
+  return WaitUntil([&] {
+    absl::StatusOr<int> unacked = sender.UnackedBytes();
+    return unacked.ok() && *unacked == 0;
+  });
+}
+
 // The next frame's payload, or the error in its place.
 std::string NextFrame(TestClient& client) {
   absl::StatusOr<std::string> frame = client.ReadFrame();
@@ -60,6 +69,7 @@ TEST_P(UpstreamFairnessTest, ClientThatWaitedForRoomGoesBeforeNewcomer) {
   ASSERT_OK(a.WriteAll(Frame("a1")));  // pending: X's is in flight
   ASSERT_TRUE(AwaitConnection(a_info.fd, [](const ConnectionInfo& i) { return i.upstream_inflight == 1; }));
   ASSERT_OK(w.WriteAll(Frame("w1")));  // full: W waits for room
+  ASSERT_TRUE(AwaitDelivered(w));
 
   // Hold the reactor so that the backend's answer and N's request arrive in
   // one wakeup, the answer first.
@@ -74,6 +84,7 @@ TEST_P(UpstreamFairnessTest, ClientThatWaitedForRoomGoesBeforeNewcomer) {
   };
   ASSERT_TRUE(held->WaitForNotificationWithTimeout(kStepTimeout));
   ASSERT_OK(backend.WriteAll(Frame("1x")));
+  ASSERT_TRUE(AwaitDelivered(backend));
   ASSERT_OK(n.WriteAll(Frame("n1")));
   release->Notify();
 
