@@ -27,10 +27,12 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "tests/control/control_fixture.h"
 #include "tests/control/watch_reader.h"
+#include "tests/support/reactor_stall.h"
 
 namespace gateway::control::testing {
 namespace {
 
+using ::gateway::testing::Stall;
 using ::gateway::testing::TestClient;
 using ::gateway::testing::WaitUntil;
 
@@ -86,39 +88,6 @@ class Outcomes {
     std::vector<grpc::Status> statuses;  // guarded by mu
   };
   std::shared_ptr<State> state_ = std::make_shared<State>();
-};
-
-// Blocks one reactor's thread until released, as a reactor stuck in a long
-// task would. Shared with the task it posts.
-class Stall {
- public:
-  // Returns once reactor `index` of `gw` is blocked.
-  static std::shared_ptr<Stall> Start(Gateway& gw, int index) {
-    auto stall = std::make_shared<Stall>();
-    EXPECT_TRUE(gw.PostForTesting(index, [stall] {
-      std::unique_lock<std::mutex> lock(stall->mu_);
-      stall->entered_ = true;
-      stall->cv_.notify_all();
-      stall->cv_.wait(lock, [&] { return stall->released_; });
-    }));
-    std::unique_lock<std::mutex> lock(stall->mu_);
-    stall->cv_.wait(lock, [&] { return stall->entered_; });
-    return stall;
-  }
-
-  void Release() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      released_ = true;
-    }
-    cv_.notify_all();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool entered_ = false;   // guarded by mu_
-  bool released_ = false;  // guarded by mu_
 };
 
 // One call's context, request and response, alive until the test ends.

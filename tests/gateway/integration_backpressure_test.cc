@@ -206,10 +206,7 @@ TEST_P(BackpressureTest, NoBusyLoopWhileAHalfClosedClientIsSlowToRead) {
   ASSERT_TRUE(paused) << "the server never paused";
   ASSERT_OK(client.ShutdownWrite());
   // Every byte and the FIN have reached the server's kernel.
-  ASSERT_TRUE(WaitUntil([&] {
-    absl::StatusOr<int> unacked = client.UnackedBytes();
-    return unacked.ok() && *unacked == 0;
-  }));
+  ASSERT_TRUE(AwaitAcked(client));
   const uint64_t before = SumStat(*gw_, &ReactorStats::wakeups);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // a measurement window, not synchronisation
   const uint64_t during = SumStat(*gw_, &ReactorStats::wakeups) - before;

@@ -87,10 +87,7 @@ TEST_P(GracefulStopTest, AnswersEverythingReceivedThenEofAndExitZero) {
   }
   ASSERT_OK(client.WriteAll(requests));
   // Every byte has reached the server's kernel before the signal.
-  EXPECT_TRUE(WaitUntil([&] {
-    absl::StatusOr<int> unacked = client.UnackedBytes();
-    return unacked.ok() && *unacked == 0;
-  }));
+  EXPECT_TRUE(AwaitAcked(client));
 
   ASSERT_EQ(kill(gateway->pid(), signo), 0);
   ASSERT_OK_AND_ASSIGN(const std::string got, client.ReadUntilEof());

@@ -276,6 +276,15 @@ bool WaitUntil(const std::function<bool()>& condition, absl::Time deadline) {
   }
 }
 
+bool AwaitAcked(const TestClient& client, absl::Time deadline) {
+  return WaitUntil(
+      [&] {
+        absl::StatusOr<int> unacked = client.UnackedBytes();
+        return unacked.ok() && *unacked == 0;
+      },
+      deadline);
+}
+
 absl::StatusOr<std::unique_ptr<Gateway>> StartTestGateway(GatewayOptions options, absl::string_view listen) {
   options.listen_address = std::string(listen);
   absl::StatusOr<std::unique_ptr<Gateway>> gw = Gateway::Create(std::move(options));

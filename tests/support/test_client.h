@@ -109,6 +109,10 @@ std::string RandomBytes(std::mt19937_64& rng, size_t size);
 // passes; returns whether it held.
 bool WaitUntil(const std::function<bool()>& condition, absl::Time deadline = Deadline());
 
+// Waits until the peer's TCP has acknowledged every byte `client` wrote (so
+// the peer's socket has it, and was made readable); returns whether it did.
+bool AwaitAcked(const TestClient& client, absl::Time deadline = Deadline());
+
 // Creates and starts an in-process gateway with `options`, listening on
 // `listen` (loopback, ephemeral port) instead of options.listen_address.
 absl::StatusOr<std::unique_ptr<Gateway>> StartTestGateway(GatewayOptions options,

@@ -7,22 +7,13 @@
 #include <string>
 
 #include "absl/cleanup/cleanup.h"
-#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "tests/support/loopback.h"
+#include "tests/support/reactor_stall.h"
 #include "tests/upstream/upstream_fixture.h"
 
 namespace gateway::testing {
 namespace {
-
-// Until the peer's TCP has taken everything `sender` wrote (acked), so its
-// socket was made readable, and readiness comes in the order of the writes.
-bool AwaitDelivered(const TestClient& sender) {
-  return WaitUntil([&] {
-    absl::StatusOr<int> unacked = sender.UnackedBytes();
-    return unacked.ok() && *unacked == 0;
-  });
-}
 
 // The next frame's payload, or the error in its place.
 std::string NextFrame(TestClient& client) {
@@ -69,24 +60,16 @@ TEST_P(UpstreamFairnessTest, ClientThatWaitedForRoomGoesBeforeNewcomer) {
   ASSERT_OK(a.WriteAll(Frame("a1")));  // pending: X's is in flight
   ASSERT_TRUE(AwaitConnection(a_info.fd, [](const ConnectionInfo& i) { return i.upstream_inflight == 1; }));
   ASSERT_OK(w.WriteAll(Frame("w1")));  // full: W waits for room
-  ASSERT_TRUE(AwaitDelivered(w));
+  ASSERT_TRUE(AwaitAcked(w));  // its readiness comes before the backend's answer
 
   // Hold the reactor so that the backend's answer and N's request arrive in
   // one wakeup, the answer first.
-  auto held = std::make_shared<absl::Notification>();
-  auto release = std::make_shared<absl::Notification>();
-  ASSERT_TRUE(gw_->PostForTesting(0, [held, release] {
-    held->Notify();
-    release->WaitForNotification();
-  }));
-  absl::Cleanup let_go = [release] {
-    if (!release->HasBeenNotified()) release->Notify();
-  };
-  ASSERT_TRUE(held->WaitForNotificationWithTimeout(kStepTimeout));
+  std::shared_ptr<Stall> stall = Stall::Start(*gw_, 0);
+  absl::Cleanup let_go = [stall] { stall->Release(); };  // also when an assertion returns early
   ASSERT_OK(backend.WriteAll(Frame("1x")));
-  ASSERT_TRUE(AwaitDelivered(backend));
+  ASSERT_TRUE(AwaitAcked(backend));
   ASSERT_OK(n.WriteAll(Frame("n1")));
-  release->Notify();
+  stall->Release();
 
   // The backend answers each request as it comes, and records the order.
   std::string order;
